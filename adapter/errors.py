@@ -1,0 +1,223 @@
+"""One error tree and one issue catalogue for the whole adapter.
+
+Every problem the adapter reports is an :class:`Issue` with a stable code from
+:data:`CATALOGUE`, a severity, and a :class:`Location` (line, XPath, FHIR path).
+Messages are fixed texts with optional *safe* parameters (element names, counts,
+allowed values): never the value of a CPR number, a name or free text.
+
+Exceptions (:class:`AdapterError` and its subclasses) carry one or more issues;
+the CLI, the API and the MedCom negative receipt all render the same issues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+ERROR = "error"
+WARNING = "warning"
+INFORMATION = "information"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an issue is: source line, an XPath of local names, and/or a FHIR path."""
+
+    line: int | None = None
+    xpath: str | None = None
+    fhir_path: str | None = None
+
+    def render(self) -> str:
+        return self.xpath or self.fhir_path or "/"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    severity: str
+    title: str
+    refuse_code: str = "ikke_specificeret"  # MedCom XCTL02 RefuseCode when this refuses
+    http_status: int = 422
+    issue_type: str = "invalid"  # FHIR OperationOutcome issue.code
+
+
+# The catalogue of stable codes. Ranges:
+#   E0xx  reading bytes as XML (safety, well-formedness, encoding)
+#   E1xx  message detection (which MedCom message this is)
+#   W2xx  schema deviations (own XSDs; real messages are messy, so these warn)
+#   E3xx/W3xx  business rules on the message content
+#   E4xx  mapping to FHIR
+#   E5xx  configuration and code tables
+CATALOGUE: dict[str, CodeInfo] = {
+    # --- XML reading
+    "GGOP-E001": CodeInfo(ERROR, "The message is not well-formed XML", "syntaksfejl", 400, "structure"),
+    "GGOP-E002": CodeInfo(ERROR, "A DOCTYPE/DTD is not allowed in MedCom messages", "syntaksfejl", 400, "security"),
+    "GGOP-E003": CodeInfo(ERROR, "The message is larger than the configured size limit", "syntaksfejl", 413, "too-long"),
+    "GGOP-E004": CodeInfo(ERROR, "The XML is nested deeper than the configured depth limit", "syntaksfejl", 400, "too-costly"),
+    "GGOP-E005": CodeInfo(ERROR, "The message is empty", "syntaksfejl", 400, "required"),
+    "GGOP-E006": CodeInfo(ERROR, "The bytes cannot be decoded in the declared encoding", "syntaksfejl", 400, "structure"),
+    "GGOP-E007": CodeInfo(ERROR, "Entity declarations and references are not allowed", "syntaksfejl", 400, "security"),
+    "GGOP-W008": CodeInfo(WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"),
+    # --- detection
+    "GGOP-E101": CodeInfo(ERROR, "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt", "problem_med_version", 422, "not-supported"),
+    "GGOP-E102": CodeInfo(ERROR, "Unsupported version of a known message", "problem_med_version", 422, "not-supported"),
+    "GGOP-E103": CodeInfo(ERROR, "The message holds no letter", "syntaksfejl", 422, "required"),
+    "GGOP-W104": CodeInfo(WARNING, "The message holds more than one letter; only the first is converted", http_status=200, issue_type="informational"),
+    # --- schema deviations (warnings: schemas are our own, real messages vary)
+    "GGOP-W201": CodeInfo(WARNING, "Element not known to the schema at this place", http_status=200, issue_type="structure"),
+    "GGOP-W202": CodeInfo(WARNING, "Element missing that the schema expects", http_status=200, issue_type="structure"),
+    "GGOP-W203": CodeInfo(WARNING, "Value does not match the schema's type", http_status=200, issue_type="value"),
+    "GGOP-W204": CodeInfo(WARNING, "Schema deviation", http_status=200, issue_type="structure"),
+    "GGOP-W205": CodeInfo(WARNING, "Element is in the other MedCom namespace than the schema expects", http_status=200, issue_type="structure"),
+    # --- business rules: essentials and malformed values (errors)
+    "GGOP-E301": CodeInfo(ERROR, "Envelope identifier is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E302": CodeInfo(ERROR, "Letter identifier is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E303": CodeInfo(ERROR, "Patient has neither CPR number nor alternative identifier", "syntaksfejl", 422, "required"),
+    "GGOP-E304": CodeInfo(ERROR, "CPR number is not 10 digits with a valid date part", "syntaksfejl", 422, "value"),
+    "GGOP-E305": CodeInfo(ERROR, "Type of rehabilitation plan is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E306": CodeInfo(ERROR, "Type of rehabilitation plan is not almen, specialiseret or rehabilitering", "syntaksfejl", 422, "code-invalid"),
+    "GGOP-E307": CodeInfo(ERROR, "Receiver is missing", "problem_med_modtagerID", 422, "required"),
+    "GGOP-E308": CodeInfo(ERROR, "Receiver location number (GLN) is missing or not 13 digits", "ukendt_lokationsnummer", 422, "value"),
+    "GGOP-E309": CodeInfo(ERROR, "Receiver location number (GLN) fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"),
+    "GGOP-E310": CodeInfo(ERROR, "Sender location number (EAN/GLN) is missing", "ukendt_lokationsnummer", 422, "required"),
+    "GGOP-E311": CodeInfo(ERROR, "Sender location number (GLN) is not 13 digits or fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"),
+    "GGOP-E312": CodeInfo(ERROR, "A date or time is malformed", "syntaksfejl", 422, "value"),
+    "GGOP-E313": CodeInfo(ERROR, "Identifier is longer than MedCom allows (14 characters)", "syntaksfejl", 422, "value"),
+    "GGOP-E314": CodeInfo(ERROR, "Patient surname is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E315": CodeInfo(ERROR, "Receiver municipality code is not a known Danish municipality", "problem_med_modtagerID", 422, "code-invalid"),
+    "GGOP-E316": CodeInfo(ERROR, "Letter status code is not known", "syntaksfejl", 422, "code-invalid"),
+    "GGOP-E317": CodeInfo(ERROR, "Sender is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E318": CodeInfo(ERROR, "Consent answer is not ja or nej", "syntaksfejl", 422, "code-invalid"),
+    "GGOP-E319": CodeInfo(ERROR, "Letter version code does not match the message", "problem_med_version", 422, "not-supported"),
+    # --- business rules: tolerated defects (warnings)
+    "GGOP-W330": CodeInfo(WARNING, "CPR number fails the modulus-11 check (allowed since 2007)", http_status=200, issue_type="informational"),
+    "GGOP-W331": CodeInfo(WARNING, "Location number (GLN) of a copy receiver, contact or location fails the GS1 check; it is kept but not routable by GLN", http_status=200, issue_type="value"),
+    "GGOP-W332": CodeInfo(WARNING, "Discharge time is missing or only given as text; deadlines cannot be computed from it", http_status=200, issue_type="incomplete"),
+    "GGOP-W333": CodeInfo(WARNING, "Consent answer is missing", http_status=200, issue_type="incomplete"),
+    "GGOP-W334": CodeInfo(WARNING, "Diagnosis code type is not known; kept as text", http_status=200, issue_type="code-invalid"),
+    "GGOP-W335": CodeInfo(WARNING, "Plan to rehabilitering lacks the extended description of functioning (BEK §2 stk. 3)", http_status=200, issue_type="incomplete"),
+    "GGOP-W336": CodeInfo(WARNING, "Receiver is not identified by municipality code", http_status=200, issue_type="incomplete"),
+    "GGOP-W337": CodeInfo(WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"),
+    "GGOP-W338": CodeInfo(WARNING, "A date or time of a non-essential element is malformed; it is left out", http_status=200, issue_type="value"),
+    "GGOP-W339": CodeInfo(WARNING, "A code is not in the adapter's code tables; kept as text", http_status=200, issue_type="code-invalid"),
+    "GGOP-W340": CodeInfo(WARNING, "Statistical code does not match the type of rehabilitation plan", http_status=200, issue_type="informational"),
+    # --- mapping
+    "GGOP-E401": CodeInfo(ERROR, "The converted resources do not form a valid FHIR R4 Bundle", "ikke_specificeret", 500, "exception"),
+    "GGOP-E402": CodeInfo(ERROR, "A receipt cannot be converted: receipts are answers, not plans", "problem_med_version", 422, "not-supported"),
+    # --- configuration
+    "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str
+    location: Location = field(default_factory=Location)
+    detail: str | None = None  # safe detail: element names, allowed values; never patient data
+
+    @property
+    def info(self) -> CodeInfo:
+        return CATALOGUE[self.code]
+
+    @property
+    def severity(self) -> str:
+        return self.info.severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    @property
+    def message(self) -> str:
+        return self.info.title + (f": {self.detail}" if self.detail else "")
+
+    def render_line(self, filename: str = "-") -> str:
+        line = self.location.line if self.location.line is not None else 0
+        return f"{filename}:{line} {self.location.render()} {self.code} {self.message}"
+
+    def as_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "line": self.location.line,
+            "xpath": self.location.xpath,
+            "fhirPath": self.location.fhir_path,
+        }
+
+
+def __post_init_check(code: str) -> None:
+    if code not in CATALOGUE:
+        raise KeyError(f"unknown issue code {code}")
+
+
+def issue(code: str, line: int | None = None, xpath: str | None = None,
+          detail: str | None = None, fhir_path: str | None = None) -> Issue:
+    """Build an issue, checking that its code is in the catalogue."""
+    __post_init_check(code)
+    return Issue(code, Location(line, xpath, fhir_path), detail)
+
+
+class AdapterError(Exception):
+    """Base of every error the adapter raises on purpose."""
+
+    def __init__(self, issues: Iterable[Issue] | Issue):
+        if isinstance(issues, Issue):
+            issues = [issues]
+        self.issues: list[Issue] = list(issues)
+        super().__init__("; ".join(i.render_line() for i in self.issues))
+
+    @property
+    def first(self) -> Issue:
+        return next((i for i in self.issues if i.is_error), self.issues[0])
+
+    @property
+    def http_status(self) -> int:
+        return self.first.info.http_status
+
+    @property
+    def refuse_code(self) -> str:
+        return self.first.info.refuse_code
+
+
+class InputError(AdapterError):
+    """The sender's message cannot be accepted."""
+
+
+class XmlSyntaxError(InputError):
+    """Bytes are not acceptable XML (syntax, safety, size, encoding)."""
+
+
+class UnsupportedMessageError(InputError):
+    """Well-formed XML, but not a message this adapter handles."""
+
+
+class SchemaError(InputError):
+    """Structure does not fit the message schema in a way that refuses it."""
+
+
+class BusinessRuleError(InputError):
+    """Essential content missing or malformed."""
+
+
+class MappingError(AdapterError):
+    """The adapter could not build valid FHIR from an accepted message (a defect of ours)."""
+
+
+class ConfigError(AdapterError):
+    """A configuration or mapping file is missing or broken."""
+
+
+class DeliveryError(Exception):
+    """Delivering to a recipient failed."""
+
+
+class RetryableDeliveryError(DeliveryError):
+    pass
+
+
+class PermanentDeliveryError(DeliveryError):
+    pass
+
+
+def errors_of(issues: Iterable[Issue]) -> list[Issue]:
+    return [i for i in issues if i.is_error]
