@@ -56,6 +56,7 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E005": CodeInfo(ERROR, "The message is empty", "syntaksfejl", 400, "required"),
     "GGOP-E006": CodeInfo(ERROR, "The bytes cannot be decoded in the declared encoding", "syntaksfejl", 400, "structure"),
     "GGOP-E007": CodeInfo(ERROR, "Entity declarations and references are not allowed", "syntaksfejl", 400, "security"),
+    "GGOP-E009": CodeInfo(ERROR, "The file cannot be read", "ikke_specificeret", 400, "not-found"),
     "GGOP-W008": CodeInfo(WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"),
     # --- detection
     "GGOP-E101": CodeInfo(ERROR, "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt", "problem_med_version", 422, "not-supported"),
@@ -82,12 +83,12 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E311": CodeInfo(ERROR, "Sender location number (GLN) is not 13 digits or fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"),
     "GGOP-E312": CodeInfo(ERROR, "A date or time is malformed", "syntaksfejl", 422, "value"),
     "GGOP-E313": CodeInfo(ERROR, "Identifier is longer than MedCom allows (14 characters)", "syntaksfejl", 422, "value"),
-    "GGOP-E314": CodeInfo(ERROR, "Patient surname is missing", "syntaksfejl", 422, "required"),
     "GGOP-E315": CodeInfo(ERROR, "Receiver municipality code is not a known Danish municipality", "problem_med_modtagerID", 422, "code-invalid"),
     "GGOP-E316": CodeInfo(ERROR, "Letter status code is not known", "syntaksfejl", 422, "code-invalid"),
     "GGOP-E317": CodeInfo(ERROR, "Sender is missing", "syntaksfejl", 422, "required"),
     "GGOP-E318": CodeInfo(ERROR, "Consent answer is not ja or nej", "syntaksfejl", 422, "code-invalid"),
     "GGOP-E319": CodeInfo(ERROR, "Letter version code does not match the message", "problem_med_version", 422, "not-supported"),
+    "GGOP-E320": CodeInfo(ERROR, "Envelope sent date is missing", "syntaksfejl", 422, "required"),
     # --- business rules: tolerated defects (warnings)
     "GGOP-W330": CodeInfo(WARNING, "CPR number fails the modulus-11 check (allowed since 2007)", http_status=200, issue_type="informational"),
     "GGOP-W331": CodeInfo(WARNING, "Location number (GLN) of a copy receiver, contact or location fails the GS1 check; it is kept but not routable by GLN", http_status=200, issue_type="value"),
@@ -97,13 +98,14 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-W335": CodeInfo(WARNING, "Plan to rehabilitering lacks the extended description of functioning (BEK §2 stk. 3)", http_status=200, issue_type="incomplete"),
     "GGOP-W336": CodeInfo(WARNING, "Receiver is not identified by municipality code", http_status=200, issue_type="incomplete"),
     "GGOP-W337": CodeInfo(WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"),
+    "GGOP-W341": CodeInfo(WARNING, "Sender or receiver location number (GLN) of a correspondence letter fails the GS1 check digit; kept, not routable by GLN", http_status=200, issue_type="value"),
     "GGOP-W338": CodeInfo(WARNING, "A date or time of a non-essential element is malformed; it is left out", http_status=200, issue_type="value"),
     "GGOP-W339": CodeInfo(WARNING, "A code is not in the adapter's code tables; kept as text", http_status=200, issue_type="code-invalid"),
-    "GGOP-W340": CodeInfo(WARNING, "Statistical code does not match the type of rehabilitation plan", http_status=200, issue_type="informational"),
     # --- mapping
     "GGOP-E401": CodeInfo(ERROR, "The converted resources do not form a valid FHIR R4 Bundle", "ikke_specificeret", 500, "exception"),
     "GGOP-E402": CodeInfo(ERROR, "A receipt cannot be converted: receipts are answers, not plans", "problem_med_version", 422, "not-supported"),
-    # --- configuration
+    # --- configuration and internal
+    "GGOP-E900": CodeInfo(ERROR, "Internal error while processing the message", "ikke_specificeret", 500, "exception"),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
 }
 

@@ -1,0 +1,217 @@
+"""Command line: ``ggop-adapter convert | validate | receipt | generate | demo``.
+
+Bad input always ends in a located issue line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from adapter import __version__
+from adapter.errors import AdapterError, InputError, Issue, issue
+from adapter.fhir.bundle import to_json
+from adapter.outcome import operation_outcome
+
+EXIT_OK, EXIT_REFUSED, EXIT_INTERNAL = 0, 2, 3
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(issue("GGOP-E009", None, "/", type(exc).__name__)) from None
+
+
+def _print_issues(name: str, issues: list[Issue], stream=None) -> None:
+    stream = stream or sys.stdout
+    for i in issues:
+        click.echo(i.render_line(name), file=stream)
+
+
+def _parse_received_at(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected an ISO date-time such as 2026-03-02T10:15:00+01:00") from None
+    if parsed.tzinfo is None:
+        from adapter.fhir.context import DANISH_TIME
+        parsed = parsed.replace(tzinfo=DANISH_TIME)
+    return parsed
+
+
+def _expand(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(x for x in p.rglob("*.xml") if x.is_file())
+        else:
+            files.append(p)
+    return files
+
+
+class _Guard:
+    """Turn any unexpected exception into a located internal error line (exit 3)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (InputError, click.exceptions.Exit, click.ClickException,
+                                           KeyboardInterrupt, SystemExit)):
+            return False
+        if isinstance(exc, AdapterError):  # configuration or mapping defect: ours, not the sender's
+            _print_issues(self.name, exc.issues, sys.stderr)
+            raise SystemExit(EXIT_INTERNAL)
+        click.echo(issue("GGOP-E900", None, "/", type(exc).__name__).render_line(self.name), err=True)
+        raise SystemExit(EXIT_INTERNAL)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ggop-adapter")
+def main() -> None:
+    """MedCom G-GOP and XDIS91 correspondence to FHIR R4."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <name>.json per input here.")
+@click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
+@click.option("--compact", is_flag=True, help="One-line JSON.")
+def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool) -> None:
+    """Convert MedCom XML FILES to FHIR R4 transaction Bundles."""
+    from adapter.pipeline import convert_bytes
+
+    at = _parse_received_at(received_at)
+    paths = _expand(files)
+    if out_dir is None and len(paths) != 1:
+        raise click.UsageError("several inputs need --out DIR")
+    refused = 0
+    for n, path in enumerate(paths, 1):
+        with _Guard(str(path)):
+            try:
+                result = convert_bytes(_read(path), received_at=at)
+            except AdapterError as exc:
+                refused += 1
+                _print_issues(str(path), exc.issues, sys.stderr)
+                continue
+            text = to_json(result.bundle, None if compact else 2)
+            if out_dir is None:
+                click.echo(text)
+                _print_issues(str(path), result.issues, sys.stderr)
+            else:
+                target = Path(out_dir) / (path.stem + ".json")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text + "\n", encoding="utf-8")
+        if out_dir is not None and (n % 100 == 0 or n == len(paths)) and len(paths) > 1:
+            click.echo(f"converted {n - refused}/{n} of {len(paths)} (refused {refused})", err=True)
+    sys.exit(EXIT_REFUSED if refused else EXIT_OK)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print FHIR OperationOutcome(s) instead of lines.")
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check MedCom XML FILES: one line per issue, exit 2 when any is refused."""
+    from adapter.pipeline import validate_bytes
+
+    paths = _expand(files)
+    refused = 0
+    for path in paths:
+        with _Guard(str(path)):
+            try:
+                result = validate_bytes(_read(path))
+                issues, accepted = result.issues, result.accepted
+            except InputError as exc:
+                issues, accepted = exc.issues, False
+            refused += 0 if accepted else 1
+            if as_json:
+                oo = operation_outcome(issues, str(path) if len(paths) > 1 else None)
+                click.echo(json.dumps(oo, ensure_ascii=False, indent=None if len(paths) > 1 else 2))
+            else:
+                _print_issues(str(path), issues)
+    sys.exit(EXIT_REFUSED if refused else EXIT_OK)
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
+def receipt(file: str, received_at: str | None) -> None:
+    """Print the MedCom receipt the sender gets: XCTL03 when accepted, XCTL02 when refused."""
+    from adapter.pipeline import receipt_for
+
+    with _Guard(file):
+        try:
+            result = receipt_for(_read(Path(file)), received_at=_parse_received_at(received_at))
+        except InputError as exc:
+            _print_issues(file, exc.issues, sys.stderr)
+            sys.exit(EXIT_REFUSED)
+        if result.xml is None:
+            _print_issues(file, result.issues, sys.stderr)
+            click.echo(f"{file}: no receipt can be addressed: the envelope identifier or the "
+                       f"sender's and receiver's location numbers cannot be found", err=True)
+            sys.exit(EXIT_REFUSED)
+        sys.stdout.buffer.write(result.xml + b"\n")
+        sys.stdout.flush()
+        if not result.positive:
+            _print_issues(file, result.issues, sys.stderr)
+        sys.exit(EXIT_OK if result.positive else EXIT_REFUSED)
+
+
+@main.command()
+@click.option("--count", default=20, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def generate(count: int, seed: int, out_dir: str) -> None:
+    """Write COUNT realistic synthetic G-GOPs and XDIS91 letters, reproducible by SEED."""
+    from adapter.generate import generate_messages
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    messages = generate_messages(count, seed)
+    for n, m in enumerate(messages, 1):
+        (out / m.filename).write_bytes(m.xml)
+        if n % 500 == 0:
+            click.echo(f"wrote {n}/{count}", err=True)
+    kinds: dict[str, int] = {}
+    for m in messages:
+        kinds[m.kind] = kinds.get(m.kind, 0) + 1
+    click.echo(f"wrote {len(messages)} messages to {out} ("
+               + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")", err=True)
+
+
+@main.command()
+@click.option("--dir", "work_dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--count", default=25, show_default=True, type=click.IntRange(1, 10_000))
+def demo(work_dir: str, count: int) -> None:
+    """Generate sample messages and convert them: a first look without any setup."""
+    from adapter.generate import generate_messages
+    from adapter.pipeline import convert_bytes
+
+    base = Path(work_dir)
+    inbox, out = base / "messages", base / "bundles"
+    inbox.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    kinds: dict[str, int] = {}
+    for m in generate_messages(count, seed=1):
+        (inbox / m.filename).write_bytes(m.xml)
+        result = convert_bytes(m.xml)
+        (out / (Path(m.filename).stem + ".json")).write_text(to_json(result.bundle) + "\n", encoding="utf-8")
+        kinds[m.kind] = kinds.get(m.kind, 0) + 1
+    click.echo(f"generated {count} messages in {inbox}")
+    click.echo(f"converted them to FHIR R4 transaction Bundles in {out}")
+    click.echo("  " + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())))
+    click.echo("try: ggop-adapter validate " + str(inbox) + " ; ggop-adapter receipt <file>")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

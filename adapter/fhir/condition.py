@@ -1,0 +1,40 @@
+"""Condition per G-GOP diagnosis (primary and secondary SKS codes, or free text)."""
+
+from __future__ import annotations
+
+from adapter.fhir.context import MapContext
+from adapter.fhir.datatypes import prune, v
+from adapter.medcom.model import Diagnosis
+from adapter.medcom.nodes import Val
+
+DK_CORE_CONDITION = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-condition"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+
+
+def condition_role(index: int, d: Diagnosis) -> str:
+    return f"condition:{'primary' if d.primary else 'secondary'}:{index}"
+
+
+def condition_resource(d: Diagnosis, index: int, ctx: MapContext) -> dict:
+    target = ctx.tables.translate("diagnosis-type-to-system", v(d.type_code) or "icd10kode", casefold=True)
+    coding = None
+    if d.code is not None and target is not None:
+        coding = [prune({"system": target.code, "code": d.code.value, "display": v(d.text)})]
+    return _condition(ctx.id(condition_role(index, d)), coding, v(d.text) if coding is None else v(d.text), ctx)
+
+
+def free_text_condition(text: Val, ctx: MapContext) -> dict:
+    return _condition(ctx.id("condition:text"), None, text.value, ctx)
+
+
+def _condition(rid: str, coding, text, ctx: MapContext) -> dict:
+    return prune({
+        "resourceType": "Condition",
+        "id": rid,
+        "meta": {"profile": [DK_CORE_CONDITION]},
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        "category": [{"coding": [{"system": CATEGORY, "code": "encounter-diagnosis"}]}],
+        "code": {"coding": coding, "text": text},
+        "subject": ctx.ref("patient"),
+    })

@@ -1,0 +1,91 @@
+"""Builders for FHIR datatypes from MedCom values (plain dicts, R4 JSON shape)."""
+
+from __future__ import annotations
+
+from adapter.fhir.context import MapContext
+from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
+from adapter.medcom.model import Address, Party, Telephone
+from adapter.medcom.nodes import Val
+
+GLN_SYSTEM = "https://www.gs1.org/gln"
+CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
+XECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.1"
+DECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.3"
+SKS_D_SYSTEM = "urn:oid:1.2.208.176.2.4.12"
+MUNICIPALITY_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
+
+
+def v(val: Val | None) -> str | None:
+    return val.value if val is not None else None
+
+
+def prune(obj):
+    """Drop None, empty strings, empty lists and empty dicts, recursively."""
+    if isinstance(obj, dict):
+        out = {k: prune(x) for k, x in obj.items()}
+        return {k: x for k, x in out.items() if x not in (None, "", [], {})}
+    if isinstance(obj, list):
+        out = [prune(x) for x in obj]
+        return [x for x in out if x not in (None, "", [], {})]
+    return obj
+
+
+def human_name(given: Val | None, surname: Val | None, use: str | None = "official") -> dict | None:
+    if given is None and surname is None:
+        return None
+    return prune({"use": use, "family": v(surname), "given": v(given).split() if given else None})
+
+
+def address(a: Address | None, line_prefix: str | None = None) -> dict | None:
+    if a is None or not any((a.street_name, a.suburb_name, a.district_name, a.post_code)):
+        return None
+    lines = [line_prefix] if line_prefix else []
+    lines += [x for x in (v(a.street_name), v(a.suburb_name)) if x]
+    return prune({"line": lines, "city": v(a.district_name), "postalCode": v(a.post_code), "country": None})
+
+
+def party_address(p: Party) -> dict | None:
+    return address(Address(p.street_name, p.suburb_name, p.district_name, p.post_code))
+
+
+def telecom(phones: list[Telephone], ctx: MapContext) -> list[dict]:
+    out = []
+    for t in phones:
+        use = ctx.tables.translate("telephone-use", v(t.use))
+        out.append(prune({"system": "phone", "value": t.number.value, "use": use.code if use else None}))
+    return out
+
+
+def phone(val: Val | None) -> list[dict]:
+    return [{"system": "phone", "value": val.value}] if val is not None else []
+
+
+def email(val: Val | None) -> list[dict]:
+    return [{"system": "email", "value": val.value}] if val is not None else []
+
+
+def party_identifiers(p: Party, ctx: MapContext) -> list[dict]:
+    """GLN (when valid) plus the identifier its IdentifierCode names."""
+    ids: list[dict] = []
+    if p.ean is not None:
+        if gln_is_valid(p.ean.value):
+            ids.append({"system": GLN_SYSTEM, "value": p.ean.value})
+        else:
+            ids.append({"type": {"text": ctx.text("invalid-gln")}, "value": p.ean.value})
+    if p.identifier is not None:
+        code = (v(p.identifier_code) or "").lower()
+        value = p.identifier.value
+        target = ctx.tables.translate("identifier-code-to-system", code)
+        if code == "kommunenummer":
+            norm = normalise_municipality_code(value)
+            if norm is not None:
+                value = norm
+            else:
+                target = None
+        if code == "lokationsnummer" and (not gln_is_valid(value) or any(i.get("value") == value for i in ids)):
+            return ids
+        if target is not None:
+            ids.append({"system": target.code, "value": value})
+        else:
+            ids.append(prune({"type": {"text": v(p.identifier_code)}, "value": value}))
+    return ids

@@ -1,0 +1,27 @@
+"""Organization for a MedCom party (sender, receiver, GP, copy receivers, contacts)."""
+
+from __future__ import annotations
+
+from adapter.fhir.context import MapContext
+from adapter.fhir.datatypes import party_address, party_identifiers, phone, prune, v
+from adapter.medcom.model import Party
+
+DK_CORE_ORGANIZATION = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-organization"
+
+
+def organization_resource(p: Party, ctx: MapContext, role: str | None = None) -> dict:
+    names = [v(p.organisation_name), v(p.department_name), v(p.unit_name)]
+    name = next((n for n in names if n), None)
+    alias = [n for n in names if n and n != name]
+    identifiers = party_identifiers(p, ctx)
+    return prune({
+        "resourceType": "Organization",
+        "id": ctx.id(role or p.role),
+        "meta": {"profile": [DK_CORE_ORGANIZATION]} if identifiers else None,
+        "identifier": identifiers,
+        "active": True,
+        "name": name,
+        "alias": alias,
+        "telecom": phone(p.telephone),
+        "address": [party_address(p)],
+    })

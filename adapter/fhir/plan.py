@@ -1,0 +1,58 @@
+"""All FHIR resources for one G-GOP, in Bundle order."""
+
+from __future__ import annotations
+
+from adapter.fhir.care_plan import care_plan_from_plan
+from adapter.fhir.condition import condition_resource, condition_role, free_text_condition
+from adapter.fhir.consent import consent_from_plan
+from adapter.fhir.context import MapContext, fhir_datetime
+from adapter.fhir.datatypes import v
+from adapter.fhir.document import document_reference
+from adapter.fhir.organization import organization_resource
+from adapter.fhir.patient import patient_resource
+from adapter.fhir.practitioner import practitioner_resources
+from adapter.fhir.provenance import provenance
+from adapter.fhir.service_request import service_request_from_plan
+from adapter.medcom.model import GgopMessage
+
+STATUS_BY_LETTER = {"annulleretbrev": ("revoked", "revoked")}
+
+
+def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext) -> list[dict]:
+    sr_status, cp_status = STATUS_BY_LETTER.get(v(msg.letter.status_code) or "", ("active", "active"))
+    out: list[dict] = []
+
+    orgs = [(msg.sender, "sender"), (msg.receiver, "receiver")]
+    if msg.gp is not None:
+        orgs.append((msg.gp, "gp"))
+    orgs += [(p, p.role) for p in msg.cc_receivers]
+    if msg.ambulatory_location is not None:
+        orgs.append((msg.ambulatory_location, "ambulatory-location"))
+    orgs += [(p, p.role) for p in msg.result_receivers]
+
+    out.append(patient_resource(msg.patient, msg.relatives, ctx, gp_role="gp" if msg.gp else None))
+    out += [organization_resource(p, ctx, role) for p, role in orgs]
+
+    people = [p for p in (msg.signed_by, msg.co_writer) if p is not None] + list(msg.team)
+    for person in people:
+        out += practitioner_resources(person, ctx, "sender")
+
+    condition_roles = []
+    for i, d in enumerate(msg.diagnoses, 1):
+        out.append(condition_resource(d, i, ctx))
+        condition_roles.append(condition_role(i, d))
+    if msg.diagnosis_text is not None and not msg.diagnoses:
+        out.append(free_text_condition(msg.diagnosis_text, ctx))
+        condition_roles.append("condition:text")
+
+    out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status))
+    author = "practitionerrole:signer" if msg.signed_by is not None else "sender"
+    contributors = [f"practitionerrole:{p.role}" for p in people if p.role != "signer"]
+    out.append(care_plan_from_plan(msg, ctx, condition_roles, author, contributors, cp_status))
+    consent = consent_from_plan(msg, ctx)
+    if consent is not None:
+        out.append(consent)
+    out.append(document_reference(raw, ctx, "ggop-document", msg.envelope.identifier.value))
+    occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))
+    out.append(provenance(ctx, [r["id"] for r in out], occurred, v(msg.letter.status_code)))
+    return out

@@ -1,0 +1,37 @@
+"""ServiceRequest for a received G-GOP, shaped after KL Gateway's klgateway-140-servicerequest."""
+
+from __future__ import annotations
+
+from adapter.fhir.context import MapContext
+from adapter.fhir.datatypes import prune, v
+from adapter.medcom.model import GgopMessage
+
+PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDate"
+
+
+def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list[str],
+                              status: str = "active") -> dict:
+    category = ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type))
+    code = ctx.tables.translate("ggop-service-code", "GGOP")
+    discharge = msg.contact_end.date.value if msg.contact_end and msg.contact_end.date else None
+    return prune({
+        "resourceType": "ServiceRequest",
+        "id": ctx.id("servicerequest"),
+        "extension": [{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else None,
+        "identifier": [{
+            "type": {"text": ctx.text("letter-id")},
+            "value": msg.letter.identifier.value,
+            "assigner": ctx.ref("sender"),
+        }],
+        "status": status,
+        "intent": "plan",
+        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]}],
+        "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
+        "subject": ctx.ref("patient"),
+        "authoredOn": ctx.received_iso,
+        "requester": ctx.ref("sender"),
+        "performer": [ctx.ref("receiver")],
+        "reasonReference": [ctx.ref(r) for r in condition_roles],
+        "supportingInfo": [ctx.ref("documentreference")],
+        "patientInstruction": v(msg.information_for_patient),
+    })

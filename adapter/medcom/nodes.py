@@ -1,0 +1,134 @@
+"""Navigation over a MedCom element tree that remembers where every value came from.
+
+A :class:`Node` wraps an lxml element together with its XPath of local names
+(``/Emessage/RehabilitationPlan/Patient``). Children are found by namespace URI
+and local name; a node is created for a *family* of namespaces (G-GOP mixes
+``…municipality:1.0.0`` and ``…:1.0.4`` element by element, so its nodes accept
+both and leave the exact namespace to the schema check).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from lxml import etree
+
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Val:
+    """A text value and where it was read."""
+
+    value: str
+    line: int | None
+    xpath: str
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.value
+
+
+def local(el: etree._Element) -> str:
+    return etree.QName(el).localname
+
+
+def ns(el: etree._Element) -> str | None:
+    return etree.QName(el).namespace
+
+
+class Node:
+    __slots__ = ("el", "xpath", "namespaces")
+
+    def __init__(self, el: etree._Element, xpath: str, namespaces: frozenset[str]):
+        self.el = el
+        self.xpath = xpath
+        self.namespaces = namespaces
+
+    @classmethod
+    def root(cls, el: etree._Element, namespaces: frozenset[str]) -> "Node":
+        return cls(el, "/" + local(el), namespaces)
+
+    @property
+    def line(self) -> int | None:
+        return self.el.sourceline
+
+    @property
+    def name(self) -> str:
+        return local(self.el)
+
+    def _elements(self) -> Iterator[etree._Element]:
+        for child in self.el:
+            if isinstance(child.tag, str) and ns(child) in self.namespaces:
+                yield child
+
+    def children(self, name: str) -> list["Node"]:
+        found = [c for c in self._elements() if local(c) == name]
+        if len(found) == 1:
+            return [Node(found[0], f"{self.xpath}/{name}", self.namespaces)]
+        return [Node(c, f"{self.xpath}/{name}[{i}]", self.namespaces) for i, c in enumerate(found, 1)]
+
+    def child(self, name: str) -> "Node | None":
+        for c in self._elements():
+            if local(c) == name:
+                return Node(c, f"{self.xpath}/{name}", self.namespaces)
+        return None
+
+    def has(self, name: str) -> bool:
+        return self.child(name) is not None
+
+    def path(self, *names: str) -> "Node | None":
+        node: Node | None = self
+        for n in names:
+            if node is None:
+                return None
+            node = node.child(n)
+        return node
+
+    def text(self, *names: str) -> Val | None:
+        """Trimmed text of a leaf (None when absent or empty)."""
+        node = self.path(*names) if names else self
+        if node is None:
+            return None
+        value = "".join(node.el.itertext()).strip()
+        if not value:
+            return None
+        return Val(_WS.sub(" ", value) if "\n" in value else value, node.line, node.xpath)
+
+    def formatted(self, *names: str) -> Val | None:
+        """Formatted MedCom text: Break becomes a newline, other markup keeps its text."""
+        node = self.path(*names) if names else self
+        if node is None:
+            return None
+        value = formatted_text(node.el)
+        if not value:
+            return None
+        return Val(value, node.line, node.xpath)
+
+
+def formatted_text(el: etree._Element) -> str:
+    parts: list[str] = []
+
+    def walk(e: etree._Element) -> None:
+        if e.text:
+            parts.append(e.text)
+        for c in e:
+            if isinstance(c.tag, str):
+                name = local(c)
+                if name in ("Break", "br"):
+                    parts.append("\n")
+                elif name == "Space":
+                    parts.append(" ")
+                else:
+                    walk(c)
+            if c.tail:
+                parts.append(c.tail)
+
+    walk(el)
+    lines = [_WS.sub(" ", line).strip() for line in "".join(parts).split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""The pure core, end to end: bytes → typed message → issues → FHIR Bundle → receipt.
+
+No I/O, no clock: the receipt time and the code tables are passed in (the
+receipt time defaults to the envelope's Sent time, so the output is a pure
+function of the input).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from adapter.codes import CodeTables, load_code_tables
+from adapter.errors import (
+    AdapterError, BusinessRuleError, InputError, Issue, MappingError, UnsupportedMessageError, errors_of, issue,
+)
+from adapter.fhir.bundle import check_with_models, transaction_bundle
+from adapter.fhir.context import MapContext, iso_instant, local_datetime
+from adapter.fhir.letter import resources_from_letter
+from adapter.fhir.plan import resources_from_plan
+from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
+from adapter.medcom.detect import Parsed, parse_message
+from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
+from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
+from adapter.medcom.schema import schema_findings
+from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_xml
+
+
+@dataclass
+class Limits:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+@dataclass
+class Validation:
+    """A message read and checked: accepted when no issue is an error."""
+
+    parsed: Parsed | None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.parsed is not None and not errors_of(self.issues)
+
+    @property
+    def message(self):
+        return self.parsed.message if self.parsed else None
+
+
+@dataclass
+class Conversion:
+    bundle: dict
+    issues: list[Issue]
+    kind: str
+    message: GgopMessage | CorrespondenceMessage
+
+
+def validate_bytes(raw: bytes, tables: CodeTables | None = None, limits: Limits | None = None) -> Validation:
+    """Read and check a message. Never raises for bad input: the issues say what is wrong."""
+    tables = tables or load_code_tables()
+    limits = limits or Limits()
+    try:
+        doc = read_xml(raw, max_bytes=limits.max_bytes, max_depth=limits.max_depth)
+        parsed = parse_message(doc.root)
+    except InputError as exc:
+        return Validation(None, exc.issues)
+    issues = list(doc.warnings) + list(parsed.warnings)
+    issues += schema_findings(doc.root, parsed.schema_key)
+    msg = parsed.message
+    if isinstance(msg, GgopMessage):
+        issues += check_ggop(msg, tables.municipalities.keys())
+    elif isinstance(msg, CorrespondenceMessage):
+        issues += check_correspondence(msg)
+    elif isinstance(msg, ReceiptMessage):
+        issues += check_receipt(msg)
+    return Validation(parsed, _sorted(issues))
+
+
+def _sorted(issues: list[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (not i.is_error, i.location.line or 0, i.code))
+
+
+def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
+    if received_at is not None:
+        return received_at
+    sent = local_datetime(msg.envelope.sent_date.value if msg.envelope.sent_date else None,
+                          msg.envelope.sent_time.value if msg.envelope.sent_time else None)
+    if sent is None:  # refused earlier (GGOP-E320); keep the function total
+        raise BusinessRuleError(issue("GGOP-E320", msg.envelope.where.line, msg.envelope.where.xpath))
+    return sent
+
+
+def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
+                  limits: Limits | None = None) -> Conversion:
+    """Convert one message to a transaction Bundle, or raise InputError / MappingError."""
+    tables = tables or load_code_tables()
+    result = validate_bytes(raw, tables, limits)
+    if not result.accepted:
+        raise InputError(result.issues)
+    msg = result.message
+    if isinstance(msg, ReceiptMessage):
+        raise UnsupportedMessageError([issue("GGOP-E402", msg.letter.where.line, msg.letter.where.xpath)])
+    at = receipt_time(msg, received_at)
+    ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value,
+                     received_at=at, tables=tables)
+    try:
+        if isinstance(msg, GgopMessage):
+            resources = resources_from_plan(msg, raw, ctx)
+        else:
+            resources = resources_from_letter(msg, raw, ctx)
+        bundle = transaction_bundle(resources, ctx, iso_instant(at))
+        check_with_models(bundle)
+    except AdapterError:
+        raise
+    except (KeyError, AttributeError, TypeError, ValueError) as exc:  # a defect of ours, located
+        raise MappingError(issue("GGOP-E401", detail=type(exc).__name__)) from exc
+    return Conversion(bundle, result.issues, result.parsed.kind, msg)
+
+
+@dataclass
+class ReceiptResult:
+    xml: bytes | None
+    positive: bool
+    issues: list[Issue]
+
+
+def receipt_for(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
+                limits: Limits | None = None) -> ReceiptResult:
+    """The MedCom receipt the sender gets for this message (None when it cannot be addressed)."""
+    result = validate_bytes(raw, tables, limits)
+    msg = result.message
+    if msg is not None and isinstance(msg, (GgopMessage, CorrespondenceMessage)) \
+            and msg.envelope.identifier and msg.sender and msg.sender.ean and msg.receiver and msg.receiver.ean:
+        addr = ReceiptAddress(
+            envelope_identifier=msg.envelope.identifier.value[:14],
+            letter_identifier=msg.letter.identifier.value[:14] if msg.letter.identifier else None,
+            version_code=msg.letter.version_code.value if msg.letter.version_code else None,
+            sender_ean=msg.sender.ean.value, receiver_ean=msg.receiver.ean.value)
+    else:
+        addr = salvage_address(raw)
+    if addr is None:
+        return ReceiptResult(None, False, result.issues)
+    at = received_at
+    if at is None:
+        try:
+            at = receipt_time(msg, None) if msg is not None else None
+        except BusinessRuleError:
+            at = None
+    if at is None:
+        at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    if result.accepted and not isinstance(msg, ReceiptMessage):
+        return ReceiptResult(build_receipt(addr, at), True, result.issues)
+    issues = result.issues or [issue("GGOP-E101")]
+    if isinstance(msg, ReceiptMessage):
+        issues = [issue("GGOP-E402", msg.letter.where.line, msg.letter.where.xpath)]
+    first = next((i for i in issues if i.is_error), issues[0])
+    return ReceiptResult(build_receipt(addr, at, issues, first.info.refuse_code), False, issues)
