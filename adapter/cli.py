@@ -112,7 +112,7 @@ def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None
                 target = Path(out_dir) / (path.stem + ".json")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text + "\n", encoding="utf-8")
-        if out_dir is not None and (n % 100 == 0 or n == len(paths)) and len(paths) > 1:
+        if out_dir is not None and (n % 100 == 0 or n == len(paths)):
             click.echo(f"converted {n - refused}/{n} of {len(paths)} (refused {refused})", err=True)
     sys.exit(EXIT_REFUSED if refused else EXIT_OK)
 

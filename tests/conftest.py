@@ -1,0 +1,44 @@
+"""Shared fixtures: code tables, MedCom's reference files in ../shared (skipped when
+absent), generated messages, and the --update-goldens switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+SHARED = REPO.parent / "shared"
+MEDCOM = SHARED / "medcom"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="Rewrite tests/data/**/<case>.bundle.json from the current converter.")
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request) -> bool:
+    return request.config.getoption("--update-goldens")
+
+
+@pytest.fixture(scope="session")
+def tables():
+    from adapter.codes import load_code_tables
+    return load_code_tables()
+
+
+@pytest.fixture(scope="session")
+def medcom() -> Path:
+    if not MEDCOM.is_dir():
+        pytest.skip(f"MedCom reference files not present at {MEDCOM} (../shared/medcom)")
+    return MEDCOM
+
+
+def golden_inputs() -> list[Path]:
+    return sorted(p for p in DATA.rglob("*.xml") if "invalid" not in p.parts)
+
+
+def invalid_inputs() -> list[Path]:
+    return sorted((DATA / "invalid").glob("*.xml"))

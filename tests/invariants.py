@@ -1,0 +1,102 @@
+"""Invariants every emitted Bundle must satisfy (used over goldens, MedCom's examples
+and generated messages)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+from lxml import etree
+
+from adapter.fhir.models import model_class
+from adapter.medcom.nodes import formatted_text
+
+UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}([+-]\d{2}:\d{2}|Z))?$")
+URI = re.compile(r"^(https?://|urn:)")
+# Codes FHIR itself requires (element values of the R4 structure, not content).
+STRUCTURAL = {
+    "transaction", "PUT", "active", "plan", "official", "phone", "email", "temp", "current",
+    "scheduled", "Appointment", "source", "revoked", "unknown", "in-progress", "finished",
+    "permit", "deny", "application/xml", "male", "female", "OTH", "IMP", "AMB",
+    "encounter-diagnosis", "patient-privacy", "59284-0", "other", "mobile", "home", "work",
+}
+SKIP_KEYS = {"id", "fullUrl", "reference", "data", "hash", "resourceType", "url"}
+
+
+def walk_strings(obj, key=None, path="Bundle"):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from walk_strings(v, k, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from walk_strings(v, key, f"{path}[{i}]")
+    elif isinstance(obj, str):
+        yield path, key, obj
+
+
+def input_tokens(raw: bytes) -> set[str]:
+    from adapter.medcom.xmlsafe import read_xml
+    root = read_xml(raw).root
+    tokens: set[str] = set()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for text in (formatted_text(el), el.text or ""):
+            tokens.update(text.split())
+    return tokens
+
+
+def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]:
+    problems: list[str] = []
+    entries = bundle["entry"]
+    kinds = Counter(e["resource"]["resourceType"] for e in entries)
+    if kinds["Patient"] != 1:
+        problems.append(f"expected one Patient, found {kinds['Patient']}")
+    ids = [e["resource"]["id"] for e in entries]
+    if len(set(ids)) != len(ids):
+        problems.append("resource ids are not unique")
+    full = {e["fullUrl"] for e in entries}
+    if len(full) != len(entries):
+        problems.append("fullUrls are not unique")
+    for e in entries:
+        if e["fullUrl"] != f"urn:uuid:{e['resource']['id']}" or \
+                e["request"]["url"] != f"{e['resource']['resourceType']}/{e['resource']['id']}":
+            problems.append(f"entry {e['fullUrl']} does not match its resource id")
+    for path, key, value in walk_strings(bundle):
+        if key == "reference" and value not in full:
+            problems.append(f"unresolved reference at {path}")
+    tokens = input_tokens(raw)
+    table_tokens = {t for s in table_strings for t in s.split()}
+    for path, key, value in walk_strings(bundle):
+        if key in SKIP_KEYS or UUID.match(value) or DATE.match(value) or URI.match(value) or value in STRUCTURAL:
+            continue
+        for token in value.split():
+            if token in tokens or token in table_tokens or token.lstrip("0") in {t.lstrip("0") for t in tokens if t.isdigit()}:
+                continue
+            problems.append(f"string at {path} has a token from neither the input nor a mapping table")
+            break
+    for e in entries:
+        res = e["resource"]
+        model = model_class(res["resourceType"]).model_validate(res)
+        if json.loads(model.model_dump_json(by_alias=True, exclude_none=True)) != res:
+            problems.append(f"{res['resourceType']}/{res['id']} does not round-trip through the models")
+    return problems
+
+
+def independent_r4_check(bundle: dict) -> list[str]:
+    import fhirkit
+
+    problems = [str(i) for i in fhirkit.validate(bundle) if i.severity == "error"]
+    for e in bundle["entry"]:
+        problems += [str(i) for i in fhirkit.validate(e["resource"]) if i.severity == "error"]
+    return problems
+
+
+def xml_is_wellformed(data: bytes) -> bool:
+    try:
+        etree.fromstring(data)
+    except etree.XMLSyntaxError:
+        return False
+    return True
