@@ -30,21 +30,37 @@ class Val:
         return self.value
 
 
+_TAGS: dict[str, tuple[str | None, str]] = {}
+
+
+def _split(tag: str) -> tuple[str | None, str]:
+    parts = _TAGS.get(tag)
+    if parts is None:
+        if tag[:1] == "{":
+            ns_, _, name = tag[1:].partition("}")
+            parts = (ns_, name)
+        else:
+            parts = (None, tag)
+        _TAGS[tag] = parts
+    return parts
+
+
 def local(el: etree._Element) -> str:
-    return etree.QName(el).localname
+    return _split(el.tag)[1]
 
 
 def ns(el: etree._Element) -> str | None:
-    return etree.QName(el).namespace
+    return _split(el.tag)[0]
 
 
 class Node:
-    __slots__ = ("el", "xpath", "namespaces")
+    __slots__ = ("el", "xpath", "namespaces", "_index")
 
     def __init__(self, el: etree._Element, xpath: str, namespaces: frozenset[str]):
         self.el = el
         self.xpath = xpath
         self.namespaces = namespaces
+        self._index: dict[str, list[etree._Element]] | None = None
 
     @classmethod
     def root(cls, el: etree._Element, namespaces: frozenset[str]) -> "Node":
@@ -58,22 +74,29 @@ class Node:
     def name(self) -> str:
         return local(self.el)
 
-    def _elements(self) -> Iterator[etree._Element]:
-        for child in self.el:
-            if isinstance(child.tag, str) and ns(child) in self.namespaces:
-                yield child
+    def _children_by_name(self) -> dict[str, list[etree._Element]]:
+        if self._index is None:
+            index: dict[str, list[etree._Element]] = {}
+            for child in self.el:
+                tag = child.tag
+                if isinstance(tag, str):
+                    namespace, name = _split(tag)
+                    if namespace in self.namespaces:
+                        index.setdefault(name, []).append(child)
+            self._index = index
+        return self._index
 
     def children(self, name: str) -> list["Node"]:
-        found = [c for c in self._elements() if local(c) == name]
+        found = self._children_by_name().get(name, [])
         if len(found) == 1:
             return [Node(found[0], f"{self.xpath}/{name}", self.namespaces)]
         return [Node(c, f"{self.xpath}/{name}[{i}]", self.namespaces) for i, c in enumerate(found, 1)]
 
     def child(self, name: str) -> "Node | None":
-        for c in self._elements():
-            if local(c) == name:
-                return Node(c, f"{self.xpath}/{name}", self.namespaces)
-        return None
+        found = self._children_by_name().get(name)
+        if not found:
+            return None
+        return Node(found[0], f"{self.xpath}/{name}" if len(found) == 1 else f"{self.xpath}/{name}[1]", self.namespaces)
 
     def has(self, name: str) -> bool:
         return self.child(name) is not None
