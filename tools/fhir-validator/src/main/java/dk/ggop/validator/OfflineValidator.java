@@ -227,8 +227,8 @@ final class OfflineValidator {
       Map<String, Object> issue = new LinkedHashMap<>();
       issue.put("severity", severity(m));
       issue.put("location", m.getLocationString());
-      issue.put("line", m.getLocationLine());
-      issue.put("col", m.getLocationCol());
+      issue.put("line", positiveOrNull(m.getLocationLine()));
+      issue.put("col", positiveOrNull(m.getLocationCol()));
       issue.put("message", m.getMessage());
       issue.put("messageId", m.getMessageId());
       if (m.hasSliceMessages()) {
@@ -237,6 +237,11 @@ final class OfflineValidator {
       issues.add(issue);
     }
     return issues;
+  }
+
+  /** HAPI reports line/column 0 for issues that have no place in the resource. */
+  private static Integer positiveOrNull(Integer n) {
+    return n != null && n > 0 ? n : null;
   }
 
   private static String severity(SingleValidationMessage m) {
