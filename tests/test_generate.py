@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 import re
 from collections import Counter
@@ -155,6 +156,11 @@ def test_facts_have_the_documented_keys(batch):
         assert keys <= m.facts.keys(), m.filename
 
 
+def test_facts_are_plain_json(batch):
+    for m in batch:
+        assert json.loads(json.dumps(m.facts)) == m.facts
+
+
 def test_identifiers_are_unique_and_at_most_14_characters(batch):
     ids = [m.facts["envelope_id"] for m in batch] + [m.facts["letter_id"] for m in batch]
     assert len(ids) == len(set(ids))
@@ -193,7 +199,8 @@ def test_plan_facts_match_the_xml(ggops):
         if end is not None:
             assert f"{text(end, 'a:Date')}T{text(end, 'a:Time')}" == f["discharge"]
         else:
-            assert text(plan, "a:CurrentHospitalContact/a:ExpectedEndText") == f["expected_end_text"]
+            end_text = text(plan, "a:CurrentHospitalContact/a:ExpectedEndText")
+            assert end_text == f["expected_end_text"]
         if f["plan_type"] == "rehabilitering":
             assert plan.find("a:AbilityAtDischargeExtended", NS) is not None
 
@@ -275,7 +282,8 @@ def test_children_are_under_18_by_cpr(ggops):
         cpr = text(root, "a:RehabilitationPlan/a:Patient/b:CivilRegistrationNumber")
         birth = cpr_birth_date(cpr)
         discharge = date.fromisoformat(m.facts["discharge"][:10])
-        age = discharge.year - birth.year - ((discharge.month, discharge.day) < (birth.month, birth.day))
+        age = discharge.year - birth.year - (
+            (discharge.month, discharge.day) < (birth.month, birth.day))
         assert (age < 18) == m.facts["child"]
         children += m.facts["child"]
     assert 0.03 <= children / len(ggops) <= 0.2
@@ -375,10 +383,14 @@ def test_custom_municipality_table_and_start_date(tmp_path):
                      "0999,Testrup,1082,Region Midtjylland\n", encoding="utf-8")
     start = date(2027, 3, 1)
     msgs = generate_messages(30, 3, municipalities_csv=table, start_date=start)
-    assert {m.facts["municipality_code"] for m in msgs} <= {"0851", "0999"}
+    assert {m.facts["municipality_code"] for m in msgs} == {"0851", "0999"}
+    schema = medcom_schema() if MEDCOM_XSD.is_file() else None
     for m in msgs:
+        if m.kind == "xdis91" and schema is not None:
+            assert schema.validate(etree.fromstring(m.xml, PARSER)), schema.error_log.last_error
         if m.kind == "ggop":
-            assert start <= date.fromisoformat(m.facts["discharge"][:10]) < start + timedelta(days=365)
+            day = date.fromisoformat(m.facts["discharge"][:10])
+            assert start <= day < start + timedelta(days=365)
 
 
 def test_discharge_and_sent_times(ggops):
@@ -550,7 +562,8 @@ def test_xdis91_letters_content(letters):
         assert text(mail, "x:Letter/x:TypeCode") == "XDIS91"
         assert text(mail, "x:Letter/x:StatusCode") == "nytbrev"
         assert text(mail, "x:Receiver/x:IdentifierCode") == "kommunenummer"
-        assert text(mail, "x:Patient/x:EpisodeOfCareStatusCode") in ("inaktiv", "indlagt", "ambulant")
+        status = text(mail, "x:Patient/x:EpisodeOfCareStatusCode")
+        assert status in ("inaktiv", "indlagt", "ambulant")
         assert text(mail, "x:AdditionalInformation/x:Priority") in (None, "rutine", "høj_prioritet")
         subject = text(mail, "x:AdditionalInformation/x:Subject")
         assert subject == m.facts["subject"] and len(subject) <= 70
@@ -606,6 +619,16 @@ def test_catalog_organisations_have_distinct_glns_and_short_names(municipalities
         assert len(d.organisation) <= 35 and len(d.department) <= 35
         assert re.fullmatch(r"\d{7}", d.shak) and re.fullmatch(r"\d{15,16}", d.sor)
     assert set(municipalities) <= set(catalog.MUNICIPALITY_TOWNS)
+
+
+def test_catalog_has_texts_for_every_diagnosis():
+    for dx in catalog.PRIMARY_DIAGNOSES + catalog.CHILD_DIAGNOSES:
+        for table in (catalog.HEALTH_SUMMARY, catalog.ABILITY_SUMMARY):
+            assert catalog.texts_for(table, dx.group, dx.code), (dx.code, dx.group)
+        assert catalog.NEED_AND_POTENTIAL[dx.group] and catalog.ICF_BY_GROUP[dx.group]
+        assert any(dx.group in d.groups for d in catalog.DEPARTMENTS), dx.group
+        assert re.fullmatch(r"D[A-Z][0-9]{2}[0-9A-Z]{0,6}", dx.code)
+    assert all(len(s) <= 70 for s, _lines, _status in catalog.ADULT_LETTER_SUBJECTS)
 
 
 def test_cpr_century_rule():

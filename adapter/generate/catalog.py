@@ -596,13 +596,18 @@ SIDES = ("højre", "venstre")
 AIDS = ("rollator", "albuestokke", "gangstativ", "stok", "kørestol")
 LOADS = ("fuldt", "delvist", "ikke")
 
-HEALTH_SUMMARY: dict[str, tuple[str, ...]] = {
+# A text is either a plain string (fits every diagnosis of the group) or (codes, string)
+# (fits only those SKS codes); see texts_for().
+HEALTH_SUMMARY: dict[str, tuple] = {
     "hip": (
-        "Indlagt efter faldulykke i hjemmet med brud på {side} hofte. Opereret med "
-        "hemialloplastik dagen efter indlæggelsen.",
-        "Faldet på glat fortov og pådraget sig brud på {side} lårbenshals. Opereret med to "
-        "skruer. Mobiliseret efter standardforløb.",
-        "Brud på {side} lårben tæt ved hoften efter fald fra stige. Opereret med marvsøm.",
+        (("DS720",), "Indlagt efter faldulykke i hjemmet med brud på {side} lårbenshals. "
+                     "Opereret med hemialloplastik dagen efter indlæggelsen."),
+        (("DS720",), "Faldet på glat fortov og pådraget sig brud på {side} lårbenshals. "
+                     "Opereret med to skruer. Mobiliseret efter standardforløb."),
+        (("DS721", "DS722"), "Brud på {side} lårben tæt ved hoften efter fald. Opereret med "
+                             "marvsøm."),
+        (("DS721", "DS722"), "Faldet i hjemmet og pådraget sig brud på {side} lårben. Opereret "
+                             "med glideskrue og plade."),
     ),
     "alloplastik": (
         "Planlagt indsættelse af {side} total {joint}alloplastik pga. svær slidgigt. "
@@ -611,40 +616,46 @@ HEALTH_SUMMARY: dict[str, tuple[str, ...]] = {
         "planmæssigt, og patienten er mobiliseret på operationsdagen.",
     ),
     "shoulder": (
-        "Faldet og pådraget sig brud på {side} overarm tæt ved skulderen. Behandles "
-        "konservativt med slynge i 3 uger.",
-        "Brud på {side} overarm opereret med vinkelstabil plade.",
-        "Opereret for skulderklemmesyndrom og sene-læsion i {side} skulder.",
+        (("DS422",), "Faldet og pådraget sig brud på {side} overarm tæt ved skulderen. "
+                     "Behandles konservativt med slynge i 3 uger."),
+        (("DS422",), "Brud på {side} overarm tæt ved skulderen, opereret med vinkelstabil "
+                     "plade."),
+        (("DM751",), "Opereret for skulderklemmesyndrom og senelæsion i {side} skulder."),
     ),
     "wrist": (
         "Brud på {side} håndled efter fald. Opereret med volar plade.",
         "Brud på {side} håndled behandlet med gips i 5 uger.",
     ),
     "ankle": (
-        "Brud på {side} ankel efter vrid. Opereret med plade og skruer. Må {load} belaste "
-        "de første 6 uger.",
-        "Brud på {side} underben tæt ved anklen, opereret. Gipsbandage i 6 uger.",
+        (("DS826",), "Brud på {side} ankel efter vrid. Opereret med plade og skruer. Må "
+                     "{load} belaste de første 6 uger."),
+        (("DS823",), "Brud på {side} underben tæt ved anklen, opereret. Gipsbandage i 6 uger."),
     ),
     "back": (
-        "Opereret for diskusprolaps i lænden (L4-L5) med god effekt på bensmerterne.",
-        "Dekompression for spinalstenose i lænden. Ukompliceret forløb.",
-        "Sammenfald af lændehvirvel efter fald, behandlet konservativt med smertestillende.",
+        (("DM511",), "Opereret for diskusprolaps i lænden (L4-L5) med god effekt på "
+                     "bensmerterne."),
+        (("DM480",), "Dekompression for spinalstenose i lænden. Ukompliceret forløb."),
+        (("DS320",), "Sammenfald af lændehvirvel efter fald, behandlet konservativt med "
+                     "smertestillende."),
     ),
     "stroke": (
-        "Indlagt med pludselig opstået {side}sidig lammelse og talebesvær. MR viser blodprop "
-        "i hjernen. Behandlet med trombolyse.",
-        "Blodprop i hjernen med {side}sidige føleforstyrrelser og nedsat kraft. Behandlet med "
-        "trombektomi og blodfortyndende medicin.",
-        "Hjerneblødning med {side}sidig lammelse. Behandlet konservativt.",
-        "Forbigående symptomer på blodprop i hjernen (TCI). Symptomerne er forsvundet, men "
-        "patienten er fortsat træt.",
+        (("DI639", "DI634"), "Indlagt med pludselig opstået {side}sidig lammelse og "
+                             "talebesvær. MR viser blodprop i hjernen. Behandlet med "
+                             "trombolyse."),
+        (("DI639", "DI634"), "Blodprop i hjernen med {side}sidige føleforstyrrelser og nedsat "
+                             "kraft. Behandlet med trombektomi og blodfortyndende medicin."),
+        (("DI619",), "Hjerneblødning med {side}sidig lammelse. Behandlet konservativt."),
+        (("DG459",), "Forbigående symptomer på blodprop i hjernen (TCI). Symptomerne er "
+                     "forsvundet, men patienten er fortsat træt."),
     ),
     "tbi": (
-        "Trafikuheld som cyklist med hovedtraume. Blødning under hårde hjernehinde fjernet "
-        "ved operation.",
-        "Faldet ned ad trappe med hovedtraume og kortvarigt bevidsthedstab. Observeret på "
-        "neurointensiv afdeling.",
-        "Hovedtraume ved arbejdsulykke. Diffus hjerneskade på MR.",
+        (("DS065",), "Trafikuheld som cyklist med hovedtraume. Blødning under den hårde "
+                     "hjernehinde fjernet ved operation."),
+        (("DS065",), "Faldet ned ad trappe med hovedtraume. Subduralt hæmatom behandlet "
+                     "konservativt under observation på neurointensiv afdeling."),
+        (("DS062",), "Hovedtraume ved arbejdsulykke. Diffus hjerneskade på MR."),
+        (("DS060",), "Hjernerystelse efter fald fra cykel med kortvarigt bevidsthedstab. "
+                     "Observeret i et døgn."),
     ),
     "copd": (
         "Indlagt med forværring af KOL og lungebetændelse. Behandlet med antibiotika og "
@@ -653,42 +664,48 @@ HEALTH_SUMMARY: dict[str, tuple[str, ...]] = {
         "non-invasiv ventilation i to døgn.",
     ),
     "heart": (
-        "Indlagt med åndenød og væske i lungerne pga. hjertesvigt. Vanddrivende behandling "
-        "justeret.",
-        "Blodprop i hjertet behandlet med ballonudvidelse og stent. Ukompliceret forløb.",
+        (("DI509",), "Indlagt med åndenød og væske i lungerne pga. hjertesvigt. Vanddrivende "
+                     "behandling justeret."),
+        (("DI219",), "Blodprop i hjertet behandlet med ballonudvidelse og stent. "
+                     "Ukompliceret forløb."),
     ),
     "amputation": (
-        "Amputation af {side} underben pga. kredsløbssvigt og diabetisk fodsår. Sårheling "
-        "tilfredsstillende.",
-        "Amputation af {side} forfod efter koldbrand. Stumpen heler langsomt.",
+        (("DZ895",), "Amputation af {side} underben pga. kredsløbssvigt og diabetisk fodsår. "
+                     "Sårheling tilfredsstillende."),
+        (("DZ894",), "Amputation af {side} forfod efter koldbrand. Stumpen heler langsomt."),
     ),
     "geri": (
-        "Indlagt med lungebetændelse og almen svækkelse. Behandlet med antibiotika. "
-        "Funktionsniveauet er faldet under indlæggelsen.",
-        "Indlagt efter fald i hjemmet og lang tid på gulvet. Ingen brud. Udredt for "
-        "svimmelhed uden fund.",
+        (("DJ189",), "Indlagt med lungebetændelse og almen svækkelse. Behandlet med "
+                     "antibiotika. Funktionsniveauet er faldet under indlæggelsen."),
+        (("DR531",), "Indlagt efter fald i hjemmet og lang tid på gulvet. Ingen brud. Udredt "
+                     "for svimmelhed uden fund. Almen svækkelse."),
     ),
     "neuro_chronic": (
         "Kendt med {disease}. Indlagt med forværring og faldtendens. Medicinen er justeret.",
         "Indlagt til udredning af tiltagende gangbesvær ved kendt {disease}.",
     ),
     "child_fracture": (
-        "Brud på {side} underben efter fodboldkamp. Opereret med marvsøm.",
-        "Brud på {side} underarm efter fald fra trampolin. Behandlet med gips i 4 uger.",
-        "Brud på {side} lårben efter trafikuheld. Opereret.",
+        (("DS822",), "Brud på {side} underben efter fodboldkamp. Opereret med marvsøm."),
+        (("DS525",), "Brud på {side} underarm ved håndleddet efter fald fra trampolin. "
+                     "Behandlet med gips i 4 uger."),
+        (("DS721",), "Brud på {side} lårben efter trafikuheld. Opereret."),
     ),
     "child_neuro": (
-        "Indlagt med tiltagende kraftnedsættelse i benene; diagnosticeret med Guillain-Barré "
-        "syndrom og behandlet med immunglobulin.",
-        "Hovedtraume efter fald fra cykel med kortvarig bevidstløshed. Observeret i to døgn.",
+        (("DG610",), "Indlagt med tiltagende kraftnedsættelse i benene; diagnosticeret med "
+                     "Guillain-Barré syndrom og behandlet med immunglobulin."),
+        (("DS060", "DS065"), "Hovedtraume efter fald fra cykel med kortvarig bevidstløshed. "
+                             "Observeret i to døgn."),
+        (("DS065",), "Blødning under den hårde hjernehinde efter trafikuheld, behandlet "
+                     "konservativt."),
     ),
     "child_ortho": (
-        "Opereret for skoliose med afstivning af brysthvirvelsøjlen. Ukompliceret forløb.",
-        "Kikkertoperation i {side} knæ for meniskskade efter idrætsskade.",
+        (("DM412",), "Opereret for skoliose med afstivning af brysthvirvelsøjlen. "
+                     "Ukompliceret forløb."),
+        (("DS832",), "Kikkertoperation i {side} knæ for meniskskade efter idrætsskade."),
     ),
 }
 
-ABILITY_SUMMARY: dict[str, tuple[str, ...]] = {
+ABILITY_SUMMARY: dict[str, tuple] = {
     "hip": (
         "Går med {aid} inden for korte afstande. Behøver hjælp til strømper og sko. "
         "Selvhjulpen ved toiletbesøg.",
@@ -697,7 +714,7 @@ ABILITY_SUMMARY: dict[str, tuple[str, ...]] = {
     ),
     "alloplastik": (
         "Går med {aid} på trapper og i længere afstande. Selvhjulpen i ADL.",
-        "Bøjning i knæet 80 grader, strækning mangler 5 grader. Går med {aid}.",
+        (("DM171",), "Bøjning i knæet 80 grader, strækning mangler 5 grader. Går med {aid}."),
     ),
     "shoulder": (
         "Kan ikke løfte {side} arm over skulderhøjde. Behøver hjælp til påklædning af "
@@ -716,14 +733,17 @@ ABILITY_SUMMARY: dict[str, tuple[str, ...]] = {
         "Går med stok. Begrænset udholdenhed; kan stå i ca. 10 minutter.",
     ),
     "stroke": (
-        "Nedsat kraft i {side} arm og ben. Går med {aid} med opsyn. Behøver hjælp til "
-        "påklædning.",
+        (("DI639", "DI634", "DI619"), "Nedsat kraft i {side} arm og ben. Går med {aid} med "
+                                      "opsyn. Behøver hjælp til påklædning."),
         "Let nedsat finmotorik i {side} hånd. Går selvstændigt, men udtrættes hurtigt.",
-        "Afasi med ordfindingsbesvær. Forflytning med hjælp af én person.",
+        (("DI639", "DI634", "DI619"), "Afasi med ordfindingsbesvær. Forflytning med hjælp af "
+                                      "én person."),
     ),
     "tbi": (
         "Går selvstændigt, men er hurtigt udtrættelig og har svært ved at holde fokus.",
-        "Behøver guidning i daglige aktiviteter pga. nedsat initiativ og hukommelse.",
+        (("DS065", "DS062"), "Behøver guidning i daglige aktiviteter pga. nedsat initiativ og "
+                             "hukommelse."),
+        (("DS060",), "Hovedpine og lysfølsomhed; kan kun være aktiv i korte perioder."),
     ),
     "copd": (
         "Går ca. 50 meter før pause pga. åndenød. Selvhjulpen i personlig pleje med pauser.",
@@ -735,7 +755,8 @@ ABILITY_SUMMARY: dict[str, tuple[str, ...]] = {
     ),
     "amputation": (
         "Forflytter sig fra seng til kørestol med hjælp. Ikke gangfunktion endnu.",
-        "Kører selv i kørestol. Afventer protese.",
+        (("DZ895",), "Kører selv i kørestol. Afventer protese."),
+        (("DZ894",), "Går korte afstande med aflastningssko og gangstativ."),
     ),
     "geri": (
         "Går med {aid} med opsyn. Behøver hjælp til bad og påklædning.",
@@ -745,17 +766,34 @@ ABILITY_SUMMARY: dict[str, tuple[str, ...]] = {
         "Går med {aid}; faldtendens ved vendinger. Udtrættes hurtigt.",
     ),
     "child_fracture": (
-        "Går med albuestokke uden belastning af {side} ben. Kan ikke deltage i idræt.",
-        "Nedsat bevægelighed i {side} håndled efter gipsbehandling.",
+        (("DS822", "DS721"), "Går med albuestokke uden belastning af {side} ben. Kan ikke "
+                             "deltage i idræt."),
+        (("DS525",), "Nedsat bevægelighed i {side} håndled efter gipsbehandling."),
     ),
     "child_neuro": (
-        "Går korte afstande med støtte. Nedsat kraft i benene og hurtig udtrætning.",
-        "Hovedpine og træthed ved skærmbrug; kan kun være i skole få timer ad gangen.",
+        (("DG610",), "Går korte afstande med støtte. Nedsat kraft i benene og hurtig "
+                     "udtrætning."),
+        (("DS060", "DS065"), "Hovedpine og træthed ved skærmbrug; kan kun være i skole få "
+                             "timer ad gangen."),
     ),
     "child_ortho": (
-        "Går selvstændigt. Må ikke løfte tungt eller vride i ryggen de første 3 måneder.",
+        (("DM412",), "Går selvstændigt. Må ikke løfte tungt eller vride i ryggen de første "
+                     "3 måneder."),
+        (("DS832",), "Går med albuestokke med delvis belastning af {side} ben."),
     ),
 }
+
+
+def texts_for(table: dict[str, tuple], group: str, code: str) -> list[str]:
+    """The texts of ``table[group]`` that fit diagnosis ``code``."""
+    out = []
+    for entry in table[group]:
+        if isinstance(entry, str):
+            out.append(entry)
+        elif code in entry[0]:
+            out.append(entry[1])
+    return out
+
 
 NEED_AND_POTENTIAL: dict[str, tuple[str, ...]] = {
     "hip": (
@@ -944,6 +982,7 @@ EXTENDED_SECTIONS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ..
         ("- Støtte og kontakt", (
             "Bor med ægtefælle, som er støttende.",
             "Bor alene; datter kommer dagligt de første uger.",
+            "Bor hjemme hos forældrene, som deltager aktivt.",
         )),
         ("- Holdninger", (
             "Motiveret for træning.",

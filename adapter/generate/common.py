@@ -121,7 +121,8 @@ class Context:
         raise KeyError(code)
 
 
-def make_context(municipalities_csv: Path | None = None, start_date: date = date(2026, 1, 5)) -> Context:
+def make_context(municipalities_csv: Path | None = None,
+                 start_date: date = date(2026, 1, 5)) -> Context:
     return Context(load_municipalities(municipalities_csv), start_date)
 
 
@@ -202,7 +203,8 @@ def staff_person(rng: random.Random) -> Person:
     return Person(given=given_name(rng, male, year, middle=False), surname=surname(rng), male=male)
 
 
-def make_address(rng: random.Random, municipality: Municipality, *, town: tuple[str, str, str] | None = None) -> Address:
+def make_address(rng: random.Random, municipality: Municipality, *,
+                 town: tuple[str, str, str] | None = None) -> Address:
     postcode, district, suburb = town or rng.choice(municipality.towns())
     street = f"{rng.choice(catalog.STREETS)} {rng.randint(1, 120)}"
     r = rng.random()
@@ -368,6 +370,11 @@ def sub(parent: etree._Element, ns: str, name: str, text: str | None = None) -> 
     if text is not None:
         el.text = text
     return el
+
+
+def opt(parent: etree._Element, ns: str, name: str, text: str | None) -> etree._Element | None:
+    """Like :func:`sub`, but writes nothing for an empty value (optional leaves)."""
+    return sub(parent, ns, name, text) if text else None
 
 
 def fill_formatted(el: etree._Element, items: FormattedText, markup_ns: str) -> None:

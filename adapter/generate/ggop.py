@@ -36,6 +36,7 @@ from .common import (
     lines_to_formatted,
     make_address,
     make_person,
+    opt,
     org_phone,
     phone,
     pick_day,
@@ -210,7 +211,8 @@ def _gln_maybe_bad(rng: random.Random, gln: str, bad_share: float = BAD_GLN_SHAR
 # ---------------------------------------------------------------------------------------------
 
 
-def generate(rng: random.Random, ctx: Context, number: int, *, full: bool = False) -> GeneratedMessage:
+def generate(rng: random.Random, ctx: Context, number: int, *,
+             full: bool = False) -> GeneratedMessage:
     """One G-GOP message. ``full=True`` fills every optional part MedCom's example has
     (used to compare the shape with that example)."""
     return _PlanBuilder(rng, ctx, number, full).build()
@@ -233,6 +235,11 @@ class _PlanBuilder:
         el = sub(parent, ns, name)
         fill_formatted(el, _sentences(self.rng, lines), B)
         return el
+
+    def _text(self, table: dict) -> str:
+        """A catalogue text for this plan's diagnosis, with its slots filled."""
+        return _fmt(self.rng.choice(catalog.texts_for(table, self.group, self.dx.code)),
+                    self.slots)
 
     def note_gln(self, gln: str) -> str:
         if not gln_is_valid(gln):
@@ -322,7 +329,8 @@ class _PlanBuilder:
         self.slots["occupation"] = (self.occupation or "lønmodtager").lower()
         if working_age and self.occupation not in (None, "Pensionist", "Ledig", "Efterlønner",
                                                    "Førtidspensionist"):
-            if rng.random() < (0.4 if self.group in ("stroke", "tbi", "back") else 0.15) or self.full:
+            p_job = 0.4 if self.group in ("stroke", "tbi", "back") else 0.15
+            if self.full or rng.random() < p_job:
                 self.coordination.append("jobcenter")
         if self.child and self.age >= 6 and rng.random() < 0.4:
             self.coordination.append("skole")
@@ -492,7 +500,7 @@ class _PlanBuilder:
         if address is not None:
             sub(parent, B, "StreetName", address.street)
             sub(parent, B, "DistrictName", address.district)
-            sub(parent, B, "PostCodeIdentifier", address.postcode)
+            opt(parent, B, "PostCodeIdentifier", address.postcode)
 
     def _gp(self, plan) -> None:
         rng = self.rng
@@ -569,19 +577,31 @@ class _PlanBuilder:
         if a.suburb:
             sub(pat, B, "SuburbName", a.suburb)
         sub(pat, B, "DistrictName", a.district)
-        sub(pat, B, "PostCodeIdentifier", a.postcode)
+        opt(pat, B, "PostCodeIdentifier", a.postcode)
         if self.occupation:
             sub(pat, B, "Occupation", self.occupation)
-        n_phones = 3 if self.full else rng.choices((0, 1, 2, 3), (4, 55, 33, 8))[0]
         codes = ["mobil", "fastnet", "arbejde"]
-        if not self.full:
+        if self.full:
+            n_phones = 3
+        elif self.child:  # a child's own mobile, or the home number, or none
+            codes = codes[:2]
             rng.shuffle(codes)
+            n_phones = rng.choices((0, 1, 2), (25, 60, 15))[0] if self.age >= 10 else \
+                rng.choices((0, 1), (60, 40))[0]
+            if self.age < 10:
+                codes = ["fastnet"]
+        else:
+            rng.shuffle(codes)
+            n_phones = rng.choices((0, 1, 2, 3), (4, 55, 33, 8))[0]
         self.phone_count = n_phones
+        self.phone_codes = codes[:n_phones]
         for code in codes[:n_phones]:
             ts = sub(pat, A, "TelephoneSubscriber")
             sub(ts, B, "TelephoneSubscriberIdentifier", phone(rng, code))
             sub(ts, A, "TelephoneSubscriberCode", code)
-        if n_phones == 0:
+        if n_phones == 0 and self.child:
+            sub(pat, A, "NoTelephoneReason", "Kontakt via forældre")
+        elif n_phones == 0:
             sub(pat, A, "NoTelephoneReason",
                 rng.choice(("Patienten har ikke telefon", "Ønsker ikke at oplyse telefonnummer",
                             "Kontakt via pårørende")))
@@ -597,7 +617,7 @@ class _PlanBuilder:
             if host_addr.suburb or self.full:
                 sub(co, B, "SuburbName", host_addr.suburb or host_addr.district)
             sub(co, B, "DistrictName", host_addr.district)
-            sub(co, B, "PostCodeIdentifier", host_addr.postcode)
+            opt(co, B, "PostCodeIdentifier", host_addr.postcode)
 
     def _relatives(self, plan) -> None:
         rng = self.rng
@@ -658,7 +678,7 @@ class _PlanBuilder:
                 if addr.suburb:
                     sub(rel, B, "SuburbName", addr.suburb)
                 sub(rel, B, "DistrictName", addr.district)
-                sub(rel, B, "PostCodeIdentifier", addr.postcode)
+                opt(rel, B, "PostCodeIdentifier", addr.postcode)
             # in the full example the second relative has neither phone nor e-mail (as MedCom's)
             if self.full and idx == 1:
                 continue
@@ -683,13 +703,16 @@ class _PlanBuilder:
         practical = []
         if self.chance(0.7):
             pool = catalog.PRACTICAL_INFO_CHILD if self.child else catalog.PRACTICAL_INFO
-            practical = [_fmt(t, slots) for t in rng.sample(pool, rng.randint(1, 2))]
+            pool = [t for t in pool if self._fits(t)]
+            k = min(len(pool), rng.randint(1, 2))
+            practical = [_fmt(t, slots) for t in rng.sample(pool, k)]
         if practical:
             self.text_el(plan, A, "PracticalInformation", practical)
 
         safety = []
         if self.chance(0.6):
-            pool = list(catalog.PATIENT_SAFETY) + list(catalog.PATIENT_SAFETY_BY_GROUP.get(group, ()))
+            pool = list(catalog.PATIENT_SAFETY)
+            pool += catalog.PATIENT_SAFETY_BY_GROUP.get(group, ())
             safety = [_fmt(rng.choice(pool), slots)]
         if self.cognitive and rng.random() < 0.5:
             safety.append(rng.choice(catalog.COGNITIVE))
@@ -749,7 +772,7 @@ class _PlanBuilder:
 
         health = []
         if self.chance(0.95) or self.complications:
-            health = [_fmt(rng.choice(catalog.HEALTH_SUMMARY[group]), slots)]
+            health = [self._text(catalog.HEALTH_SUMMARY)]
             if self.complications:
                 health.append(_fmt(rng.choice(catalog.COMPLICATIONS), slots))
             self.text_el(plan, B, "PatientHealthSummary", health)
@@ -757,7 +780,7 @@ class _PlanBuilder:
 
         ability = []
         if self.chance(0.9) or self.cognitive:
-            ability = [_fmt(rng.choice(catalog.ABILITY_SUMMARY[group]), slots)]
+            ability = [self._text(catalog.ABILITY_SUMMARY)]
             if self.cognitive:
                 ability.append(rng.choice(catalog.COGNITIVE))
             self.text_el(plan, A, "AbilityAtDischargeSummary", ability)
@@ -786,16 +809,44 @@ class _PlanBuilder:
             sub(ref, A, "RefDescription", desc)
             sub(ref, A, "URL", url)
 
+    def _fits(self, sentence: str) -> bool:
+        """Leave out practical remarks that contradict the rest of the plan."""
+        spouse = "aegtefaelle" in self.relatives
+        if "ægtefælle" in sentence and not spouse:
+            return False
+        if "alene" in sentence and spouse:
+            return False
+        if "mobiltelefon" in sentence and "mobil" in self.phone_codes:
+            return False
+        if ("arbejdsplads" in sentence or "køre bil" in sentence) and self.age >= 80:
+            return False
+        if "plejecenter" in sentence and self.age < 70:
+            return False
+        if ("klasse" in sentence or "skole" in sentence) and self.age < 6:
+            return False
+        if "børnehave" in sentence and not 2 <= self.age < 6:
+            return False
+        return True
+
     def _extended_content(self) -> list:
         rng, slots = self.rng, self.slots
         items: list = []
         for heading, subsections in catalog.EXTENDED_SECTIONS:
             items += [("Bold", heading), ("Break",)]
             for sub_heading, texts in subsections:
-                if sub_heading == "- Vigtige livsområder" and self.child:
-                    texts = (texts[-1],)
-                elif sub_heading == "- Vigtige livsområder" and not self.coordination:
-                    texts = texts[1:2] if self.age < 67 else ("Pensionist.",)
+                if sub_heading == "- Vigtige livsområder":
+                    # work, school or retirement, consistent with the patient
+                    if self.child:
+                        texts = (texts[2],) if self.age >= 6 else ("Går i dagtilbud.",)
+                    elif "jobcenter" in self.coordination:
+                        texts = texts[0:2]
+                    elif self.age >= 67:
+                        texts = ("Pensionist.",)
+                    else:
+                        texts = ("Ingen særlige forhold.",)
+                elif sub_heading == "- Støtte og kontakt":
+                    texts = (texts[2],) if self.child else (
+                        (texts[0],) if "aegtefaelle" in self.relatives else (texts[1],))
                 items += [("Italic", sub_heading), ("Break",),
                           _fmt(rng.choice(texts), slots), ("Break",), ("Break",)]
         return items
@@ -858,7 +909,7 @@ class _PlanBuilder:
                 sub(ex, A, "TypeOfExcerpt", "Uddrag uden struktur")
                 comment = sub(ex, A, "Comment")
                 fill_formatted(comment, [
-                    _fmt(rng.choice(catalog.HEALTH_SUMMARY[self.group]), self.slots),
+                    self._text(catalog.HEALTH_SUMMARY),
                     ("Break",),
                     f"Skrevet af: {title} {author.full_name} den {danish_date(written)}",
                 ], B)

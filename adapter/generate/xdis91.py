@@ -30,6 +30,7 @@ from .common import (
     iso_minutes,
     make_address,
     make_person,
+    opt,
     org_phone,
     pick_day,
     serialise,
@@ -217,7 +218,7 @@ class _LetterBuilder:
         if address.suburb:
             sub(pat, NS, "SuburbName", address.suburb)
         sub(pat, NS, "DistrictName", address.district)
-        sub(pat, NS, "PostCodeIdentifier", address.postcode)
+        opt(pat, NS, "PostCodeIdentifier", address.postcode)
         sub(pat, NS, "EpisodeOfCareStatusCode", status)
 
         info = sub(mail, NS, "AdditionalInformation")
