@@ -7,6 +7,27 @@ About 80 % of the messages are G-GOP rehabilitation plans (``ggop-0001-almen.xml
 like MedCom's example message, and about 20 % XDIS91 correspondence letters
 (``xdis91-0007.xml``) that validate against MedCom's 2006/07/01 schemas.
 
+``GeneratedMessage.facts`` holds the values a message was built from (plain JSON types):
+
+- both kinds: ``child`` (under 18 by the CPR birth date), ``age``, ``cpr``, ``birth_date``,
+  ``municipality_code`` (four digits, from the table), ``receiver_identifier`` (as written:
+  "461" or "0461"), ``region_code``, ``diagnoses`` (SKS codes, primary first), ``discharge``,
+  ``sent``, ``letter_id``, ``envelope_id``, ``sender_gln``, ``receiver_gln``,
+  ``sender_identifier``, ``sender_identifier_code``, ``invalid_glns`` (copy-receiver GLNs
+  written with a wrong check digit), ``heading``;
+- G-GOP: ``plan_type``, ``statistical_code``, ``consent`` ("ja"/"nej"), ``gp_deselected``,
+  ``deadline_text`` (None when ``RehabilitationDeadline`` is left out), ``deadline_kind``
+  (sooner | later | standard | none | vague | absent: compared with the 7-day rule),
+  ``deadline_days`` and ``deadline_bound`` (latest | earliest | approx), ``discharge`` as
+  "YYYY-MM-DDThh:mm" (also when the plan only has ``ExpectedEndText``, given in
+  ``expected_end_text``), ``admission``, ``diagnosis_group``, ``diagnosis_type_code``, ``icf``
+  ([code, gradient] pairs), ``complications``, ``cognitive``, ``coordination`` (jobcenter,
+  skole, hjemmepleje, socialforvaltning), ``relatives``, ``cc_receivers``; ``heading`` is None;
+- XDIS91: the plan keys are None; ``heading`` is the letter's heading (the full fixed
+  children's heading, or the subject), ``subject`` the ``Subject`` as written (at most 70
+  characters), ``children_heading``, ``priority``, ``episode_status``, ``reply_requested``,
+  ``reply_by``; ``discharge`` is a date ("YYYY-MM-DD") when the letter names one, else None.
+
 The output depends only on ``(count, seed, municipalities table, start_date)``: the same
 arguments give byte-identical messages, and a shorter batch is a prefix of a longer one
 with the same seed (each message draws from its own generator seeded from the batch seed).

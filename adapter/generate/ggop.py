@@ -325,7 +325,7 @@ class _PlanBuilder:
         self.cognitive = self.full or rng.random() < p_cog.get(self.group, 0.05)
         self.coordination: list[str] = []
         working_age = 18 <= self.age <= 66
-        self.occupation = self._occupation(working_age)
+        self.occupation = self._occupation()
         self.slots["occupation"] = (self.occupation or "lønmodtager").lower()
         if working_age and self.occupation not in (None, "Pensionist", "Ledig", "Efterlønner",
                                                    "Førtidspensionist"):
@@ -350,7 +350,7 @@ class _PlanBuilder:
         r = rng.random()
         self.dx_type = "SKSdiagnosekode" if r < 0.35 else ("ICD10Kode" if r < 0.40 else "ICD10kode")
 
-    def _occupation(self, working_age: bool) -> str | None:
+    def _occupation(self) -> str | None:
         rng = self.rng
         if not self.chance(0.7):
             return None
