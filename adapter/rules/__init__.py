@@ -1,0 +1,1 @@
+"""Domain rules: deadline texts and the Danish working-day calendar."""
