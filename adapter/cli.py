@@ -87,7 +87,10 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <name>.json per input here.")
 @click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
 @click.option("--compact", is_flag=True, help="One-line JSON.")
-def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool) -> None:
+@click.option("--no-model-check", is_flag=True,
+              help="Skip parsing every resource with the fhir.resources models (about 2.5x faster).")
+def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool,
+            no_model_check: bool) -> None:
     """Convert MedCom XML FILES to FHIR R4 transaction Bundles."""
     from adapter.pipeline import convert_bytes
 
@@ -99,7 +102,7 @@ def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None
     for n, path in enumerate(paths, 1):
         with _Guard(str(path)):
             try:
-                result = convert_bytes(_read(path), received_at=at)
+                result = convert_bytes(_read(path), received_at=at, check_models=not no_model_check)
             except AdapterError as exc:
                 refused += 1
                 _print_issues(str(path), exc.issues, sys.stderr)

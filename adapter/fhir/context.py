@@ -26,10 +26,13 @@ class MapContext:
     letter_id: str
     received_at: dt.datetime
     tables: CodeTables
-    _types: dict[str, str] = field(default_factory=dict)
+    _ids: dict[str, str] = field(default_factory=dict)
 
     def id(self, role: str) -> str:
-        return resource_id(self.sender_ean, self.letter_id, role)
+        rid = self._ids.get(role)
+        if rid is None:
+            rid = self._ids[role] = resource_id(self.sender_ean, self.letter_id, role)
+        return rid
 
     def ref(self, role: str) -> dict:
         return {"reference": f"urn:uuid:{self.id(role)}"}

@@ -22,11 +22,27 @@ def v(val: Val | None) -> str | None:
 def prune(obj):
     """Drop None, empty strings, empty lists and empty dicts, recursively."""
     if isinstance(obj, dict):
-        out = {k: prune(x) for k, x in obj.items()}
-        return {k: x for k, x in out.items() if x not in (None, "", [], {})}
+        out = {}
+        for k, x in obj.items():
+            if isinstance(x, (dict, list)):
+                x = prune(x)
+                if not x:
+                    continue
+            elif x is None or x == "":
+                continue
+            out[k] = x
+        return out
     if isinstance(obj, list):
-        out = [prune(x) for x in obj]
-        return [x for x in out if x not in (None, "", [], {})]
+        out_list = []
+        for x in obj:
+            if isinstance(x, (dict, list)):
+                x = prune(x)
+                if not x:
+                    continue
+            elif x is None or x == "":
+                continue
+            out_list.append(x)
+        return out_list
     return obj
 
 
