@@ -60,7 +60,10 @@ def test_xdis91_flow1_converts_as_medcoms_mapping_prescribes(medcom):
     assert exts["medcom-core-datetime-extension"]["valueDateTime"] == "2023-11-20T17:45:00+01:00"
     assert set(exts) == {"medcom-core-datetime-extension", "medcom-core-identifier-extension",
                          "medcom-core-practitioner-extension", "medcom-core-contact-extension"}
-    sender = orgs[comm["payload"][0]["extension"][1]["valueIdentifier"]["assigner"]["reference"][9:]]
+    assigner = comm["payload"][0]["extension"][1]["valueIdentifier"]["assigner"]
+    assert assigner == {"identifier": {"system": "https://www.gs1.org/gln", "value": "5790001382445"}}
+    provenance = resources(bundle, "Provenance")[0]
+    sender = orgs[provenance["agent"][0]["who"]["reference"][9:]]
     assert {"system": "https://www.gs1.org/gln", "value": "5790001382445"} in sender["identifier"]
     assert sender["name"] == "Medcom testcenter"
     provenance = resources(bundle, "Provenance")[0]
@@ -130,3 +133,16 @@ def test_receipt_without_letter_identifier_validates(medcom, xctl_schema):
     addr = ReceiptAddress("KUVERT1", None, None, "5790001234560", "5790007654324")
     xml = build_receipt(addr, dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc), [], "syntaksfejl")
     assert xctl_schema.validate(etree.fromstring(xml)), xctl_schema.error_log
+
+
+def test_alternative_identifier_system_only_for_the_x_ecpr_format(tables):
+    from adapter.fhir.context import MapContext
+    from adapter.fhir.patient import patient_identifier
+    from adapter.medcom.model import Patient, Where
+    from adapter.medcom.nodes import Val
+
+    ctx = MapContext("5790001234560", "L1", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), tables)
+    x = Patient(Where(1, "/P"), alternative_identifier=Val("0103451AB7", 1, "/P/AlternativeIdentifier"))
+    other = Patient(Where(1, "/P"), alternative_identifier=Val("HOSP-4711", 1, "/P/AlternativeIdentifier"))
+    assert patient_identifier(x, ctx) == {"system": "urn:oid:1.2.208.176.1.6.1.1", "value": "0103451AB7"}
+    assert "system" not in patient_identifier(other, ctx)

@@ -72,7 +72,8 @@ def care_plan_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list
             if text:
                 notes.append(_note(section, text, ctx))
 
-    activities = []
+    # R4 CarePlan.basedOn admits only CarePlan: the referral is the plan's activity.
+    activities = [{"reference": ctx.ref("servicerequest")}]
     if msg.ambulatory_start is not None or msg.ambulatory_location is not None:
         start = msg.ambulatory_start
         when = fhir_datetime(v(start.date), v(start.time)) if start else None
@@ -92,7 +93,6 @@ def care_plan_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list
         "id": ctx.id("careplan"),
         "status": status,
         "intent": "plan",
-        "basedOn": [ctx.ref("servicerequest")],
         "subject": ctx.ref("patient"),
         "period": {"start": discharge} if discharge else None,
         "created": fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time)),

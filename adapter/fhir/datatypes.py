@@ -12,6 +12,7 @@ CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 XECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.1"
 DECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.3"
 SKS_D_SYSTEM = "urn:oid:1.2.208.176.2.4.12"
+YDERNUMMER_SYSTEM = "urn:oid:1.2.208.176.1.4"
 MUNICIPALITY_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
 
 

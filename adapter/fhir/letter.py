@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from adapter.fhir.context import MapContext, fhir_datetime
-from adapter.fhir.datatypes import prune, v
+from adapter.fhir.datatypes import GLN_SYSTEM, prune, v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
@@ -14,7 +14,6 @@ from adapter.fhir.provenance import provenance
 from adapter.medcom.model import CorrespondenceMessage
 
 CATEGORY_SYSTEM = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-careCommunication-categoryCodes"
-ROLE_SYSTEM = "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-core-PractitionerRolesSKSadministrativ"
 EXT = "http://medcomfhir.dk/ig/core/StructureDefinition/"
 ENCOUNTER_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CATEGORY = "other"
@@ -55,6 +54,9 @@ def communication(msg: CorrespondenceMessage, ctx: MapContext) -> tuple[dict, li
             "value": v(msg.sender.telephone) if msg.sender and msg.sender.telephone else ctx.text("unknown-phone")}},
     ]
     payload_ids: list[str] = []
+    # MedCom's assigner must be a MedCom messaging Organization, which needs a SOR id
+    # that XDIS91 does not carry: the sender is named logically by its GLN.
+    sender_ref = {"identifier": {"system": GLN_SYSTEM, "value": msg.sender.ean.value}}
 
     def payload_meta(index: int) -> list[dict]:
         pid = f"urn:uuid:{ctx.id(f'payload:{index}')}"
@@ -62,7 +64,7 @@ def communication(msg: CorrespondenceMessage, ctx: MapContext) -> tuple[dict, li
         return [
             {"url": EXT + "medcom-core-datetime-extension", "valueDateTime": when},
             {"url": EXT + "medcom-core-identifier-extension",
-             "valueIdentifier": {"value": pid, "assigner": ctx.ref("sender")}},
+             "valueIdentifier": {"value": pid, "assigner": sender_ref}},
             *author_ext,
         ]
 
@@ -107,8 +109,10 @@ def resources_from_letter(msg: CorrespondenceMessage, raw: bytes, ctx: MapContex
         prune({"resourceType": "Practitioner", "id": ctx.id("practitioner:author"),
                "name": [{"text": org_name}] if org_name else None}),
         {"resourceType": "PractitionerRole", "id": ctx.id("practitionerrole:author"),
-         "practitioner": ctx.ref("practitioner:author"), "organization": ctx.ref("sender"),
-         "code": [{"coding": [{"system": ROLE_SYSTEM, "code": ctx.text("unknown-role")}]}]},
+         "practitioner": ctx.ref("practitioner:author"),
+         # MedCom's mapping says "ukendt"; the MedCom role code systems have no such code,
+         # so it is the role's text.
+         "code": [{"text": ctx.text("unknown-role")}]},
         enc,
         comm,
         document_reference(raw, ctx, "xdis91-document", msg.envelope.identifier.value),

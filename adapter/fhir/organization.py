@@ -7,6 +7,11 @@ from adapter.fhir.datatypes import party_address, party_identifiers, phone, prun
 from adapter.medcom.model import Party
 
 DK_CORE_ORGANIZATION = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-organization"
+# DK-core requires at least one SOR, KOMBIT-ORG or CVR identifier (invariant
+# dk-core-organization-mandatory-identifier); MedCom letters mostly carry only a GLN
+# and a department, practice or municipality number, so the profile is claimed only
+# when the party is identified by SOR.
+PROFILE_QUALIFYING_SYSTEMS = {"urn:oid:1.2.208.176.1.1"}
 
 
 def organization_resource(p: Party, ctx: MapContext, role: str | None = None) -> dict:
@@ -17,7 +22,8 @@ def organization_resource(p: Party, ctx: MapContext, role: str | None = None) ->
     return prune({
         "resourceType": "Organization",
         "id": ctx.id(role or p.role),
-        "meta": {"profile": [DK_CORE_ORGANIZATION]} if identifiers else None,
+        "meta": {"profile": [DK_CORE_ORGANIZATION]}
+        if any(i.get("system") in PROFILE_QUALIFYING_SYSTEMS for i in identifiers) else None,
         "identifier": identifiers,
         "active": True,
         "name": name,

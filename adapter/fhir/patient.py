@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import (
-    CPR_SYSTEM, DECPR_SYSTEM, XECPR_SYSTEM, address, email, human_name, prune, telecom, v,
+    CPR_SYSTEM, GLN_SYSTEM, XECPR_SYSTEM, YDERNUMMER_SYSTEM, address, email, human_name,
+    party_identifiers, prune, telecom, v,
 )
 from adapter.medcom.identifiers import cpr_birth_date, cpr_sex
-from adapter.medcom.model import Patient, Relative
+from adapter.medcom.model import Party, Patient, Relative
 
 DK_CORE_PATIENT = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-patient"
+
+
+# DK-core's formats for national replacement CPR numbers (eCPR): DDMMYY, a digit
+# (1/7 for X-eCPR, 0/5/6 for D-eCPR), two capital letters and a digit.
+X_ECPR = re.compile(r"^[0-3][0-9][01][0-9][0-9]{2}[17][A-Z]{2}[0-9]$")
 
 
 def patient_identifier(p: Patient, ctx: MapContext) -> dict:
     if p.cpr is not None:
         return {"system": CPR_SYSTEM, "value": p.cpr.value}
     alt = p.alternative_identifier.value
-    system = XECPR_SYSTEM if len(alt) > 6 and alt[6] in "17" else DECPR_SYSTEM
-    return {"type": {"text": ctx.text("alternative-identifier")}, "system": system, "value": alt}
+    if X_ECPR.match(alt):
+        return {"system": XECPR_SYSTEM, "value": alt}
+    return {"type": {"text": ctx.text("alternative-identifier")}, "value": alt}
 
 
 def contact_from_relative(r: Relative, ctx: MapContext) -> dict:
@@ -34,8 +43,22 @@ def contact_from_relative(r: Relative, ctx: MapContext) -> dict:
     })
 
 
+def gp_reference(gp: Party | None, ctx: MapContext) -> dict | None:
+    """A logical reference to the GP by ydernummer (or GLN).
+
+    DK-core only admits an Organization with a SOR identifier as generalPractitioner,
+    and G-GOP names the practice by ydernummer and GLN; the GP's Organization is in
+    the Bundle all the same."""
+    if gp is None:
+        return None
+    for ident in party_identifiers(gp, ctx):
+        if ident.get("system") in (YDERNUMMER_SYSTEM, GLN_SYSTEM):
+            return prune({"identifier": ident, "display": v(gp.organisation_name)})
+    return None
+
+
 def patient_resource(p: Patient, relatives: list[Relative], ctx: MapContext,
-                     gp_role: str | None = None, deceased: bool | None = None) -> dict:
+                     gp: Party | None = None, deceased: bool | None = None) -> dict:
     cpr = v(p.cpr)
     birth = cpr_birth_date(cpr) if cpr else None
     addresses = [address(p.address)]
@@ -57,5 +80,5 @@ def patient_resource(p: Patient, relatives: list[Relative], ctx: MapContext,
         "deceasedBoolean": deceased,
         "address": addresses,
         "contact": [contact_from_relative(r, ctx) for r in relatives],
-        "generalPractitioner": [ctx.ref(gp_role)] if gp_role else None,
+        "generalPractitioner": [gp_reference(gp, ctx)],
     })

@@ -30,7 +30,7 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext) -> list[d
         orgs.append((msg.ambulatory_location, "ambulatory-location"))
     orgs += [(p, p.role) for p in msg.result_receivers]
 
-    out.append(patient_resource(msg.patient, msg.relatives, ctx, gp_role="gp" if msg.gp else None))
+    out.append(patient_resource(msg.patient, msg.relatives, ctx, gp=msg.gp))
     out += [organization_resource(p, ctx, role) for p, role in orgs]
 
     people = [p for p in (msg.signed_by, msg.co_writer) if p is not None] + list(msg.team)
