@@ -39,7 +39,8 @@ TOOL_DIR = REPO_ROOT / "tools" / "fhir-validator"
 BUILD_SCRIPT = TOOL_DIR / "build.sh"
 DEFAULT_JAR = TOOL_DIR / "target" / "fhir-validator-all.jar"
 DEFAULT_PACKAGES_ROOT = REPO_ROOT.parent / "shared" / "fhir-profiles"
-DEFAULT_JVM_OPTS = ("-XX:+UseParallelGC", "-Xss4m")
+# a fixed young generation: each validation allocates a lot of short-lived garbage
+DEFAULT_JVM_OPTS = ("-XX:+UseParallelGC", "-Xms1g", "-Xmn600m", "-Xss4m")
 
 ENV_JAR = "ADAPTER_VALIDATOR_JAR"
 ENV_PACKAGES = "ADAPTER_FHIR_PACKAGES"
@@ -333,7 +334,12 @@ class HapiValidator:
         for line in proc.stdout:
             with self._cond:
                 if self._ready_line is None:
-                    self._ready_line = line
+                    # the JVM itself may print before the program starts (e.g. -XX flags)
+                    if line.startswith('{"ready"'):
+                        self._ready_line = line
+                    else:
+                        self._stderr_tail.append(f"[stdout before ready] {line.rstrip()}")
+                        continue
                 else:
                     try:
                         answer = json.loads(line)

@@ -84,12 +84,15 @@ public final class Main {
       }
     }
 
+    long mainStart = System.currentTimeMillis();
+    long loaded = mainStart;
     OfflineValidator validator = new OfflineValidator();
     try {
       for (Path dir : packageDirs) {
         validator.loadPackage(dir);
       }
       validator.build();
+      loaded = System.currentTimeMillis();
       if (warmup) {
         warmUp(validator);
       }
@@ -110,6 +113,10 @@ public final class Main {
     ready.put(
         "startupMillis",
         System.currentTimeMillis() - ManagementFactory.getRuntimeMXBean().getStartTime());
+    long jvmStart = ManagementFactory.getRuntimeMXBean().getStartTime();
+    ready.put("jvmMillis", mainStart - jvmStart);
+    ready.put("loadMillis", loaded - mainStart);
+    ready.put("warmupMillis", System.currentTimeMillis() - loaded);
     ready.put("packages", validator.packageNames());
     ready.put("loaded", validator.loadedCounts());
     ready.put("problems", validator.problems());
