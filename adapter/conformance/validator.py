@@ -223,6 +223,7 @@ class HapiValidator:
         java: str | None = None,
         jvm_options: Iterable[str] | None = None,
         startup_timeout: float = 300.0,
+        request_timeout: float | None = 600.0,
         build: bool = True,
     ):
         self.java = java or find_java()
@@ -248,6 +249,7 @@ class HapiValidator:
         opts += os.environ.get(ENV_JAVA_OPTS, "").split()
         self.jvm_options = opts
         self.startup_timeout = startup_timeout
+        self.request_timeout = request_timeout
         self.ready_info: dict[str, Any] = {}
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen | None = None
@@ -277,7 +279,11 @@ class HapiValidator:
         for p in self.packages:
             cmd += ["--package", str(p)]
         t0 = time.monotonic()
-        self._proc = subprocess.Popen(
+        with self._cond:
+            self._ready_line, self._eof = None, False
+            self._answers.clear()
+            self._abandoned.clear()
+        self._proc = proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -285,8 +291,8 @@ class HapiValidator:
             encoding="utf-8",
             bufsize=1,
         )
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        threading.Thread(target=self._pump_stdout, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._pump_stderr, args=(proc,), daemon=True).start()
         with self._cond:
             self._cond.wait_for(
                 lambda: self._ready_line is not None or self._eof, timeout=self.startup_timeout
@@ -327,10 +333,9 @@ class HapiValidator:
             proc.kill()
             proc.wait()
 
-    def _pump_stdout(self) -> None:
+    def _pump_stdout(self, proc: subprocess.Popen) -> None:
         """Reads every answer as it comes, so the Java side never blocks on a full pipe."""
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert proc.stdout is not None
         for line in proc.stdout:
             with self._cond:
                 if self._ready_line is None:
@@ -358,9 +363,8 @@ class HapiValidator:
             self._eof = True  # the process has gone
             self._cond.notify_all()
 
-    def _pump_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
+    def _pump_stderr(self, proc: subprocess.Popen) -> None:
+        assert proc.stderr is not None
         for line in proc.stderr:
             self._stderr_tail.append(line.rstrip("\n"))
 
@@ -431,8 +435,17 @@ class HapiValidator:
 
     def _read_answer(self, rid: str) -> list[dict]:
         with self._cond:
-            self._cond.wait_for(lambda: rid in self._answers or self._eof)
+            arrived = self._cond.wait_for(
+                lambda: rid in self._answers or self._eof, timeout=self.request_timeout
+            )
             answer = self._answers.pop(rid, None)
+            if not arrived:
+                self._abandoned.add(rid)
+        if not arrived:
+            raise ValidatorError(
+                f"no answer to request {rid} within {self.request_timeout} s "
+                "(raise request_timeout for very large resources)"
+            )
         if answer is None:
             raise ValidatorError(
                 "the validator process stopped unexpectedly:\n" + self.stderr_tail()
