@@ -193,6 +193,33 @@ def generate(count: int, seed: int, out_dir: str) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write an HTML report here.")
+@click.option("--verbose", is_flag=True, help="List every location, not one per kind of finding.")
+def conformance(paths: tuple[str, ...], as_json: bool, html_out: str | None, verbose: bool) -> None:
+    """Validate the FHIR the adapter emits for MedCom FILES (or FHIR JSON files) with HAPI
+    FHIR's validator against R4 core and the Danish profiles. Exit 0 without errors, 2 with.
+    Needs Java 17+ and Maven (tools/fhir-validator) and the Danish packages."""
+    from adapter.conformance import ValidatorUnavailable
+    from adapter.conformance.report import render_html, render_text, run
+
+    try:
+        report = run(paths, progress=lambda n: click.echo(f"validated {n} inputs", err=True))
+    except ValidatorUnavailable as exc:
+        click.echo(f"conformance: the validator cannot run here: {exc.reason}", err=True)
+        click.echo(f"conformance: to fix: {exc.how_to_fix}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    if html_out:
+        Path(html_out).write_text(render_html(report), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(report, verbose))
+    sys.exit(EXIT_OK if report.ok else EXIT_REFUSED)
+
+
+@main.command()
 @click.option("--dir", "work_dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--count", default=25, show_default=True, type=click.IntRange(1, 10_000))
 def demo(work_dir: str, count: int) -> None:

@@ -123,3 +123,11 @@ def test_module_entry_point_and_no_traceback_on_garbage(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "GGOP-E" in proc.stdout
+
+
+def test_conformance_says_what_is_missing_and_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAPTER_FHIR_PACKAGES", str(tmp_path / "no-such-package"))
+    res = run("conformance", str(MINIMAL))
+    assert res.exit_code == 3
+    assert "cannot run here" in res.stderr and "to fix:" in res.stderr
+    assert "Traceback" not in res.output
