@@ -20,30 +20,22 @@ def v(val: Val | None) -> str | None:
     return val.value if val is not None else None
 
 
+_DROP = object()
+
+
+def _pruned(x):
+    if isinstance(x, (dict, list)):
+        x = prune(x)
+        return x if x else _DROP
+    return _DROP if x is None or x == "" else x
+
+
 def prune(obj):
     """Drop None, empty strings, empty lists and empty dicts, recursively."""
     if isinstance(obj, dict):
-        out = {}
-        for k, x in obj.items():
-            if isinstance(x, (dict, list)):
-                x = prune(x)
-                if not x:
-                    continue
-            elif x is None or x == "":
-                continue
-            out[k] = x
-        return out
+        return {k: p for k, x in obj.items() if (p := _pruned(x)) is not _DROP}
     if isinstance(obj, list):
-        out_list = []
-        for x in obj:
-            if isinstance(x, (dict, list)):
-                x = prune(x)
-                if not x:
-                    continue
-            elif x is None or x == "":
-                continue
-            out_list.append(x)
-        return out_list
+        return [p for x in obj if (p := _pruned(x)) is not _DROP]
     return obj
 
 

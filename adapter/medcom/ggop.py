@@ -18,6 +18,18 @@ from adapter.medcom.nodes import Node
 
 NAMESPACES = frozenset({NS_M100, NS_M104})
 
+# Formatted-text sections of the plan: (GgopMessage attribute, element name).
+FORMATTED_SECTIONS = (
+    ("information_for_patient", "InformationForPatientAndRelatives"),
+    ("practical_information", "PracticalInformation"),
+    ("patient_safety", "PatientSafetyAspects"),
+    ("rehabilitation_deadline", "RehabilitationDeadline"),
+    ("health_summary", "PatientHealthSummary"),
+    ("ability_summary", "AbilityAtDischargeSummary"),
+    ("ability_extended", "AbilityAtDischargeExtended"),
+    ("need_and_potential", "RehabilitationNeedAndPotential"),
+)
+
 
 def _coded(node: Node | None, cls=Coded, **extra):
     if node is None:
@@ -78,11 +90,9 @@ def read_ggop(root: Node) -> GgopMessage:
         msg.relatives = [read_relative(n) for n in rel.children("Relative")]
 
     msg.plan_type = plan.text("TypeOfRehabilitationPlan")
-    msg.information_for_patient = plan.formatted("InformationForPatientAndRelatives")
     msg.consent = plan.text("ConsentInformed")
-    msg.practical_information = plan.formatted("PracticalInformation")
-    msg.patient_safety = plan.formatted("PatientSafetyAspects")
-    msg.rehabilitation_deadline = plan.formatted("RehabilitationDeadline")
+    for attr, element in FORMATTED_SECTIONS:
+        setattr(msg, attr, plan.formatted(element))
 
     contact = plan.child("CurrentHospitalContact")
     if contact is not None:
@@ -93,11 +103,6 @@ def read_ggop(root: Node) -> GgopMessage:
         msg.ambulatory_start = _datetime(control.child("ExpectedStart"), control.child("ExpectedStartText"))
         loc = control.child("Location")
         msg.ambulatory_location = read_party(loc, "ambulatory-location") if loc is not None else None
-
-    msg.health_summary = plan.formatted("PatientHealthSummary")
-    msg.ability_summary = plan.formatted("AbilityAtDischargeSummary")
-    msg.ability_extended = plan.formatted("AbilityAtDischargeExtended")
-    msg.need_and_potential = plan.formatted("RehabilitationNeedAndPotential")
 
     diags = plan.child("ICD10Diagnoses")
     if diags is not None:
