@@ -657,7 +657,7 @@ def _refs_of(cond: Condition) -> set[str]:
 
 
 def _vocabulary(vocab: dict[str, tuple[Any, _At]], at: _At) -> TextVocabulary:
-    allowed = ("negation_words", "negation_window_words", "negating_prefixes")
+    allowed = ("negation_words", "negation_window_words", "negating_prefixes", "inflection_endings")
     for k, (_, here) in vocab.items():
         if k not in allowed:
             here.fail(f"unknown key '{k}'; allowed: {', '.join(allowed)}")
@@ -668,10 +668,12 @@ def _vocabulary(vocab: dict[str, tuple[Any, _At]], at: _At) -> TextVocabulary:
     words, w_at = get("negation_words", [])
     window, win_at = get("negation_window_words", 3)
     prefixes, p_at = get("negating_prefixes", [])
+    endings, e_at = get("inflection_endings", [])
     return TextVocabulary(
         negation_words=_str_list(words, w_at, lower=True) if words else (),
         negation_window_words=_int(window, win_at, 0, 20),
         negating_prefixes=_str_list(prefixes, p_at, lower=True) if prefixes else (),
+        inflection_endings=_str_list(endings, e_at, lower=True) if endings else (),
     )
 
 

@@ -110,6 +110,7 @@ class TextVocabulary:
     negation_words: tuple[str, ...]
     negation_window_words: int
     negating_prefixes: tuple[str, ...]
+    inflection_endings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

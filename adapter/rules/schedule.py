@@ -1,0 +1,342 @@
+"""Deadlines that follow from a received G-GOP, and their business status over time.
+
+    sched = schedule(msg, load_rules(), received_at, DanishCalendar())
+    later = reevaluate(sched, now, TaskUpdates(offered_start=date(2026, 3, 6)))
+
+Rules come from ``mappings/deadlines.yaml``. Everything is Danish local time
+(Europe/Copenhagen). Day 0 is the discharge *date* as written in the plan
+(``CurrentHospitalContact/ExpectedEnd/Date``); the time of discharge is not used, so a
+late-evening discharge or a summer-time change never moves a calendar-day deadline. A
+deadline is due at 23:59:59 local time on its day unless its rule gives a time.
+
+Pure: no clock reads (``received_at`` and ``now`` are arguments), no I/O, inputs are never
+changed; ``reevaluate`` returns a new :class:`Schedule`.
+
+What completes a task in :func:`reevaluate` (``TaskUpdates``):
+
+* ``offer-start``: an ``offered_start`` date; on time when it is on or before the due date;
+* ``inform-citizen``: ``offered_at`` (when the citizen was told place, time and level);
+* ``visitate-level`` and ``visitate-child``: a ``confirmed_level`` at ``confirmed_at``.
+
+Pending deadlines appear when their trigger happens:
+
+* ``start-not-offered`` (free choice): no start offered and ``now`` is past the start deadline,
+  or the offered start is later than the start deadline;
+* ``course-started`` (14-day change window): a start date has been offered; day 0 is that date.
+
+A level confirmed again with a *different* level is a :class:`LevelChange`, flagged when it
+is made after the change window closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from adapter.medcom.model import GgopMessage
+from adapter.rules.calendar import DanishCalendar
+from adapter.rules.deadline_text import ParsedDeadline, parse_deadline_text
+from adapter.rules.model import (
+    LEVELS, Deadline, DeadlineRule, LevelChange, PendingDeadline, RuleSet, Schedule, ScheduleWarning,
+    TaskUpdates,
+)
+from adapter.rules.stratify import discharge_date, patient_age, plan_type_of
+
+__all__ = ["TZ", "END_OF_DAY", "schedule", "reevaluate", "business_status"]
+
+TZ = ZoneInfo("Europe/Copenhagen")
+END_OF_DAY = time(23, 59, 59)
+
+W_NO_DISCHARGE = "GGOP-W332"
+W_TEXT_UNPARSED = "rules.deadline-text-unparsed"
+W_PLAN_TYPE = "rules.plan-type-unknown"
+W_CALENDAR = "rules.calendar-out-of-range"
+W_START_BEFORE_EARLIEST = "rules.offered-start-before-earliest"
+
+_COMPLETES_LEVEL = ("visitate-level", "visitate-child")
+
+
+# --------------------------------------------------------------------------------------------
+# Time helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _local(dt: datetime) -> datetime:
+    """An aware datetime in Europe/Copenhagen; a naive one is read as Danish local time."""
+    if not isinstance(dt, datetime):
+        raise TypeError(f"expected a datetime, got {type(dt).__name__}")
+    return dt.replace(tzinfo=TZ) if dt.tzinfo is None else dt.astimezone(TZ)
+
+
+def _utc(dt: datetime) -> datetime:
+    # Aware datetimes that share a tzinfo compare and subtract by wall-clock time in Python;
+    # going through UTC makes both exact across summer-time changes.
+    return _local(dt).astimezone(timezone.utc)
+
+
+def _due(day: date, at: time | None) -> datetime:
+    return datetime.combine(day, at or END_OF_DAY, tzinfo=TZ)
+
+
+def business_status(due: datetime, now: datetime, due_soon_hours: int = 48) -> str:
+    """``overdue`` after ``due``; ``due-soon`` within ``due_soon_hours`` before it; else ``on-time``."""
+    left = _utc(due) - _utc(now)
+    if left < timedelta(0):
+        return "overdue"
+    if left <= timedelta(hours=due_soon_hours):
+        return "due-soon"
+    return "on-time"
+
+
+def _status_when_done(due: datetime, done: datetime) -> str:
+    return "overdue" if _utc(done) > _utc(due) else "on-time"
+
+
+def _add(day0: date, days: int, unit: str, calendar: DanishCalendar) -> date:
+    return day0 + timedelta(days=days) if unit == "calendar" else calendar.add_working_days(day0, days)
+
+
+# --------------------------------------------------------------------------------------------
+# schedule
+# --------------------------------------------------------------------------------------------
+
+
+def _applies(rule: DeadlineRule, plan_type: str, day0: date, age: int | None) -> bool:
+    for a in rule.applies_to:
+        if plan_type not in a.plan_types:
+            continue
+        if (a.valid_from and day0 < a.valid_from) or (a.valid_to and day0 > a.valid_to):
+            continue
+        if a.patient_age_below is not None and (age is None or age >= a.patient_age_below):
+            continue
+        if a.patient_age_not_below is not None and age is not None and age < a.patient_age_not_below:
+            continue
+        return True
+    return False
+
+
+class _Timing:
+    __slots__ = ("day0", "day0_from", "due", "not_before", "plan")
+
+    def __init__(self, day0: date | None, day0_from: str, due: datetime | None,
+                 not_before: date | None, plan: ParsedDeadline | None):
+        self.day0, self.day0_from, self.due, self.not_before, self.plan = day0, day0_from, due, not_before, plan
+
+
+def _timing(rule: DeadlineRule, rules_by_id: dict[str, DeadlineRule], clocks: dict[str, tuple[date, str]],
+            parsed: ParsedDeadline | None, calendar: DanishCalendar) -> _Timing:
+    if rule.same_as is not None:
+        base = _timing(rules_by_id[rule.same_as], rules_by_id, clocks, parsed, calendar)
+        if rule.at is not None and base.due is not None:
+            base.due = _due(base.due.date(), rule.at)
+        return base
+    if rule.clock == "course_start":
+        return _Timing(None, "course_start", None, None, None)
+    day0, day0_from = clocks[rule.clock]
+    if rule.before is not None:
+        day = day0
+        if rule.before.working_days == 0:
+            while not calendar.is_working_day(day):
+                day = calendar.working_day_before(day)
+        for _ in range(rule.before.working_days):
+            day = calendar.working_day_before(day)
+        return _Timing(day0, day0_from, _due(day, rule.before.at or rule.at), None, None)
+
+    offset = rule.offset
+    plan = parsed if rule.plan_deadline != "ignore" else None
+    not_before = None
+    due_day: date | None = None
+    if plan is not None and rule.plan_deadline == "shorten_or_postpone":
+        if plan.kind == "within" and plan.latest is not None:
+            due_day = plan.latest
+        elif plan.kind in ("not_before", "on_or_after_date") and plan.earliest is not None:
+            not_before = plan.earliest
+            due_day = _add(plan.earliest, offset.days, offset.unit, calendar)
+        elif plan.kind == "range" and plan.earliest is not None and plan.latest is not None:
+            not_before, due_day = plan.earliest, plan.latest
+    elif plan is not None and rule.plan_deadline == "postpone_only":
+        if plan.kind in ("not_before", "on_or_after_date", "range") and plan.earliest and plan.earliest > day0:
+            day0, day0_from = plan.earliest, "plan"
+    if due_day is None:
+        due_day = _add(day0, offset.days, offset.unit, calendar)
+    return _Timing(day0, day0_from, _due(due_day, rule.at), not_before, plan)
+
+
+def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: DanishCalendar) -> Schedule:
+    """The deadlines that ``msg`` starts, with business statuses as of ``received_at``."""
+    received = _local(received_at)
+    warnings: list[ScheduleWarning] = []
+    hours = rules.deadlines.due_soon_hours
+    plan_type = plan_type_of(msg)
+    discharge = discharge_date(msg)
+    base = Schedule(plan_type=plan_type, discharge=discharge, received_at=received, evaluated_at=received,
+                    deadlines=[], pending=[], warnings=warnings, calendar=calendar, due_soon_hours=hours)
+    if plan_type is None:
+        warnings.append(ScheduleWarning(
+            W_PLAN_TYPE, "Planens type mangler eller er ukendt; der er ikke beregnet frister.",
+            "The plan type is missing or unknown; no deadlines were computed.",
+            msg.plan_type.xpath if msg.plan_type else "/Emessage/RehabilitationPlan/TypeOfRehabilitationPlan",
+            msg.plan_type.line if msg.plan_type else None))
+        return base
+
+    if discharge is None:
+        end = msg.contact_end
+        warnings.append(ScheduleWarning(
+            W_NO_DISCHARGE,
+            "Udskrivningsdatoen mangler eller kan ikke læses; fristerne regnes fra modtagelsesdatoen.",
+            "The discharge date is missing or unreadable; deadlines run from the date of receipt.",
+            end.date.xpath if end and end.date else "/Emessage/RehabilitationPlan/CurrentHospitalContact/ExpectedEnd",
+            end.date.line if end and end.date else None))
+        day0_discharge, discharge_from = received.date(), "received"
+    else:
+        day0_discharge, discharge_from = discharge, "discharge"
+    clocks = {"discharge": (day0_discharge, discharge_from), "received": (received.date(), "received")}
+
+    age = patient_age(msg, day0_discharge)
+    applicable = [r for r in rules.deadlines.rules if _applies(r, plan_type, day0_discharge, age)]
+    by_id = {r.id: r for r in rules.deadlines.rules}
+
+    parsed: ParsedDeadline | None = None
+    text_val = msg.rehabilitation_deadline
+    if text_val is not None and text_val.value.strip() and any(r.plan_deadline != "ignore" for r in applicable):
+        parsed = parse_deadline_text(text_val.value, day0_discharge)
+        if parsed.kind == "unparsed":
+            users = [r for r in applicable if r.plan_deadline == "shorten_or_postpone"]
+            days = ", ".join(sorted({str(r.offset.days) for r in users if r.offset})) or "7"
+            warnings.append(ScheduleWarning(
+                W_TEXT_UNPARSED,
+                f"Planens tidsfrist for opstart kunne ikke læses; standardfristen på {days} dage efter "
+                "udskrivelsen bruges. Læs fristen i planen.",
+                f"The plan's start deadline could not be read; the standard {days} days after discharge "
+                "is used. Read the deadline in the plan.",
+                text_val.xpath, text_val.line))
+
+    deadlines: list[Deadline] = []
+    pending: list[PendingDeadline] = []
+    for rule in applicable:
+        task = rules.task_codes[rule.task]
+        try:
+            t = _timing(rule, by_id, clocks, parsed, calendar)
+        except ValueError as exc:  # the calendar covers a limited range of years
+            warnings.append(ScheduleWarning(
+                W_CALENDAR, f"Fristen kan ikke beregnes ({exc}).", f"The deadline cannot be computed ({exc}).",
+                rule_id=rule.id))
+            continue
+        if rule.trigger is not None:
+            pending.append(PendingDeadline(rule, task.display, t.day0, t.day0_from, t.plan))
+            continue
+        deadlines.append(Deadline(
+            task_code=rule.task, task_display=task.display, rule_id=rule.id, due=t.due, owner=rule.owner,
+            clock=rule.clock, day0=t.day0, legal_basis=rule.legal_basis, reason_da=rule.reason_da,
+            reason_en=rule.reason_en, plan_deadline=t.plan,
+            business_status=business_status(t.due, received, hours),
+            title=rule.title, day0_from=t.day0_from, not_before=t.not_before, trigger=None,
+        ))
+    return replace(base, deadlines=deadlines, pending=pending, warnings=warnings)
+
+
+# --------------------------------------------------------------------------------------------
+# reevaluate
+# --------------------------------------------------------------------------------------------
+
+
+def _materialise(p: PendingDeadline, day0: date, day0_from: str, calendar: DanishCalendar, now: datetime,
+                 hours: int) -> Deadline:
+    rule = p.rule
+    offset = rule.offset
+    due = _due(_add(day0, offset.days, offset.unit, calendar), rule.at)
+    return Deadline(
+        task_code=rule.task, task_display=p.task_display, rule_id=rule.id, due=due, owner=rule.owner,
+        clock=rule.clock, day0=day0, legal_basis=rule.legal_basis, reason_da=rule.reason_da,
+        reason_en=rule.reason_en, plan_deadline=p.plan_deadline,
+        business_status=business_status(due, now, hours), title=rule.title, day0_from=day0_from,
+        trigger=rule.trigger,
+    )
+
+
+def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Schedule:
+    """Statuses as of ``now``, tasks completed by ``updates``, pending deadlines whose trigger
+    happened, and level changes (flagged after the change window)."""
+    now = _local(now)
+    hours = schedule.due_soon_hours
+    if updates.confirmed_level is not None and updates.confirmed_level not in LEVELS:
+        raise ValueError(f"confirmed_level must be one of {LEVELS}, got {updates.confirmed_level!r}")
+    offered_start = updates.offered_start or schedule.offered_start
+    offered_at = _local(updates.offered_at) if updates.offered_at else schedule.offered_at
+    warnings = list(schedule.warnings)
+
+    # pending deadlines whose trigger happened
+    deadlines = list(schedule.deadlines)
+    start = next((d for d in deadlines if d.task_code == "offer-start"), None)
+    still_pending: list[PendingDeadline] = []
+    for p in schedule.pending:
+        added = None
+        if p.rule.trigger == "start-not-offered" and start is not None and p.day0 is not None:
+            missed = (offered_start is None and _utc(now) > _utc(start.due)) or (
+                offered_start is not None and offered_start > start.due.date())
+            if missed:
+                added = _materialise(p, p.day0, p.day0_from, schedule.calendar, now, hours)
+        elif p.rule.trigger == "course-started" and offered_start is not None:
+            added = _materialise(p, offered_start, "course_start", schedule.calendar, now, hours)
+        if added is None:
+            still_pending.append(p)
+        else:
+            deadlines.append(added)
+
+    # level confirmation and changes
+    confirmed_level, confirmed_at = schedule.confirmed_level, schedule.confirmed_at
+    changes = list(schedule.level_changes)
+    if updates.confirmed_level is not None:
+        at = _local(updates.confirmed_at) if updates.confirmed_at else now
+        if confirmed_level is None:
+            confirmed_level, confirmed_at = updates.confirmed_level, at
+        elif updates.confirmed_level != confirmed_level:
+            window = next((d for d in deadlines if d.task_code == "change-level-window"), None)
+            window_end = window.due if window else None
+            flagged = window_end is not None and _utc(at) > _utc(window_end)
+            if flagged:
+                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level} efter "
+                      f"ændringsvinduet (sluttede {window_end.date().isoformat()}).")
+                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level} after the "
+                      f"change window (closed {window_end.date().isoformat()}).")
+            elif window_end is None:
+                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level}; forløbet er "
+                      "ikke startet, så ændringsvinduet er ikke begyndt.")
+                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level}; the course "
+                      "has not started, so the change window has not begun.")
+            else:
+                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level} inden for "
+                      "ændringsvinduet.")
+                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level} within the "
+                      "change window.")
+            changes.append(LevelChange(confirmed_level, updates.confirmed_level, at, window_end, flagged, da, en))
+            confirmed_level = updates.confirmed_level
+
+    # statuses
+    new: list[Deadline] = []
+    for d in deadlines:
+        done = d.completed_at
+        status = None
+        if d.task_code == "offer-start" and offered_start is not None:
+            done = done or offered_at or now
+            status = "on-time" if offered_start <= d.due.date() else "overdue"
+            if d.not_before is not None and offered_start < d.not_before:
+                w = ScheduleWarning(
+                    W_START_BEFORE_EARLIEST,
+                    f"Den tilbudte opstart ligger før planens tidligste opstart ({d.not_before.isoformat()}).",
+                    f"The offered start is before the plan's earliest start ({d.not_before.isoformat()}).",
+                    rule_id=d.rule_id)
+                if w not in warnings:
+                    warnings.append(w)
+        elif d.task_code == "inform-citizen" and offered_at is not None:
+            done = done or offered_at
+        elif d.task_code in _COMPLETES_LEVEL and confirmed_at is not None:
+            done = done or confirmed_at
+        if status is None:
+            status = _status_when_done(d.due, done) if done is not None else business_status(d.due, now, hours)
+        new.append(replace(d, business_status=status, completed_at=done))
+
+    return replace(schedule, evaluated_at=now, deadlines=new, pending=still_pending, warnings=warnings,
+                   offered_start=offered_start, offered_at=offered_at, confirmed_level=confirmed_level,
+                   confirmed_at=confirmed_at, level_changes=changes)
