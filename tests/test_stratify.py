@@ -1,7 +1,7 @@
 """Stratification proposals (mappings/stratification.yaml, adapter/rules/stratify.py).
 
 Every rule has a case where it fires and one where it does not. Messages are built by
-``ggop()``, which edits ``tests/data/rules/base-almen.xml`` (an almen plan for an adult with a
+``ggop()``, which edits ``tests/data/rules/base-almen.xml.in`` (an almen plan for an adult with a
 hip fracture and no sign of avanceret) and reads it with the real pipeline.
 """
 
@@ -21,7 +21,7 @@ from adapter.rules.loader import load_rules
 from adapter.rules.stratify import birth_date_from_cpr, mentions, patient_age, stratify
 
 DATA = Path(__file__).resolve().parent / "data" / "rules"
-BASE = DATA / "base-almen.xml"
+BASE = DATA / "base-almen.xml.in"  # not *.xml: the golden tests convert every tests/data/**/*.xml
 M104 = "urn:oio:medcom:municipality:1.0.4"
 M100 = "urn:oio:medcom:municipality:1.0.0"
 
