@@ -273,8 +273,7 @@ def _legal_basis(value: Any, at: _At) -> tuple[LegalBasis, ...]:
         _keys(m, here, ("document", "section"), ("source",))
         out.append(LegalBasis(
             document=_str(m["document"], here.key(m, "document")),
-            section=_str(str(m["section"]) if isinstance(m["section"], int) else m["section"],
-                         here.key(m, "section")),
+            section=_str(m["section"], here.key(m, "section")),
             source=_str(m["source"], here.key(m, "source")) if "source" in m else None,
         ))
     return tuple(out)
@@ -473,11 +472,12 @@ def _condition(raw: Any, at: _At, ctx: _CondContext) -> tuple[Condition, set[str
     elif op == "icf_chapters_at_least":
         spec = _mapping(value, here)
         _keys(spec, here, ("min",), ("components", "gradient_min"))
-        comps = (_str_list(spec["components"], here.key(spec, "components"), lower=True)
-                 if "components" in spec else ("b", "d", "s"))
-        for i, c in enumerate(comps):
-            _choice(c, here.key(spec, "components").item(spec["components"], i) if "components" in spec else here,
-                    ICF_COMPONENTS)
+        comps: tuple[str, ...] = ("b", "d", "s")
+        if "components" in spec:
+            comp_at = here.key(spec, "components")
+            comps = _str_list(spec["components"], comp_at, lower=True)
+            for i, comp in enumerate(comps):
+                _choice(comp, comp_at.item(spec["components"], i), ICF_COMPONENTS)
         params = {"min": _int(spec["min"], here.key(spec, "min"), 1),
                   "components": comps,
                   "gradient_min": _int(spec.get("gradient_min", 1), here.key(spec, "gradient_min"), 0, 4)}

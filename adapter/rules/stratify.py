@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 from adapter.medcom.model import GgopMessage
 from adapter.medcom.nodes import Val
@@ -278,7 +279,7 @@ def _rules_fired_none(c: Condition, _: _Facts, fired: _Fired) -> _Result:
     return not any(fired.get(r, (False,))[0] for r in c.params["rules"]), ()
 
 
-_PREDICATES: dict[str, Callable[[Condition, _Facts, _Fired], _Result]] = {
+_PREDICATES: Mapping[str, Callable[[Condition, _Facts, _Fired], _Result]] = MappingProxyType({
     "plan_type_in": _plan_type_in,
     "diagnosis_code_prefix_any": _diagnosis_prefix,
     "icf_gradient_at_least": _icf_gradient,
@@ -288,7 +289,7 @@ _PREDICATES: dict[str, Callable[[Condition, _Facts, _Fired], _Result]] = {
     "age_below": _age_below,
     "rules_fired_any": _rules_fired_any,
     "rules_fired_none": _rules_fired_none,
-}
+})
 
 
 def evaluate(cond: Condition, facts: _Facts, fired: _Fired) -> _Result:
