@@ -193,6 +193,36 @@ def generate(count: int, seed: int, out_dir: str) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.Path())
+@click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
+@click.option("--lang", type=click.Choice(["both", "da", "en"]), default="both", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the trace (the same as <case>.trace.json).")
+def explain(file: str, received_at: str | None, lang: str, as_json: bool) -> None:
+    """Explain a G-GOP: plan type, the proposed level with every rule that fired, and each
+    deadline with its date, rule id and legal basis (Danish and English)."""
+    from adapter.pipeline import convert_bytes
+    from adapter.rules.trace import explain as render
+
+    with _Guard(file):
+        try:
+            result = convert_bytes(_read(Path(file)), received_at=_parse_received_at(received_at),
+                                   check_models=False)
+        except InputError as exc:
+            _print_issues(file, exc.issues, sys.stderr)
+            sys.exit(EXIT_REFUSED)
+        if result.trace is None:
+            click.echo(f"{file}: a {result.kind} message has no plan to explain (only G-GOP plans have "
+                       "levels and deadlines)", err=True)
+            sys.exit(EXIT_REFUSED)
+        if as_json:
+            click.echo(json.dumps(result.trace, ensure_ascii=False, indent=2))
+        else:
+            langs = ["da", "en"] if lang == "both" else [lang]
+            click.echo("\n\n".join(render(result.trace, x) for x in langs))
+        _print_issues(file, result.issues, sys.stderr)
+
+
+@main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write an HTML report here.")

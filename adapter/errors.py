@@ -99,6 +99,10 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-W336": CodeInfo(WARNING, "Receiver is not identified by municipality code", http_status=200, issue_type="incomplete"),
     "GGOP-W337": CodeInfo(WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"),
     "GGOP-W341": CodeInfo(WARNING, "Sender or receiver location number (GLN) of a correspondence letter fails the GS1 check digit; kept, not routable by GLN", http_status=200, issue_type="value"),
+    "GGOP-W342": CodeInfo(WARNING, "The plan's start deadline text cannot be read; the standard deadline is used", http_status=200, issue_type="informational"),
+    "GGOP-W343": CodeInfo(WARNING, "The plan type is missing or unknown; no deadlines were computed", http_status=200, issue_type="incomplete"),
+    "GGOP-W344": CodeInfo(WARNING, "A deadline cannot be computed for this date", http_status=200, issue_type="informational"),
+    "GGOP-W345": CodeInfo(WARNING, "The offered start is before the plan's earliest start", http_status=200, issue_type="business-rule"),
     "GGOP-W338": CodeInfo(WARNING, "A date or time of a non-essential element is malformed; it is left out", http_status=200, issue_type="value"),
     "GGOP-W339": CodeInfo(WARNING, "A code is not in the adapter's code tables; kept as text", http_status=200, issue_type="code-invalid"),
     # --- mapping

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from functools import lru_cache
+
 from adapter.codes import CodeTables, load_code_tables
 from adapter.errors import (
     AdapterError, BusinessRuleError, InputError, Issue, MappingError, UnsupportedMessageError, errors_of, issue,
 )
 from adapter.fhir.bundle import check_with_models, transaction_bundle
-from adapter.fhir.context import MapContext, iso_instant, local_datetime
+from adapter.fhir.context import DANISH_TIME, MapContext, iso_instant, local_datetime
 from adapter.fhir.letter import resources_from_letter
 from adapter.fhir.plan import resources_from_plan
 from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
@@ -24,6 +26,12 @@ from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMess
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
 from adapter.medcom.schema import schema_findings
 from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_xml
+from adapter.rules.calendar import DanishCalendar
+from adapter.rules.loader import load_rules
+from adapter.rules.model import RuleSet
+from adapter.rules.schedule import schedule
+from adapter.rules.stratify import stratify
+from adapter.rules.trace import trace
 
 
 @dataclass
@@ -54,6 +62,29 @@ class Conversion:
     issues: list[Issue]
     kind: str
     message: GgopMessage | CorrespondenceMessage
+    trace: dict | None = None  # G-GOP: stratification proposal and deadlines with their rules
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> RuleSet:
+    return load_rules()
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> DanishCalendar:
+    return DanishCalendar()
+
+
+def apply_rules(msg: GgopMessage, at: dt.datetime, rules: RuleSet | None = None,
+                calendar: DanishCalendar | None = None):
+    """Stratification proposal and deadline schedule for a plan, and their warnings as issues."""
+    rules = rules or default_rules()
+    calendar = calendar or default_calendar()
+    proposal = stratify(msg, rules, at.astimezone(DANISH_TIME).date())
+    plan_schedule = schedule(msg, rules, at, calendar)
+    issues = [issue(w.code, w.line, w.xpath, w.message_en) for w in plan_schedule.warnings
+              if w.code != "GGOP-W332"]  # a missing discharge time is already reported by the checks
+    return proposal, plan_schedule, issues
 
 
 def validate_bytes(raw: bytes, tables: CodeTables | None = None, limits: Limits | None = None) -> Validation:
@@ -92,7 +123,8 @@ def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
 
 
 def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
-                  limits: Limits | None = None, check_models: bool = True) -> Conversion:
+                  limits: Limits | None = None, check_models: bool = True, rules: RuleSet | None = None,
+                  calendar: DanishCalendar | None = None) -> Conversion:
     """Convert one message to a transaction Bundle, or raise InputError / MappingError.
 
     ``check_models`` parses every resource with the fhir.resources models before
@@ -107,9 +139,14 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
     at = receipt_time(msg, received_at)
     ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value,
                      received_at=at, tables=tables)
+    plan_trace = None
+    issues = list(result.issues)
     try:
         if isinstance(msg, GgopMessage):
-            resources = resources_from_plan(msg, raw, ctx)
+            proposal, plan_schedule, rule_issues = apply_rules(msg, at, rules, calendar)
+            issues = _sorted(issues + rule_issues)
+            plan_trace = trace(proposal, plan_schedule)
+            resources = resources_from_plan(msg, raw, ctx, proposal, plan_schedule)
         else:
             resources = resources_from_letter(msg, raw, ctx)
         bundle = transaction_bundle(resources, ctx, iso_instant(at))
@@ -119,7 +156,7 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
         raise
     except (KeyError, AttributeError, TypeError, ValueError) as exc:  # a defect of ours, located
         raise MappingError(issue("GGOP-E401", detail=type(exc).__name__)) from exc
-    return Conversion(bundle, result.issues, result.parsed.kind, msg)
+    return Conversion(bundle, issues, result.parsed.kind, msg, plan_trace)
 
 
 @dataclass

@@ -21,6 +21,7 @@ STRUCTURAL = {
     "scheduled", "Appointment", "source", "revoked", "unknown", "in-progress", "finished",
     "permit", "deny", "application/xml", "male", "female", "OTH", "IMP", "AMB",
     "encounter-diagnosis", "patient-privacy", "59284-0", "other", "mobile", "home", "work",
+    "requested", "order",
 }
 SKIP_KEYS = {"id", "fullUrl", "reference", "data", "hash", "resourceType", "url"}
 
@@ -48,6 +49,35 @@ def input_tokens(raw: bytes) -> set[str]:
     return tokens
 
 
+def _bare(token: str) -> str:
+    """A token without the punctuation a sentence puts around it."""
+    return token.strip(",.;:()\"'")
+
+
+def rule_strings() -> set[str]:
+    """Every string in the rule files of mappings/ (reasons, legal bases, rule ids)."""
+    import yaml
+
+    from conftest import REPO
+
+    out: set[str] = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                out.add(str(k))
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif x is not None:
+            out.add(str(x))
+
+    for f in sorted((REPO / "mappings").glob("*.yaml")):
+        walk(yaml.safe_load(f.read_text("utf-8")))
+    return out
+
+
 def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]:
     problems: list[str] = []
     entries = bundle["entry"]
@@ -67,12 +97,12 @@ def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]
     for path, key, value in walk_strings(bundle):
         if key == "reference" and value not in full:
             problems.append(f"unresolved reference at {path}")
-    tokens = input_tokens(raw)
-    table_tokens = {t for s in table_strings for t in s.split()}
+    tokens = {_bare(t) for t in input_tokens(raw)}
+    table_tokens = {_bare(t) for s in table_strings | rule_strings() for t in s.split()}
     for path, key, value in walk_strings(bundle):
         if key in SKIP_KEYS or UUID.match(value) or DATE.match(value) or URI.match(value) or value in STRUCTURAL:
             continue
-        for token in value.split():
+        for token in map(_bare, value.split()):
             if token in tokens or token in table_tokens or token.lstrip("0") in {t.lstrip("0") for t in tokens if t.isdigit()}:
                 continue
             problems.append(f"string at {path} has a token from neither the input nor a mapping table")

@@ -22,6 +22,14 @@ def test_golden_bundle(path, update_goldens):
             pytest.fail(f"golden file {golden.name} was missing and has been written; review and commit it")
     expected = json.loads(golden.read_text("utf-8"))
     assert result.bundle == expected, f"{path.name} converts differently from {golden.name} (--update-goldens)"
+    if result.trace is not None:
+        trace_file = path.with_suffix(".trace.json")
+        if update_goldens or not trace_file.exists():
+            trace_file.write_text(json.dumps(result.trace, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            if not update_goldens:
+                pytest.fail(f"golden file {trace_file.name} was missing and has been written; review and commit it")
+        assert result.trace == json.loads(trace_file.read_text("utf-8")), \
+            f"{path.name}: stratification or deadlines differ from {trace_file.name} (--update-goldens)"
 
 
 def test_there_are_goldens_of_every_kind():

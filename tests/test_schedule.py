@@ -159,7 +159,7 @@ def test_postponed_plan_sets_not_before(rules):
 def test_unparseable_text_warns_and_falls_back_to_7_days(rules):
     s = run(rules, deadline="Opstart når gipsen er fjernet")
     [w] = s.warnings
-    assert w.code == "rules.deadline-text-unparsed"
+    assert w.code == "GGOP-W342"
     assert "7 dage" in w.message_da and "7 days" in w.message_en
     assert w.xpath == "/Emessage/RehabilitationPlan/RehabilitationDeadline"
     assert "gipsen" not in w.message_da  # the plan's text is not repeated
@@ -195,7 +195,7 @@ def test_specialiseret_has_no_municipal_start_task(rules):
 
 def test_missing_plan_type_gives_no_deadlines(rules):
     s = run(rules, plan_type=None)
-    assert s.deadlines == [] and [w.code for w in s.warnings] == ["rules.plan-type-unknown"]
+    assert s.deadlines == [] and [w.code for w in s.warnings] == ["GGOP-W343"]
 
 
 def test_deadline_carries_task_display_reasons_and_legal_basis(rules):
@@ -380,7 +380,7 @@ def test_level_confirmed_late_marks_visitation_overdue(rules):
 def test_offered_start_before_plans_earliest_start_warns(rules):
     s = reevaluate(run(rules, deadline="Opstart tidligst om 3 uger"), local("2026-03-05T10:00"),
                    TaskUpdates(offered_start=date(2026, 3, 10)))
-    assert [w.code for w in s.warnings] == ["rules.offered-start-before-earliest"]
+    assert [w.code for w in s.warnings] == ["GGOP-W345"]
 
 
 def test_reevaluate_is_pure_and_idempotent(rules):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from adapter.fhir.care_plan import care_plan_from_plan
 from adapter.fhir.condition import condition_resource, condition_role, free_text_condition
 from adapter.fhir.consent import consent_from_plan
@@ -13,12 +15,16 @@ from adapter.fhir.patient import patient_resource
 from adapter.fhir.practitioner import practitioner_resources
 from adapter.fhir.provenance import provenance
 from adapter.fhir.service_request import service_request_from_plan
+from adapter.fhir.task import level_category, region_organization, task_from_deadline
 from adapter.medcom.model import GgopMessage
+from adapter.rules.model import Schedule, StratificationProposal
 
 STATUS_BY_LETTER = {"annulleretbrev": ("revoked", "revoked")}
 
 
-def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext) -> list[dict]:
+def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
+                        proposal: StratificationProposal | None = None,
+                        schedule: Schedule | None = None) -> list[dict]:
     sr_status, cp_status = STATUS_BY_LETTER.get(v(msg.letter.status_code) or "", ("active", "active"))
     out: list[dict] = []
 
@@ -45,13 +51,22 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext) -> list[d
         out.append(free_text_condition(msg.diagnosis_text, ctx))
         condition_roles.append("condition:text")
 
-    out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status))
+    deadlines = schedule.deadlines if schedule is not None else []
+    if any(d.owner == "region" for d in deadlines):
+        region = region_organization(msg, ctx)
+        if region is not None:
+            out.insert(1, region)
+        else:  # the receiver names no known municipality: it keeps the region's tasks
+            deadlines = [dataclasses.replace(d, owner="receiver") if d.owner == "region" else d for d in deadlines]
+
+    out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status, level_category(proposal, ctx)))
     author = "practitionerrole:signer" if msg.signed_by is not None else "sender"
     contributors = [f"practitionerrole:{p.role}" for p in people if p.role != "signer"]
     out.append(care_plan_from_plan(msg, ctx, condition_roles, author, contributors, cp_status))
     consent = consent_from_plan(msg, ctx)
     if consent is not None:
         out.append(consent)
+    out += [task_from_deadline(d, ctx, proposal) for d in deadlines]
     out.append(document_reference(raw, ctx, "ggop-document", msg.envelope.identifier.value))
     occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))
     out.append(provenance(ctx, [r["id"] for r in out], occurred, v(msg.letter.status_code)))

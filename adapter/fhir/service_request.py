@@ -10,7 +10,8 @@ PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDat
 
 
 def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list[str],
-                              status: str = "active") -> dict:
+                              status: str = "active", proposed_level: dict | None = None) -> dict:
+    """``proposed_level`` is the basal/avanceret category marked as proposed (almen plans)."""
     category = ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type))
     code = ctx.tables.translate("ggop-service-code", "GGOP")
     discharge = msg.contact_end.date.value if msg.contact_end and msg.contact_end.date else None
@@ -25,7 +26,8 @@ def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles
         }],
         "status": status,
         "intent": "plan",
-        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]}],
+        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]},
+                     proposed_level],
         "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
         "subject": ctx.ref("patient"),
         "authoredOn": ctx.received_iso,

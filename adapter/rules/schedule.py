@@ -49,10 +49,10 @@ TZ = ZoneInfo("Europe/Copenhagen")
 END_OF_DAY = time(23, 59, 59)
 
 W_NO_DISCHARGE = "GGOP-W332"
-W_TEXT_UNPARSED = "rules.deadline-text-unparsed"
-W_PLAN_TYPE = "rules.plan-type-unknown"
-W_CALENDAR = "rules.calendar-out-of-range"
-W_START_BEFORE_EARLIEST = "rules.offered-start-before-earliest"
+W_TEXT_UNPARSED = "GGOP-W342"
+W_PLAN_TYPE = "GGOP-W343"
+W_CALENDAR = "GGOP-W344"
+W_START_BEFORE_EARLIEST = "GGOP-W345"
 
 _COMPLETES_LEVEL = ("visitate-level", "visitate-child")
 

@@ -1,0 +1,77 @@
+"""`ggop-adapter explain` and the Bundle agree: every Task names its rule and legal basis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from adapter.cli import main
+from adapter.pipeline import convert_bytes
+from conftest import DATA
+
+PLANS = sorted((DATA / "ggop").glob("*.xml"))
+INPUT_SYSTEM = "http://ggop-adapter.dk/fhir/CodeSystem/task-input-types"
+
+
+def _inputs(task, code):
+    return [i for i in task.get("input", []) if i["type"]["coding"][0]["code"] == code]
+
+
+@pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
+def test_bundle_tasks_match_the_trace(path):
+    result = convert_bytes(path.read_bytes())
+    tasks = [e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    deadlines = result.trace["deadlines"]
+    assert len(tasks) == len(deadlines)
+    by_rule = {d["rule"]: d for d in deadlines}
+    for task in tasks:
+        rule = _inputs(task, "rule-id")[0]["valueString"]
+        d = by_rule[rule]
+        assert task["code"]["coding"][0]["code"] == d["task"]
+        assert task["restriction"]["period"]["end"] == d["due"]
+        assert task["businessStatus"]["coding"][0]["code"] == d["businessStatus"]
+        assert _inputs(task, "legal-basis"), f"{rule} names no legal basis"
+        assert task["status"] == "requested" and task["intent"] == "order"
+        assert task["focus"]["reference"] and task["for"]["reference"] and task["owner"]["reference"]
+
+
+@pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
+def test_service_request_carries_the_proposed_level(path):
+    result = convert_bytes(path.read_bytes())
+    sr = next(e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    level = result.trace["stratification"]["level"]
+    levels = [c for c in sr["category"][1:]]
+    if level is None:
+        assert levels == []
+    else:
+        assert levels[0]["coding"][0]["display"] == level
+        assert levels[0]["extension"][0]["valueCoding"]["code"] == "proposed"
+
+
+def test_explain_json_is_the_trace():
+    path = DATA / "ggop" / "minimal-almen.xml"
+    res = CliRunner().invoke(main, ["explain", "--json", str(path)])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout) == convert_bytes(path.read_bytes()).trace
+
+
+def test_explain_text_in_danish_and_english_names_every_rule():
+    path = DATA / "ggop" / "child-consent-nej.xml"
+    res = CliRunner().invoke(main, ["explain", str(path)])
+    assert res.exit_code == 0
+    trace = convert_bytes(path.read_bytes()).trace
+    assert "Foreslået niveau: basal" in res.stdout and "Proposed level: basal" in res.stdout
+    for f in trace["stratification"]["fired"]:
+        assert f["rule"] in res.stdout
+    for d in trace["deadlines"]:
+        assert f"[{d['rule']}]" in res.stdout and d["due"] in res.stdout
+        assert d["legalBasis"][0]["document"] in res.stdout
+
+
+def test_explain_refuses_letters_and_bad_input():
+    res = CliRunner().invoke(main, ["explain", str(DATA / "xdis91" / "letter-to-municipality.xml")])
+    assert res.exit_code == 2 and "no plan to explain" in res.stderr
+    res = CliRunner().invoke(main, ["explain", str(DATA / "invalid" / "missing-cpr.xml")])
+    assert res.exit_code == 2 and "GGOP-E303" in res.stderr
