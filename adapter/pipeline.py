@@ -70,16 +70,22 @@ def default_rules() -> RuleSet:
     return load_rules()
 
 
-@lru_cache(maxsize=1)
-def default_calendar() -> DanishCalendar:
-    return DanishCalendar()
+@lru_cache(maxsize=8)
+def _calendar(days: frozenset[str] | None) -> DanishCalendar:
+    return DanishCalendar(days) if days is not None else DanishCalendar()
+
+
+def calendar_for(rules: RuleSet) -> DanishCalendar:
+    """The Danish calendar with the optional days off the rule settings name."""
+    days = rules.deadlines.settings.get("optional_days_off")
+    return _calendar(frozenset(days) if days is not None else None)
 
 
 def apply_rules(msg: GgopMessage, at: dt.datetime, rules: RuleSet | None = None,
                 calendar: DanishCalendar | None = None):
     """Stratification proposal and deadline schedule for a plan, and their warnings as issues."""
     rules = rules or default_rules()
-    calendar = calendar or default_calendar()
+    calendar = calendar or calendar_for(rules)
     proposal = stratify(msg, rules, at.astimezone(DANISH_TIME).date())
     plan_schedule = schedule(msg, rules, at, calendar)
     issues = [issue(w.code, w.line, w.xpath, w.message_en) for w in plan_schedule.warnings

@@ -325,3 +325,22 @@ def test_missing_override_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_rules(DEFAULT_DIR, [tmp_path / "nowhere.yaml"])
     assert "cannot read" in exc.value.first.message
+
+
+def test_optional_days_off_are_a_setting_a_municipality_can_override(tmp_path):
+    import datetime as dt
+
+    from adapter.pipeline import calendar_for
+    from adapter.rules.loader import load_rules as _load
+
+    default = calendar_for(_load())
+    assert default.is_holiday(dt.date(2026, 6, 5))  # Grundlovsdag off by default
+    override = tmp_path / "kommune.yaml"
+    override.write_text("deadlines:\n  settings:\n    optional_days_off: [juleaftensdag]\n", encoding="utf-8")
+    local = calendar_for(_load(override_files=[override]))
+    assert not local.is_holiday(dt.date(2026, 6, 5)) and local.is_holiday(dt.date(2026, 12, 24))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("deadlines:\n  settings:\n    optional_days_off: [fastelavn]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        _load(override_files=[bad])
+    assert "bad.yaml" in str(info.value) and "optional_days_off" in str(info.value)

@@ -45,6 +45,7 @@ from typing import Any, Iterable, NoReturn, Sequence
 import yaml
 
 from adapter.errors import ConfigError, issue
+from adapter.rules.calendar import OPTIONAL_DAYS
 from adapter.rules.model import (
     CLOCKS, LEVELS, OWNERS, PLAN_DEADLINE_USES, PLAN_TYPES, STRENGTHS, TRIGGERS, UNITS,
     Applicability, Before, Combination, Condition, DeadlineRule, DeadlineRules, Effect,
@@ -758,6 +759,11 @@ def _settings(merged: dict[str, tuple[Any, _At]]) -> tuple[dict[str, Any], dict[
         if k == "due_soon_hours":
             due_soon = _int(v, here, 0, 24 * 30)
             out[k] = due_soon
+        elif k == "optional_days_off":
+            names = _str_list(v, here, lower=True) if v else ()
+            for j, name in enumerate(names):
+                _choice(name, here.item(v, j), tuple(sorted(OPTIONAL_DAYS)))
+            out[k] = frozenset(names)
         else:
             dates[k] = _date(v, here)
             out[k] = dates[k]
