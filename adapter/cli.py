@@ -56,6 +56,21 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def _settings():
+    from adapter.config import Settings
+    return Settings.load()
+
+
+def _rules(settings):
+    """The rules: defaults plus the municipality's override files (ADAPTER_RULE_OVERRIDES)."""
+    from adapter.pipeline import default_rules
+    from adapter.rules.loader import load_rules
+
+    if not settings.rule_overrides:
+        return default_rules()
+    return load_rules(override_files=[Path(p) for p in settings.rule_overrides])
+
+
 class _Guard:
     """Turn any unexpected exception into a located internal error line (exit 3)."""
 
@@ -92,17 +107,22 @@ def main() -> None:
 def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool,
             no_model_check: bool) -> None:
     """Convert MedCom XML FILES to FHIR R4 transaction Bundles."""
-    from adapter.pipeline import convert_bytes
+    from adapter.pipeline import Limits, convert_bytes
 
     at = _parse_received_at(received_at)
     paths = _expand(files)
     if out_dir is None and len(paths) != 1:
         raise click.UsageError("several inputs need --out DIR")
+    with _Guard("-"):
+        settings = _settings()
+        rules = _rules(settings)
+    limits = Limits(settings.max_bytes, settings.max_depth)
     refused = 0
     for n, path in enumerate(paths, 1):
         with _Guard(str(path)):
             try:
-                result = convert_bytes(_read(path), received_at=at, check_models=not no_model_check)
+                result = convert_bytes(_read(path), received_at=at, limits=limits, rules=rules,
+                                       check_models=settings.check_models and not no_model_check)
             except AdapterError as exc:
                 refused += 1
                 _print_issues(str(path), exc.issues, sys.stderr)
@@ -204,9 +224,10 @@ def explain(file: str, received_at: str | None, lang: str, as_json: bool) -> Non
     from adapter.rules.trace import explain as render
 
     with _Guard(file):
+        rules = _rules(_settings())
         try:
             result = convert_bytes(_read(Path(file)), received_at=_parse_received_at(received_at),
-                                   check_models=False)
+                                   check_models=False, rules=rules)
         except InputError as exc:
             _print_issues(file, exc.issues, sys.stderr)
             sys.exit(EXIT_REFUSED)

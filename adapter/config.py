@@ -1,0 +1,81 @@
+"""Settings: defaults < TOML file (``ADAPTER_CONFIG``) < ``ADAPTER_*`` environment.
+
+Read once at the edges (CLI, service) and passed into the core; the core never reads
+the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from adapter.errors import ConfigError, issue
+from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
+
+ENV_PREFIX = "ADAPTER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/adapter.db"
+    clients_file: str | None = None
+    rule_overrides: tuple[str, ...] = ()  # a municipality's own rule files (os.pathsep-separated in env)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+    check_models: bool = True
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        settings = cls()
+        path = env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            settings = settings._merge(_read_toml(Path(path)), path)
+        overrides = {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
+                     if ENV_PREFIX + f.name.upper() in env}
+        return settings._merge(overrides, "environment")
+
+    def _merge(self, values: Mapping[str, object], source: str) -> "Settings":
+        known = {f.name: f for f in fields(self)}
+        changes = {}
+        for key, raw in values.items():
+            if key not in known:
+                raise ConfigError(issue("GGOP-E501", None, f"{source}#{key}", "unknown setting"))
+            default = getattr(Settings, key)
+            try:
+                changes[key] = _coerce(raw, default)
+            except (TypeError, ValueError):
+                raise ConfigError(issue("GGOP-E501", None, f"{source}#{key}",
+                                        f"expected {type(default).__name__}")) from None
+        return replace(self, **changes)
+
+
+def _coerce(raw: object, default: object) -> object:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, tuple):
+        if isinstance(raw, (list, tuple)):
+            return tuple(str(x) for x in raw)
+        return tuple(p for p in str(raw).split(os.pathsep) if p)
+    return None if raw in (None, "") else str(raw)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(issue("GGOP-E501", None, str(path), type(exc).__name__)) from None
+    return data.get("adapter", data)
