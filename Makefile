@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +13,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The service on its embedded defaults: SQLite in var/, the sample clients in config/.
 run: $(STAMP)
-	$(BIN)/ggop-adapter demo
+	ADAPTER_CLIENTS_FILE="$${ADAPTER_CLIENTS_FILE:-config/clients.sample.yaml}" $(BIN)/ggop-adapter serve
 
+# Everything, with a local PostgreSQL for the store tests when one can be had.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "" -q
+	ADAPTER_TEST_POSTGRES_URL="$${ADAPTER_TEST_POSTGRES_URL:-$$(tools/pg-test-server.sh)}" \
+	  $(BIN)/python -m pytest -m "" -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/ggop-adapter demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py

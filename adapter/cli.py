@@ -271,6 +271,55 @@ def conformance(paths: tuple[str, ...], as_json: bool, html_out: str | None, ver
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--inbox", "inbox_dir", type=click.Path(file_okay=False),
+              help="Also watch this folder for files dropped by a VANS client.")
+def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
+    """Run the service: POST /medcom for hospitals, /fhir for municipalities (gunicorn)."""
+    from adapter.api.app import create_app
+    from adapter.api.server import AdapterServer
+    from adapter.store.engine import open_store
+
+    with _Guard("-"):
+        settings = _settings()
+        open_store(settings.database_url).dispose()  # migrate once before the workers start
+    click.echo(f"ggop-adapter {__version__}: database {settings.database_url}, "
+               f"clients {settings.clients_file or '(none: /medcom open, /fhir closed)'}", err=True)
+    click.echo(f"listening on http://{host}:{port}  (POST /medcom, GET /fhir/metadata, /healthz)", err=True)
+    if inbox_dir:
+        import threading
+
+        from adapter.service.inbox import watch
+        threading.Thread(target=watch, args=(Path(inbox_dir), settings), daemon=True).start()
+        click.echo(f"watching inbox {inbox_dir}", err=True)
+    AdapterServer(lambda: create_app(settings), {
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": 4,
+        "accesslog": "-", "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "timeout": 60, "graceful_timeout": 10,
+    }).run()
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--once", is_flag=True, help="Process what is there now and stop.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600))
+def inbox(directory: str, once: bool, interval: float) -> None:
+    """Pick up MedCom files dropped in DIRECTORY (by a VANS client); move each to done/ or
+    failed/ with its receipt beside it. Nothing is lost when the process is killed midway."""
+    from adapter.service.inbox import process_inbox, watch
+
+    with _Guard("-"):
+        settings = _settings()
+        if once:
+            counts = process_inbox(Path(directory), settings)
+            click.echo(f"inbox {directory}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
+            return
+        watch(Path(directory), settings, interval=interval)
+
+
+@main.command()
 @click.option("--dir", "work_dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--count", default=25, show_default=True, type=click.IntRange(1, 10_000))
 def demo(work_dir: str, count: int) -> None:

@@ -57,6 +57,7 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E006": CodeInfo(ERROR, "The bytes cannot be decoded in the declared encoding", "syntaksfejl", 400, "structure"),
     "GGOP-E007": CodeInfo(ERROR, "Entity declarations and references are not allowed", "syntaksfejl", 400, "security"),
     "GGOP-E009": CodeInfo(ERROR, "The file cannot be read", "ikke_specificeret", 400, "not-found"),
+    "GGOP-E010": CodeInfo(ERROR, "Wrong content type for a MedCom message", "syntaksfejl", 415, "not-supported"),
     "GGOP-W008": CodeInfo(WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"),
     # --- detection
     "GGOP-E101": CodeInfo(ERROR, "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt", "problem_med_version", 422, "not-supported"),
@@ -88,6 +89,7 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E317": CodeInfo(ERROR, "Sender is missing", "syntaksfejl", 422, "required"),
     "GGOP-E318": CodeInfo(ERROR, "Consent answer is not ja or nej", "syntaksfejl", 422, "code-invalid"),
     "GGOP-E319": CodeInfo(ERROR, "Letter version code does not match the message", "problem_med_version", 422, "not-supported"),
+    "GGOP-E321": CodeInfo(ERROR, "Letter identifier reused for different content", "ikke_specificeret", 422, "duplicate"),
     "GGOP-E320": CodeInfo(ERROR, "Envelope sent date is missing", "syntaksfejl", 422, "required"),
     # --- business rules: tolerated defects (warnings)
     "GGOP-W330": CodeInfo(WARNING, "CPR number fails the modulus-11 check (allowed since 2007)", http_status=200, issue_type="informational"),
@@ -110,6 +112,8 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E402": CodeInfo(ERROR, "A receipt cannot be converted: receipts are answers, not plans", "problem_med_version", 422, "not-supported"),
     # --- configuration and internal
     "GGOP-E900": CodeInfo(ERROR, "Internal error while processing the message", "ikke_specificeret", 500, "exception"),
+    "GGOP-E901": CodeInfo(ERROR, "Authentication required: send a valid bearer token", "ikke_specificeret", 401, "login"),
+    "GGOP-E902": CodeInfo(ERROR, "This client may not do this", "ikke_specificeret", 403, "forbidden"),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
 }
 

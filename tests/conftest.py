@@ -42,3 +42,31 @@ def golden_inputs() -> list[Path]:
 
 def invalid_inputs() -> list[Path]:
     return sorted((DATA / "invalid").glob("*.xml"))
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from adapter.store.engine import make_engine
+    from adapter.store.schema import metadata
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty store of each kind: a SQLite file, and the PostgreSQL server named by
+    ADAPTER_TEST_POSTGRES_URL (make test and .ci/run start one; skipped without it)."""
+    import os
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/adapter.db"
+    url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL (make test starts a local server)")
+    _reset_postgres(url)
+    return url

@@ -1,0 +1,84 @@
+"""Flask app factory: ``/medcom`` (hospital push), ``/fhir`` (municipal pull), health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask, g, jsonify, request
+from sqlalchemy.engine import Engine
+
+from adapter.api.auth import Client, Clients, load_clients
+from adapter.codes import CodeTables, load_code_tables
+from adapter.config import Settings
+from adapter.pipeline import default_rules
+from adapter.rules.loader import load_rules
+from adapter.rules.model import RuleSet
+from adapter.store.engine import open_store
+
+
+@dataclass
+class Services:
+    """What the request handlers share; ``clock`` is the only source of 'now'."""
+
+    settings: Settings
+    engine: Engine
+    clients: Clients
+    tables: CodeTables
+    rules: RuleSet
+    clock: Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               clock: Callable[[], dt.datetime] = utc_now) -> Flask:
+    settings = settings or Settings.load()
+    from pathlib import Path
+
+    rules = (load_rules(override_files=[Path(p) for p in settings.rule_overrides])
+             if settings.rule_overrides else default_rules())
+    services = Services(
+        settings=settings,
+        engine=engine or open_store(settings.database_url),
+        clients=load_clients(settings.clients_file),
+        tables=load_code_tables(),
+        rules=rules,
+        clock=clock,
+    )
+    app = Flask("ggop-adapter")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_bytes
+    app.extensions["ggop"] = services
+
+    @app.before_request
+    def _authenticate():
+        g.client = services.clients.authenticate(request.headers.get("Authorization"))
+
+    @app.get("/healthz")
+    def healthz():
+        with services.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return jsonify(status="ok")
+
+    from adapter.api.medcom import blueprint as medcom_bp
+    app.register_blueprint(medcom_bp)
+    try:
+        from adapter.api.fhir import blueprint as fhir_bp
+    except ImportError:  # pragma: no cover - during development of the FHIR API
+        fhir_bp = None
+    if fhir_bp is not None:
+        app.register_blueprint(fhir_bp)
+    return app
+
+
+def services() -> Services:
+    from flask import current_app
+
+    return current_app.extensions["ggop"]
+
+
+def current_client() -> Client | None:
+    return g.get("client")

@@ -1,0 +1,236 @@
+"""Receiving one MedCom message: store it, deduplicate it the MedCom way, process it,
+and answer with the receipt — all in one database transaction.
+
+- The raw bytes are the first row written; nothing the sender has been told "received"
+  is ever lost, because the receipt only leaves after the transaction committed.
+- Duplicates (same sender, envelope id and letter id, same bytes) get the byte-identical
+  receipt they got the first time and create nothing new; concurrent duplicates race on
+  the ``message_keys`` primary key, and the loser answers as a duplicate.
+- A letter id reused for different content is refused (``GGOP-E321``); a corrected letter
+  (``rettetbrev``) supersedes the earlier version, whose resources keep their history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from adapter.codes import CodeTables
+from adapter.errors import AdapterError, Issue, MappingError, issue
+from adapter.medcom.identifiers import normalise_municipality_code
+from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
+from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
+from adapter.pipeline import Limits, convert_bytes, validate_bytes
+from adapter.rules.model import RuleSet
+from adapter.store.resources import save_bundle
+from adapter.store.schema import audit, message_keys, messages, outbox
+
+ACCEPTED, REFUSED, DUPLICATE, SUPERSEDED = "accepted", "refused", "duplicate", "superseded"
+
+
+@dataclass
+class IngestResult:
+    message_id: int
+    state: str
+    http_status: int
+    receipt: bytes | None
+    receipt_positive: bool
+    issues: list[Issue] = field(default_factory=list)
+    bundle: dict | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    kind: str | None
+    sender_ean: str | None
+    receiver_ean: str | None
+    envelope_id: str | None
+    letter_id: str | None
+    letter_status: str | None
+    municipality: str | None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.sender_ean and self.envelope_id and self.letter_id)
+
+
+def identity_of(msg) -> Identity:
+    if msg is None:
+        return Identity(None, None, None, None, None, None, None)
+    kind = "ggop" if isinstance(msg, GgopMessage) else "xdis91" if isinstance(msg, CorrespondenceMessage) else "xctl"
+    if isinstance(msg, ReceiptMessage):
+        return Identity(kind, msg.sender_ean.value if msg.sender_ean else None,
+                        msg.receiver_ean.value if msg.receiver_ean else None,
+                        msg.envelope.identifier.value if msg.envelope.identifier else None,
+                        msg.letter.identifier.value if msg.letter.identifier else None, None, None)
+    sender = msg.sender.ean.value if msg.sender and msg.sender.ean else None
+    receiver = msg.receiver
+    municipality = None
+    if receiver is not None and receiver.identifier is not None and receiver.identifier_code is not None \
+            and receiver.identifier_code.value.lower() == "kommunenummer":
+        municipality = normalise_municipality_code(receiver.identifier.value)
+    return Identity(
+        kind, sender, receiver.ean.value if receiver and receiver.ean else None,
+        msg.envelope.identifier.value[:35] if msg.envelope.identifier else None,
+        msg.letter.identifier.value[:35] if msg.letter.identifier else None,
+        msg.letter.status_code.value if msg.letter.status_code else None,
+        municipality)
+
+
+def _issue_codes(issues: list[Issue]) -> list[dict]:
+    return [{"code": i.code, "line": i.location.line, "xpath": i.location.xpath} for i in issues]
+
+
+def _http_status(issues: list[Issue], accepted: bool) -> int:
+    if accepted:
+        return 200
+    first = next((i for i in issues if i.is_error), None)
+    return first.info.http_status if first is not None else 422
+
+
+def ingest(engine: Engine, raw: bytes, *, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
+           limits: Limits | None = None, client: str | None = None, check_models: bool = True) -> IngestResult:
+    """Store, deduplicate, process and answer one message. Safe to call concurrently."""
+    for _attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models)
+        except IntegrityError:
+            continue  # a concurrent copy committed first: answer as its duplicate
+    with engine.begin() as conn:  # pragma: no cover - only under pathological contention
+        return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models)
+
+
+def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
+            limits: Limits | None, client: str | None, check_models: bool) -> IngestResult:
+    sha = hashlib.sha256(raw).hexdigest()
+    message_id = conn.execute(insert(messages).values(
+        received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
+    )).inserted_primary_key[0]
+
+    validation = validate_bytes(raw, tables, limits)
+    ident = identity_of(validation.message)
+    conn.execute(update(messages).where(messages.c.id == message_id).values(
+        kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
+        envelope_id=ident.envelope_id, letter_id=ident.letter_id, letter_status=ident.letter_status,
+        municipality=ident.municipality))
+
+    if ident.complete:
+        key = and_(message_keys.c.sender_ean == ident.sender_ean, message_keys.c.envelope_id == ident.envelope_id,
+                   message_keys.c.letter_id == ident.letter_id)
+        existing = conn.execute(select(message_keys).where(key)).first()
+        if existing is not None and existing.sha256 != sha:
+            state = conn.execute(select(messages.c.state).where(messages.c.id == existing.message_id)).scalar_one()
+            if state == REFUSED:  # a refused message, corrected and resent under the same ids
+                conn.execute(message_keys.delete().where(key))
+                existing = None
+        if existing is not None:
+            if existing.sha256 == sha:
+                return _duplicate(conn, message_id, existing.message_id, client)
+            return _refuse(conn, message_id, raw, received_at, tables, limits, client,
+                           [issue("GGOP-E321", None, "/Emessage/Envelope/Identifier",
+                                  "the envelope and letter id were used before for other content")], ident)
+        earlier = conn.execute(select(messages.c.id, messages.c.sha256).where(and_(
+            messages.c.sender_ean == ident.sender_ean, messages.c.letter_id == ident.letter_id,
+            messages.c.state == ACCEPTED, messages.c.id != message_id)).order_by(messages.c.id.desc())).first()
+        if earlier is not None and ident.letter_status not in ("rettetbrev", "annulleretbrev"):
+            return _refuse(conn, message_id, raw, received_at, tables, limits, client,
+                           [issue("GGOP-E321", None, "/Emessage", "the letter id was used before; a change must be "
+                                  "sent as rettetbrev")], ident)
+    else:
+        earlier = None
+
+    if not validation.accepted or isinstance(validation.message, ReceiptMessage):
+        issues = validation.issues
+        if isinstance(validation.message, ReceiptMessage):
+            return _receipt_message(conn, message_id, client, ident)
+        return _refuse(conn, message_id, raw, received_at, tables, limits, client, issues, ident)
+
+    try:
+        conversion = convert_bytes(raw, received_at=received_at, tables=tables, limits=limits, rules=rules,
+                                   check_models=check_models)
+    except MappingError as exc:
+        raise exc  # a defect of ours: roll back, answer 500, nothing half-stored
+    except AdapterError as exc:
+        return _refuse(conn, message_id, raw, received_at, tables, limits, client, exc.issues, ident)
+
+    save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
+                message_id=message_id, changed_by=client)
+    msg = validation.message
+    receipt = build_receipt(ReceiptAddress(
+        ident.envelope_id[:14], ident.letter_id[:14], msg.letter.version_code.value if msg.letter.version_code else None,
+        ident.sender_ean, ident.receiver_ean), received_at)
+    conn.execute(insert(message_keys).values(
+        sender_ean=ident.sender_ean, envelope_id=ident.envelope_id, letter_id=ident.letter_id,
+        message_id=message_id, sha256=sha))
+    values = dict(state=ACCEPTED, issue_codes=_issue_codes(conversion.issues), receipt=receipt,
+                  receipt_positive=True, http_status=200)
+    if earlier is not None:
+        values["supersedes"] = earlier.id
+        conn.execute(update(messages).where(messages.c.id == earlier.id).values(state=SUPERSEDED))
+    conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+    patient = next((e["resource"]["id"] for e in conversion.bundle["entry"]
+                    if e["resource"]["resourceType"] == "Patient"), None)
+    if ident.municipality:
+        conn.execute(insert(outbox).values(
+            message_id=message_id, created_at=received_at, recipient=f"municipality:{ident.municipality}",
+            role="primary", order_key=patient or str(message_id), state="pending", attempts=0,
+            next_attempt_at=received_at))
+    _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
+           f"{ident.kind} {ident.letter_status or 'nytbrev'}" + (f" supersedes message/{earlier.id}" if earlier else ""))
+    return IngestResult(message_id, ACCEPTED, 200, receipt, True, conversion.issues, conversion.bundle)
+
+
+def _duplicate(conn: Connection, message_id: int, original_id: int, client: str | None) -> IngestResult:
+    original = conn.execute(select(messages).where(messages.c.id == original_id)).first()
+    conn.execute(update(messages).where(messages.c.id == message_id).values(
+        state=DUPLICATE, duplicate_of=original_id, receipt=original.receipt,
+        receipt_positive=original.receipt_positive, http_status=original.http_status))
+    _audit(conn, original.received_at, client, "push", f"message/{message_id}", DUPLICATE,
+           f"duplicate of message/{original_id}")
+    return IngestResult(message_id, DUPLICATE, original.http_status or 200, original.receipt,
+                        bool(original.receipt_positive))
+
+
+def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datetime, tables: CodeTables,
+            limits: Limits | None, client: str | None, issues: list[Issue], ident: Identity) -> IngestResult:
+    errors = [i for i in issues if i.is_error] or issues
+    addr = None
+    if ident.complete and ident.receiver_ean:
+        addr = ReceiptAddress(ident.envelope_id[:14], ident.letter_id[:14], None, ident.sender_ean,
+                              ident.receiver_ean)
+    if addr is None:
+        addr = salvage_address(raw)
+    receipt = build_receipt(addr, received_at, errors, errors[0].info.refuse_code) if addr else None
+    status = _http_status(errors, False)
+    conn.execute(update(messages).where(messages.c.id == message_id).values(
+        state=REFUSED, issue_codes=_issue_codes(issues), receipt=receipt, receipt_positive=False,
+        http_status=status))
+    # A refused message keeps its identity key, so its resend gets the identical refusal.
+    if ident.complete and not any(i.code == "GGOP-E321" for i in errors):
+        conn.execute(insert(message_keys).values(
+            sender_ean=ident.sender_ean, envelope_id=ident.envelope_id, letter_id=ident.letter_id,
+            message_id=message_id, sha256=hashlib.sha256(raw).hexdigest()))
+    _audit(conn, received_at, client, "push", f"message/{message_id}", REFUSED,
+           ",".join(sorted({i.code for i in errors})))
+    return IngestResult(message_id, REFUSED, status, receipt, False, issues)
+
+
+def _receipt_message(conn: Connection, message_id: int, client: str | None, ident: Identity) -> IngestResult:
+    """A receipt sent to us (for a message we sent): stored and logged, never answered."""
+    conn.execute(update(messages).where(messages.c.id == message_id).values(
+        state=ACCEPTED, http_status=200, receipt_positive=None))
+    received = conn.execute(select(messages.c.received_at).where(messages.c.id == message_id)).scalar_one()
+    _audit(conn, received, client, "push", f"message/{message_id}", ACCEPTED, "receipt")
+    return IngestResult(message_id, ACCEPTED, 200, None, False)
+
+
+def _audit(conn: Connection, at: dt.datetime, client: str | None, action: str, target: str, outcome: str,
+           detail: str | None = None) -> None:
+    conn.execute(insert(audit).values(at=at, client=client, action=action, target=target, outcome=outcome,
+                                      detail=detail))

@@ -1,0 +1,98 @@
+"""The service as hospitals use it: a real gunicorn server on loopback, real HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import DATA, REPO
+
+pytestmark = pytest.mark.slow
+HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/adapter.db"
+    else:
+        url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL")
+        from conftest import _reset_postgres
+        _reset_postgres(url)
+    port = _free_port()
+    env = {**os.environ, "ADAPTER_DATABASE_URL": url,
+           "ADAPTER_CLIENTS_FILE": str(REPO / "config" / "clients.sample.yaml")}
+    proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", "2"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the server did not start: " + proc.stderr.read().decode()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_push_gets_receipt_duplicate_gets_the_same(server):
+    raw = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
+    first = requests.post(server + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
+    assert first.status_code == 200 and b"<PositiveReceipt>" in first.content
+    assert first.headers["Content-Type"].startswith("application/xml")
+    again = requests.post(server + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["X-Message-State"] == "duplicate"
+
+
+def test_refusals_and_their_statuses(server):
+    bad = requests.post(server + "/medcom", data=(DATA / "invalid" / "bad-receiver-gln-check-digit.xml").read_bytes(),
+                        headers=HOSPITAL, timeout=30)
+    assert bad.status_code == 422 and b"<RefuseCode>ukendt_lokationsnummer</RefuseCode>" in bad.content
+    broken = requests.post(server + "/medcom", data=b"<Emessage>", headers=HOSPITAL, timeout=30)
+    assert broken.status_code == 400
+    wrong_type = requests.post(server + "/medcom", data=b"{}", timeout=30,
+                               headers={**HOSPITAL, "Content-Type": "application/json"})
+    assert wrong_type.status_code == 415 and wrong_type.json()["resourceType"] == "OperationOutcome"
+    as_fhir = requests.post(server + "/medcom", data=(DATA / "invalid" / "unknown-plan-type.xml").read_bytes(),
+                            headers={**HOSPITAL, "Accept": "application/fhir+json"}, timeout=30)
+    assert as_fhir.status_code == 422
+    assert as_fhir.json()["issue"][0]["details"]["coding"][0]["code"] == "GGOP-E306"
+    too_big = requests.post(server + "/medcom", data=b"<a>" + b" " * (11 * 1024 * 1024) + b"</a>",
+                            headers=HOSPITAL, timeout=60)
+    assert too_big.status_code == 413
+    anonymous = requests.post(server + "/medcom", data=b"<a/>", timeout=30,
+                              headers={"Content-Type": "application/xml"})
+    assert anonymous.status_code == 401
+    municipality = requests.post(server + "/medcom", data=b"<a/>", timeout=30,
+                                 headers={"Content-Type": "application/xml", "Authorization": "Bearer demo-odense"})
+    assert municipality.status_code == 403
+
+
+def test_eight_identical_posts_at_once(server):
+    raw = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: requests.post(server + "/medcom", data=raw, headers=HOSPITAL, timeout=60),
+                                range(8)))
+    assert all(a.status_code == 200 for a in answers)
+    assert sorted(a.headers["X-Message-State"] for a in answers) == ["accepted"] + ["duplicate"] * 7
+    assert len({a.content for a in answers}) == 1

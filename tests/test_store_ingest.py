@@ -1,0 +1,151 @@
+"""Receiving messages into the store, on SQLite and PostgreSQL: stored first, MedCom
+deduplication, corrections, concurrent duplicates, migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from adapter.codes import load_code_tables
+from adapter.pipeline import default_rules
+from adapter.service.ingest import ingest
+from adapter.store.engine import open_store
+from adapter.store.schema import audit, message_keys, messages, outbox, resource_history, resources
+from conftest import DATA
+
+MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+
+
+def push(engine, raw, at=T0, client="test-hospital"):
+    return ingest(engine, raw, received_at=at, tables=load_code_tables(), rules=default_rules(), client=client)
+
+
+def count(engine, table, *where):
+    with engine.connect() as conn:
+        q = select(func.count()).select_from(table)
+        for w in where:
+            q = q.where(w)
+        return conn.execute(q).scalar_one()
+
+
+@pytest.fixture
+def engine(store_url):
+    e = open_store(store_url)
+    yield e
+    e.dispose()
+
+
+def test_accepted_message_is_stored_with_resources_outbox_and_audit(engine):
+    result = push(engine, MINIMAL)
+    assert result.state == "accepted" and result.http_status == 200 and result.receipt_positive
+    assert b"<PositiveReceipt>" in result.receipt
+    with engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == result.message_id)).one()
+        assert row.raw == MINIMAL and row.state == "accepted" and row.municipality == "0461"
+        assert row.receipt == result.receipt
+        types = {r.type for r in conn.execute(select(resources.c.type))}
+        assert {"Patient", "ServiceRequest", "CarePlan", "Task"} <= types
+        task = conn.execute(select(resources.c.content).where(resources.c.type == "Task")).first().content
+        assert task["meta"]["versionId"] == "1" and task["for"]["reference"].startswith("Patient/")
+        box = conn.execute(select(outbox)).one()
+        assert box.recipient == "municipality:0461" and box.state == "pending"
+        trail = " ".join(f"{a.action} {a.target} {a.outcome} {a.detail}" for a in conn.execute(select(audit)))
+    assert "0103450017" not in trail and "Testesen" not in trail
+
+
+def test_duplicate_gets_the_identical_receipt_and_creates_nothing(engine):
+    first = push(engine, MINIMAL)
+    before = count(engine, resource_history)
+    again = push(engine, MINIMAL, at=T0 + dt.timedelta(hours=3))
+    assert again.state == "duplicate" and again.receipt == first.receipt and again.http_status == 200
+    assert count(engine, resource_history) == before
+    assert count(engine, outbox) == 1
+    assert count(engine, messages) == 2  # the resend is kept, marked as a duplicate
+
+
+def test_reused_letter_id_with_other_content_is_refused_and_logged(engine):
+    push(engine, MINIMAL)
+    other = push(engine, MINIMAL.replace(b"Tove", b"Tova"))
+    assert other.state == "refused" and other.http_status == 422
+    assert b"<RefuseCode>" in other.receipt and b"GGOP-E321" in other.receipt
+    assert count(engine, audit, audit.c.outcome == "refused") == 1
+    with engine.connect() as conn:
+        patient = conn.execute(select(resources.c.content).where(resources.c.type == "Patient")).one().content
+    assert patient["name"][0]["given"] == ["Tove"]
+
+
+def test_corrected_letter_supersedes_and_keeps_history(engine):
+    first = push(engine, MINIMAL)
+    corrected = (MINIMAL.replace(b"<TypeCode>GGOP</TypeCode>", b"<TypeCode>GGOP</TypeCode>\n            <StatusCode>rettetbrev</StatusCode>")
+                 .replace(b"00000000004711", b"00000000004799")
+                 .replace("Prøvevej 1".encode(), "Prøvevej 3".encode()))
+    second = push(engine, corrected, at=T0 + dt.timedelta(days=1))
+    assert second.state == "accepted", second.issues
+    with engine.connect() as conn:
+        assert conn.execute(select(messages.c.state).where(messages.c.id == first.message_id)).scalar_one() == "superseded"
+        patient = conn.execute(select(resources).where(resources.c.type == "Patient")).one()
+        assert patient.version_id == 2 and patient.content["address"][0]["line"] == ["Prøvevej 3"]
+        versions = conn.execute(select(resource_history.c.version_id).where(
+            resource_history.c.id == patient.id).order_by(resource_history.c.version_id)).scalars().all()
+    assert versions == [1, 2]
+
+
+def test_refused_message_is_stored_and_its_resend_gets_the_same_refusal(engine):
+    bad = (DATA / "invalid" / "bad-cpr-date.xml").read_bytes()
+    first = push(engine, bad)
+    assert first.state == "refused" and first.http_status == 422 and not first.receipt_positive
+    assert count(engine, resources) == 0
+    again = push(engine, bad)
+    assert again.state == "duplicate" and again.receipt == first.receipt and again.http_status == 422
+
+
+def test_unreadable_message_is_stored_without_receipt(engine):
+    result = push(engine, b"<<<not xml")
+    assert result.state == "refused" and result.http_status == 400 and result.receipt is None
+    with engine.connect() as conn:
+        assert conn.execute(select(messages.c.raw).where(messages.c.id == result.message_id)).scalar_one() == b"<<<not xml"
+
+
+def test_eight_concurrent_duplicates_leave_one_set_of_resources(engine):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        results.append(push(engine, MINIMAL))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    states = sorted(r.state for r in results)
+    assert states == ["accepted"] + ["duplicate"] * 7
+    assert len({r.receipt for r in results}) == 1
+    assert count(engine, message_keys) == 1
+    assert count(engine, resource_history) == count(engine, resources)  # every resource at version 1
+    assert count(engine, outbox) == 1
+
+
+def test_migrations_create_exactly_the_declared_schema(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from adapter.store.schema import metadata
+
+    engine = open_store(store_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_refused_message_corrected_under_the_same_ids_is_processed_again(engine):
+    bad = MINIMAL.replace(b"5790007654324", b"5790007654325")  # receiver GLN check digit
+    assert push(engine, bad).state == "refused"
+    fixed = push(engine, MINIMAL, at=T0 + dt.timedelta(minutes=5))
+    assert fixed.state == "accepted" and fixed.receipt_positive
