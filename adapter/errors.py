@@ -114,6 +114,7 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E900": CodeInfo(ERROR, "Internal error while processing the message", "ikke_specificeret", 500, "exception"),
     "GGOP-E901": CodeInfo(ERROR, "Authentication required: send a valid bearer token", "ikke_specificeret", 401, "login"),
     "GGOP-E902": CodeInfo(ERROR, "This client may not do this", "ikke_specificeret", 403, "forbidden"),
+    "GGOP-E903": CodeInfo(ERROR, "The request cannot be served", "ikke_specificeret", 400, "processing"),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
 }
 

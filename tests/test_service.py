@@ -24,21 +24,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/adapter.db"
-    else:
-        url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL")
-        from conftest import _reset_postgres
-        _reset_postgres(url)
+def _database(kind: str, tmp_path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/adapter.db"
+    url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL")
+    from conftest import _reset_postgres
+    _reset_postgres(url)
+    return url
+
+
+def _start(url: str):
     port = _free_port()
     env = {**os.environ, "ADAPTER_DATABASE_URL": url,
            "ADAPTER_CLIENTS_FILE": str(REPO / "config" / "clients.sample.yaml")}
     proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -49,9 +52,49 @@ def server(request, tmp_path):
     else:
         proc.kill()
         pytest.fail("the server did not start: " + proc.stderr.read().decode()[-2000:])
+    return proc, base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request, tmp_path):
+    proc, base = _start(_database(request.param, tmp_path))
     yield base
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_killed_after_the_receipt_nothing_acknowledged_is_lost(kind, tmp_path):
+    """kill -9 between receipt and routing: after a restart the message, its resources and
+    its outbox row are all there, waiting for delivery."""
+    import signal
+
+    from sqlalchemy import select
+
+    from adapter.store.engine import make_engine
+    from adapter.store.schema import messages, outbox, resources
+
+    url = _database(kind, tmp_path)
+    proc, base = _start(url)
+    raw = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
+    ack = requests.post(base + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
+    assert ack.status_code == 200
+    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)  # the master and its workers, no shutdown
+    proc.wait(timeout=20)
+    proc, base = _start(url)
+    try:
+        assert requests.get(base + "/readyz", timeout=5).json()["status"] == "ready"
+        again = requests.post(base + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
+        assert again.content == ack.content and again.headers["X-Message-State"] == "duplicate"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(messages.c.state).where(messages.c.state == "accepted")).scalars().all() == ["accepted"]
+        assert conn.execute(select(outbox.c.state)).scalars().all() == ["pending"]
+        assert conn.execute(select(resources.c.type).where(resources.c.type == "Task")).first() is not None
+    engine.dispose()
 
 
 def test_push_gets_receipt_duplicate_gets_the_same(server):

@@ -149,3 +149,13 @@ def test_refused_message_corrected_under_the_same_ids_is_processed_again(engine)
     assert push(engine, bad).state == "refused"
     fixed = push(engine, MINIMAL, at=T0 + dt.timedelta(minutes=5))
     assert fixed.state == "accepted" and fixed.receipt_positive
+
+
+def test_a_hospital_may_only_send_as_its_own_location_numbers(engine):
+    other = ingest(engine, MINIMAL, received_at=T0, tables=load_code_tables(), rules=default_rules(),
+                   client="other-hospital", allowed_senders=("5790000000005",))
+    assert other.state == "refused" and other.http_status == 403 and other.receipt is None
+    assert count(engine, resources) == 0
+    own = ingest(engine, MINIMAL, received_at=T0, tables=load_code_tables(), rules=default_rules(),
+                 client="test-hospital", allowed_senders=("5790001234560",))
+    assert own.state == "accepted"

@@ -6,7 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import Flask, g, jsonify, request
+import json
+import logging
+
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.engine import Engine
 
 from adapter.api.auth import Client, Clients, load_clients
@@ -16,6 +19,8 @@ from adapter.pipeline import default_rules
 from adapter.rules.loader import load_rules
 from adapter.rules.model import RuleSet
 from adapter.store.engine import open_store
+
+log = logging.getLogger("ggop.api")
 
 
 @dataclass
@@ -59,9 +64,41 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
 
     @app.get("/healthz")
     def healthz():
-        with services.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        """The process is up."""
         return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        """The database answers and its schema is the newest."""
+        from adapter.store.engine import schema_is_current
+
+        try:
+            with services.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            current = schema_is_current(services.engine)
+        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+            log.warning("readyz: database not ready (%s)", type(exc).__name__)
+            return jsonify(status="unavailable", reason="database"), 503
+        if not current:
+            return jsonify(status="unavailable", reason="schema"), 503
+        return jsonify(status="ready")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        """Never a stack trace or patient data in a response or a log line."""
+        from werkzeug.exceptions import HTTPException
+
+        from adapter.errors import issue
+        from adapter.outcome import operation_outcome
+
+        if isinstance(exc, HTTPException):
+            code = exc.code or 500
+            body = operation_outcome([issue("GGOP-E903", None, request.path, f"HTTP {code}")])
+            body["issue"][0]["code"] = "not-found" if code == 404 else "not-supported" if code == 405 else "processing"
+            return Response(json.dumps(body), status=code, mimetype="application/fhir+json")
+        log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        body = operation_outcome([issue("GGOP-E900", None, request.path, type(exc).__name__)])
+        return Response(json.dumps(body), status=500, mimetype="application/fhir+json")
 
     from adapter.api.medcom import blueprint as medcom_bp
     app.register_blueprint(medcom_bp)

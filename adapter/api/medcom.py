@@ -44,12 +44,24 @@ def _too_large(_exc):
     return _outcome([issue("GGOP-E003", None, "/", f"limit {limit} bytes")], 413)
 
 
+def _audit_refusal(svc, client, status: int, detail: str | None = None) -> None:
+    from sqlalchemy import insert
+
+    from adapter.store.schema import audit
+
+    with svc.engine.begin() as conn:
+        conn.execute(insert(audit).values(at=svc.clock(), client=client.name if client else None,
+                                          role=client.role if client else None, action="push",
+                                          target="/medcom", outcome=str(status), detail=detail))
+
+
 @blueprint.post("/medcom")
 def push():
     svc = services()
     client = current_client()
     if not svc.clients.empty and (client is None or client.role not in ("hospital", "operator")):
         status = 401 if client is None else 403
+        _audit_refusal(svc, client, status)
         return _outcome([issue("GGOP-E901" if status == 401 else "GGOP-E902", None, "/medcom")], status)
     mimetype = (request.mimetype or "").lower()
     if mimetype not in XML_TYPES:
@@ -61,7 +73,8 @@ def push():
     try:
         result = ingest(svc.engine, raw, received_at=svc.clock(), tables=svc.tables, rules=svc.rules,
                         limits=limits, client=client.name if client else None,
-                        check_models=svc.settings.check_models)
+                        check_models=svc.settings.check_models,
+                        allowed_senders=client.sender_eans if client else ())
     except MappingError as exc:
         return _outcome(exc.issues, 500)
     headers = {"X-Message-Id": str(result.message_id), "X-Message-State": result.state}

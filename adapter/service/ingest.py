@@ -94,20 +94,25 @@ def _http_status(issues: list[Issue], accepted: bool) -> int:
 
 
 def ingest(engine: Engine, raw: bytes, *, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
-           limits: Limits | None = None, client: str | None = None, check_models: bool = True) -> IngestResult:
-    """Store, deduplicate, process and answer one message. Safe to call concurrently."""
+           limits: Limits | None = None, client: str | None = None, check_models: bool = True,
+           allowed_senders: tuple[str, ...] = ()) -> IngestResult:
+    """Store, deduplicate, process and answer one message. Safe to call concurrently.
+
+    ``allowed_senders``: when given, the GLNs the pushing client may send as; a message
+    from another sender is stored, refused with 403 and gets no receipt."""
     for _attempt in range(3):
         try:
             with engine.begin() as conn:
-                return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models)
+                return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
     with engine.begin() as conn:  # pragma: no cover - only under pathological contention
-        return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models)
+        return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
 
 
 def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
-            limits: Limits | None, client: str | None, check_models: bool) -> IngestResult:
+            limits: Limits | None, client: str | None, check_models: bool,
+            allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     sha = hashlib.sha256(raw).hexdigest()
     message_id = conn.execute(insert(messages).values(
         received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
@@ -119,6 +124,13 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
         kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
         envelope_id=ident.envelope_id, letter_id=ident.letter_id, letter_status=ident.letter_status,
         municipality=ident.municipality))
+
+    if allowed_senders and ident.sender_ean not in allowed_senders:
+        forbidden = [issue("GGOP-E902", None, "/Emessage", "this client may not send as this sender")]
+        conn.execute(update(messages).where(messages.c.id == message_id).values(
+            state=REFUSED, issue_codes=_issue_codes(forbidden), http_status=403, receipt_positive=False))
+        _audit(conn, received_at, client, "push", f"message/{message_id}", "403", "sender not allowed for client")
+        return IngestResult(message_id, REFUSED, 403, None, False, forbidden)
 
     if ident.complete:
         key = and_(message_keys.c.sender_ean == ident.sender_ean, message_keys.c.envelope_id == ident.envelope_id,
