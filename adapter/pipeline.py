@@ -130,13 +130,14 @@ def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
 
 def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
                   limits: Limits | None = None, check_models: bool = True, rules: RuleSet | None = None,
-                  calendar: DanishCalendar | None = None) -> Conversion:
+                  calendar: DanishCalendar | None = None, validation: Validation | None = None) -> Conversion:
     """Convert one message to a transaction Bundle, or raise InputError / MappingError.
 
+    ``validation`` reuses a :func:`validate_bytes` result for these bytes.
     ``check_models`` parses every resource with the fhir.resources models before
     it leaves (on by default; the benchmark measures its cost)."""
     tables = tables or load_code_tables()
-    result = validate_bytes(raw, tables, limits)
+    result = validation if validation is not None else validate_bytes(raw, tables, limits)
     if not result.accepted:
         raise InputError(result.issues)
     msg = result.message

@@ -159,3 +159,19 @@ def test_a_hospital_may_only_send_as_its_own_location_numbers(engine):
     own = ingest(engine, MINIMAL, received_at=T0, tables=load_code_tables(), rules=default_rules(),
                  client="test-hospital", allowed_senders=("5790001234560",))
     assert own.state == "accepted"
+
+
+def test_a_processing_defect_keeps_the_message_as_failed(engine, monkeypatch):
+    from adapter.errors import MappingError, issue
+    import adapter.service.ingest as ingest_module
+
+    def broken(*args, **kwargs):
+        raise MappingError(issue("GGOP-E401", detail="test"))
+
+    monkeypatch.setattr(ingest_module, "convert_bytes", broken)
+    with pytest.raises(MappingError):
+        push(engine, MINIMAL)
+    with engine.connect() as conn:
+        rows = conn.execute(select(messages.c.state, messages.c.raw)).all()
+    assert [(r.state, r.raw) for r in rows] == [("failed", MINIMAL)]
+    assert count(engine, resources) == 0 and count(engine, outbox) == 0

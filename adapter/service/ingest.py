@@ -106,6 +106,16 @@ def ingest(engine: Engine, raw: bytes, *, received_at: dt.datetime, tables: Code
                 return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
+        except MappingError as exc:
+            # A defect of ours: the processing is rolled back, but the message is kept (state
+            # failed, no receipt) so an operator can see and replay it; the sender gets a 500.
+            with engine.begin() as conn:
+                conn.execute(insert(messages).values(
+                    received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
+                    state="failed", client=client, issue_codes=_issue_codes(exc.issues), http_status=500))
+                _audit(conn, received_at, client, "push", "message", "failed",
+                       ",".join(sorted({i.code for i in exc.issues})))
+            raise
     with engine.begin() as conn:  # pragma: no cover - only under pathological contention
         return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
 
@@ -165,7 +175,7 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
 
     try:
         conversion = convert_bytes(raw, received_at=received_at, tables=tables, limits=limits, rules=rules,
-                                   check_models=check_models)
+                                   check_models=check_models, validation=validation)
     except MappingError as exc:
         raise exc  # a defect of ours: roll back, answer 500, nothing half-stored
     except AdapterError as exc:

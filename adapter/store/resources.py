@@ -69,11 +69,34 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
 
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
                 message_id: int | None, changed_by: str | None) -> list[dict]:
-    """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs)."""
+    """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs).
+
+    One query finds which resources exist; new ones are inserted in bulk."""
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
-    return [save_resource(conn, r, now=now, municipality=municipality, patient_id=patient,
-                          message_id=message_id, changed_by=changed_by) for r in items]
+    ids = [r["id"] for r in items]
+    existing = {(row.type, row.id) for row in conn.execute(
+        select(resources.c.type, resources.c.id).where(resources.c.id.in_(ids)))}
+    fresh, out = [], []
+    for r in items:
+        if (r["resourceType"], r["id"]) in existing:
+            out.append(save_resource(conn, r, now=now, municipality=municipality, patient_id=patient,
+                                     message_id=message_id, changed_by=changed_by))
+            continue
+        stored = {"resourceType": r["resourceType"], "id": r["id"],
+                  "meta": {**{k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")},
+                           "versionId": "1", "lastUpdated": iso(now)},
+                  **{k: v for k, v in r.items() if k not in ("resourceType", "id", "meta")}}
+        fresh.append(stored)
+        out.append(stored)
+    if fresh:
+        conn.execute(insert(resources), [dict(
+            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now, municipality=municipality,
+            patient_id=patient, message_id=message_id, content=r, deleted=False) for r in fresh])
+        conn.execute(insert(resource_history), [dict(
+            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now, municipality=municipality,
+            message_id=message_id, content=r, changed_by=changed_by) for r in fresh])
+    return out
 
 
 def get_resource(conn: Connection, rtype: str, rid: str):

@@ -1,0 +1,90 @@
+"""The CapabilityStatement of ``/fhir``, built from the same tables the API routes and the
+search module use, so it lists exactly what is implemented."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import metadata
+
+from adapter.store.search import COMMON_PARAMS, INCLUDES, SEARCH_PARAMS
+
+FHIR_VERSION = "4.0.1"
+FORMATS = ["json", "application/fhir+json"]
+
+# Every type the API serves: read, vread, history-instance, search-type. Task also update.
+TYPES: tuple[str, ...] = tuple(SEARCH_PARAMS)
+UPDATABLE: frozenset[str] = frozenset({"Task"})
+
+UPDATE_DOC = (
+    "PUT with If-Match: W/\"<versionId>\" (412 when stale, 428 when missing); municipality clients only. "
+    "Only status, businessStatus, output and note may change (422 naming the element otherwise). "
+    "Outputs use http://ggop-adapter.dk/fhir/CodeSystem/task-output-types: offered-start (valueDate), "
+    "citizen-informed (valueDateTime), confirmed-level (valueCodeableConcept, KL basal/avanceret). "
+    "The update re-evaluates the deadlines of the plan the Task focuses."
+)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ggop-adapter")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def _resource(rtype: str) -> dict:
+    interactions = [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "search-type"}]
+    if rtype in UPDATABLE:
+        interactions.insert(2, {"code": "update", "documentation": UPDATE_DOC})
+    params = [*COMMON_PARAMS.values(), *SEARCH_PARAMS[rtype].values()]
+    out: dict = {
+        "type": rtype,
+        "interaction": interactions,
+        "versioning": "versioned-update" if rtype in UPDATABLE else "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-match",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+    }
+    includes = INCLUDES.get(rtype)
+    if includes:
+        out["searchInclude"] = [f"{rtype}:{p}" for p in includes]
+    out["searchParam"] = [{"name": p.name, "definition": p.definition, "type": p.type,
+                           "documentation": p.documentation} for p in params]
+    return out
+
+
+def capability_statement(base_url: str, now: dt.datetime) -> dict:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now.date().isoformat(),
+        "publisher": "ggop-adapter",
+        "kind": "instance",
+        "software": {"name": "ggop-adapter", "version": _version()},
+        "implementation": {
+            "description": "MedCom G-GOP and XDIS91 to FHIR R4 adapter: Tasks and plans for municipalities",
+            "url": base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": FORMATS,
+        "rest": [{
+            "mode": "server",
+            "documentation": (
+                "Search results are sorted by meta.lastUpdated, then id; _count defaults to 50 (at most 500); "
+                "paging links carry the search and an _offset. Unknown parameters are ignored and listed in an "
+                "OperationOutcome entry (Prefer: handling=strict refuses them with 400). A municipality client "
+                "sees only its own citizens' resources; others' are answered 404 like unknown ids."),
+            "security": {
+                "cors": False,
+                "service": [{"text": "Bearer token"}],
+                "description": (
+                    "Every interaction except metadata needs Authorization: Bearer <token>. Tokens are issued per "
+                    "client (municipality, operator); a municipality client sees and updates only resources "
+                    "concerning its own citizens, an operator reads everything and updates nothing, hospital "
+                    "clients have no access to /fhir."),
+            },
+            "resource": [_resource(t) for t in TYPES],
+        }],
+    }

@@ -1,0 +1,591 @@
+"""FHIR reads and searches over the store (SQLAlchemy Core), always inside a :class:`Scope`.
+
+The scope (which municipality's resources a client may see) is a SQL condition on
+``resources.municipality`` / ``resource_history.municipality`` in every query this module
+runs: searches, reads, version reads, histories and ``_include`` look-ups. A scope that names
+no municipality and is not ``everything`` sees nothing.
+
+Search parameters are a table (:data:`SEARCH_PARAMS`); the CapabilityStatement is built from
+the same table, so it lists exactly what is implemented. The SQL query filters on type, scope,
+``_id``, ``_lastUpdated`` and (for patient references) the ``patient_id`` column; conditions
+on the JSON content are checked in Python over the rows the SQL query streams, before
+counting and slicing, so ``total`` and paging stay exact. Results are ordered by
+``last_updated`` then ``id``.
+
+Times: ``last_updated`` is stored in UTC (SQLite keeps no offset, so every writer must pass
+UTC). A ``_lastUpdated`` value without an offset is read as Danish local time
+(Europe/Copenhagen).
+
+Nothing here echoes a parameter's value in an error: :class:`SearchError` names the
+parameter only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, false, func, select
+from sqlalchemy.engine import Connection, Row
+
+from adapter.store.schema import resource_history, resources
+
+TZ = ZoneInfo("Europe/Copenhagen")
+DEFAULT_COUNT = 50
+MAX_COUNT = 500
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+# --------------------------------------------------------------------------------------------
+# Scope
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a client may see: one municipality's resources, or everything (operators)."""
+
+    municipality: str | None = None
+    everything: bool = False
+
+    def condition(self, column):
+        if self.everything:
+            return None
+        if not self.municipality:
+            return false()
+        return column == self.municipality
+
+
+def _scoped(conditions: list, scope: Scope, column) -> list:
+    cond = scope.condition(column)
+    return conditions if cond is None else [*conditions, cond]
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter table
+# --------------------------------------------------------------------------------------------
+
+SP = "http://hl7.org/fhir/SearchParameter/"
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    type: str  # token | reference | date
+    path: str  # element of the resource
+    kind: str  # code | codeable | identifier | reference
+    definition: str
+    documentation: str
+    target: str | None = None  # reference: the type a bare id means
+    owner_identifier: bool = False  # reference: also an identifier token of the referenced Organization
+
+
+def _subject_params(rtype: str, element: str = "subject") -> dict[str, ParamDef]:
+    return {
+        "patient": ParamDef("patient", "reference", element, "reference", SP + "clinical-patient",
+                            f"The Patient the {rtype} concerns ({rtype}.{element}): Patient/<id> or <id>.",
+                            target="Patient"),
+        "subject": ParamDef("subject", "reference", element, "reference", SP + f"{rtype}-subject",
+                            f"{rtype}.{element}: Type/<id> or <id>."),
+    }
+
+
+SEARCH_PARAMS: dict[str, dict[str, ParamDef]] = {
+    "Task": {
+        "owner": ParamDef(
+            "owner", "reference", "owner", "reference", SP + "Task-owner",
+            "Task.owner: Organization/<id>, or an identifier token system|value of the owning "
+            "Organization (e.g. http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes|0461); "
+            "owner:identifier takes the token too.",
+            target="Organization", owner_identifier=True),
+        "status": ParamDef("status", "token", "status", "code", SP + "Task-status", "Task.status."),
+        "business-status": ParamDef("business-status", "token", "businessStatus", "codeable",
+                                    SP + "Task-business-status",
+                                    "Task.businessStatus coding: [system|]code."),
+        "patient": ParamDef("patient", "reference", "for", "reference", SP + "Task-patient",
+                            "Task.for: Patient/<id> or <id>.", target="Patient"),
+        "subject": ParamDef("subject", "reference", "for", "reference", SP + "Task-subject",
+                            "Task.for: Type/<id> or <id>."),
+        "focus": ParamDef("focus", "reference", "focus", "reference", SP + "Task-focus",
+                          "Task.focus: ServiceRequest/<id> or <id>."),
+        "code": ParamDef("code", "token", "code", "codeable", SP + "Task-code", "Task.code coding: [system|]code."),
+    },
+    "ServiceRequest": _subject_params("ServiceRequest"),
+    "CarePlan": _subject_params("CarePlan"),
+    "Condition": _subject_params("Condition"),
+    "Communication": _subject_params("Communication"),
+    "DocumentReference": _subject_params("DocumentReference"),
+    "Encounter": _subject_params("Encounter"),
+    "Consent": {"patient": ParamDef("patient", "reference", "patient", "reference", SP + "clinical-patient",
+                                    "Consent.patient: Patient/<id> or <id>.", target="Patient")},
+    "Patient": {"identifier": ParamDef("identifier", "token", "identifier", "identifier", SP + "Patient-identifier",
+                                       "Patient.identifier: [system|]value (CPR: urn:oid:1.2.208.176.1.2|<cpr>).")},
+    "Organization": {"identifier": ParamDef("identifier", "token", "identifier", "identifier",
+                                            SP + "Organization-identifier",
+                                            "Organization.identifier: [system|]value (GLN, SOR, municipality code).")},
+    "Practitioner": {},
+    "PractitionerRole": {},
+    "Provenance": {},
+}
+
+COMMON_PARAMS: dict[str, ParamDef] = {
+    "_id": ParamDef("_id", "token", "id", "code", SP + "Resource-id", "The resource id; comma-separated ids mean any."),
+    "_lastUpdated": ParamDef("_lastUpdated", "date", "meta.lastUpdated", "date", SP + "Resource-lastUpdated",
+                             "meta.lastUpdated with eq, ne, gt, ge, lt, le, sa, eb prefixes; repeat for a range. "
+                             "A value without an offset is Danish local time."),
+}
+
+# _include values: Type:param -> the element holding the reference
+INCLUDES: dict[str, dict[str, str]] = {
+    "Task": {"focus": "focus", "patient": "for", "owner": "owner"},
+}
+
+# Result parameters this module understands besides the search parameters.
+RESULT_PARAMS = ("_count", "_offset", "_include")
+# Parameters that are accepted and change nothing for JSON output.
+NEUTRAL_PARAMS = ("_format", "_pretty")
+
+
+def searchable_types() -> list[str]:
+    return list(SEARCH_PARAMS)
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+class SearchError(ValueError):
+    """A bad search: ``param`` names the parameter (never its value)."""
+
+    def __init__(self, param: str, reason: str, status: int = 400):
+        super().__init__(f"{param}: {reason}")
+        self.param = param
+        self.reason = reason
+        self.status = status
+
+
+def split_values(raw: str) -> list[str]:
+    """Comma-separated values (OR) with FHIR's ``\\,`` escape; empty values dropped."""
+    out, cur, esc = [], [], False
+    for ch in raw:
+        if esc:
+            cur.append(ch)
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif ch == ",":
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [v for v in out if v != ""]
+
+
+@dataclass(frozen=True)
+class Token:
+    system: str | None  # None: any system; "": no system
+    code: str | None  # None: any code
+
+    @classmethod
+    def parse(cls, raw: str) -> "Token":
+        if "|" in raw:
+            system, code = raw.split("|", 1)
+            return cls(system, code or None)
+        return cls(None, raw)
+
+    def matches(self, system: str | None, code: str | None) -> bool:
+        if self.system is not None:
+            if self.system == "" and system:
+                return False
+            if self.system != "" and self.system != system:
+                return False
+        return self.code is None or self.code == code
+
+
+@dataclass(frozen=True)
+class Ref:
+    type: str | None
+    id: str
+
+    @classmethod
+    def parse(cls, raw: str, default_type: str | None = None) -> "Ref | None":
+        value = raw.split("/_history/", 1)[0].rstrip("/")
+        parts = value.split("/")
+        if len(parts) >= 2 and parts[-2][:1].isupper():
+            return cls(parts[-2], parts[-1])
+        if len(parts) == 1 and value:
+            return cls(default_type, value)
+        return None
+
+    def matches(self, reference: str | None) -> bool:
+        if not reference:
+            return False
+        other = Ref.parse(reference)
+        if other is None:
+            return False
+        return other.id == self.id and (self.type is None or other.type == self.type)
+
+
+PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+                   r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+
+
+@dataclass(frozen=True)
+class DateBound:
+    prefix: str
+    start: dt.datetime  # inclusive, UTC
+    end: dt.datetime  # exclusive, UTC
+
+
+def parse_date(raw: str, param: str = "_lastUpdated") -> DateBound:
+    """A FHIR date search value as the range its precision covers, in UTC."""
+    prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
+    value = raw[2:] if raw[:2] in PREFIXES else raw
+    m = _DATE.match(value)
+    if not m:
+        raise SearchError(param, "expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|+hh:mm]]]]")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    if hour is not None and zone is None and second is None and minute is None:
+        raise SearchError(param, "a time needs minutes")
+    tz: dt.tzinfo = TZ
+    if zone == "Z":
+        tz = dt.timezone.utc
+    elif zone:
+        sign = 1 if zone[0] == "+" else -1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    try:
+        if month is None:
+            start = dt.datetime(int(year), 1, 1, tzinfo=tz)
+            end = dt.datetime(int(year) + 1, 1, 1, tzinfo=tz)
+        elif day is None:
+            start = dt.datetime(int(year), int(month), 1, tzinfo=tz)
+            end = (dt.datetime(int(year) + 1, 1, 1, tzinfo=tz) if int(month) == 12
+                   else dt.datetime(int(year), int(month) + 1, 1, tzinfo=tz))
+        elif hour is None:
+            start = dt.datetime(int(year), int(month), int(day), tzinfo=tz)
+            end = start + dt.timedelta(days=1)
+        else:
+            micro = int((frac or "0")[:6].ljust(6, "0"))
+            start = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+                                tzinfo=tz)
+            if frac:
+                end = start + dt.timedelta(microseconds=1)
+            elif second is not None:
+                end = start + dt.timedelta(seconds=1)
+            else:
+                end = start + dt.timedelta(minutes=1)
+    except ValueError:
+        raise SearchError(param, "not a valid date or time") from None
+    utc = dt.timezone.utc
+    return DateBound(prefix, start.astimezone(utc), end.astimezone(utc))
+
+
+def _date_condition(column, b: DateBound):
+    if b.prefix == "eq":
+        return and_(column >= b.start, column < b.end)
+    if b.prefix == "ne":
+        return (column < b.start) | (column >= b.end)
+    if b.prefix in ("gt", "sa"):
+        return column >= b.end
+    if b.prefix == "ge":
+        return column >= b.start
+    if b.prefix in ("lt", "eb"):
+        return column < b.start
+    return column < b.end  # le
+
+
+# --------------------------------------------------------------------------------------------
+# Content access
+# --------------------------------------------------------------------------------------------
+
+
+def _elements(resource: dict, path: str) -> list:
+    items: list = [resource]
+    for part in path.split("."):
+        nxt: list = []
+        for it in items:
+            if isinstance(it, dict) and part in it:
+                v = it[part]
+                nxt.extend(v if isinstance(v, list) else [v])
+        items = nxt
+    return items
+
+
+def _token_predicate(pdef: ParamDef, tokens: list[Token]) -> Callable[[dict], bool]:
+    def codes(resource: dict) -> Iterable[tuple[str | None, str | None]]:
+        for el in _elements(resource, pdef.path):
+            if pdef.kind == "code":
+                if isinstance(el, str):
+                    yield None, el
+            elif pdef.kind == "codeable":
+                if isinstance(el, dict):
+                    for c in el.get("coding") or []:
+                        if isinstance(c, dict):
+                            yield c.get("system"), c.get("code")
+            elif pdef.kind == "identifier":
+                if isinstance(el, dict):
+                    yield el.get("system"), el.get("value")
+
+    if pdef.kind == "code":  # a code element has an implicit system: match the code only
+        tokens = [Token(None, t.code) for t in tokens]
+
+    def pred(resource: dict) -> bool:
+        pairs = list(codes(resource))
+        return any(t.matches(s, c) for t in tokens for s, c in pairs)
+
+    return pred
+
+
+def references(resource: dict, path: str) -> list[str]:
+    return [el["reference"] for el in _elements(resource, path)
+            if isinstance(el, dict) and isinstance(el.get("reference"), str)]
+
+
+def _reference_predicate(path: str, refs: list[Ref]) -> Callable[[dict], bool]:
+    def pred(resource: dict) -> bool:
+        values = references(resource, path)
+        return any(r.matches(v) for r in refs for v in values)
+
+    return pred
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing a search
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedSearch:
+    rtype: str
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    ids: set[str] | None = None  # _id (AND of repeats: intersection)
+    dates: list[DateBound] = field(default_factory=list)
+    patient_ids: set[str] | None = None  # SQL pre-filter on resources.patient_id
+    predicates: list[Callable[[dict], bool]] = field(default_factory=list)
+    owner_tokens: list[list[Token]] = field(default_factory=list)  # Organization identifiers to resolve
+    includes: list[tuple[str, str]] = field(default_factory=list)  # (param, element)
+    used: list[str] = field(default_factory=list)  # names of the parameters applied
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (name, why) for the outcome
+
+
+def _int(name: str, raw: str, low: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SearchError(name, "expected a whole number") from None
+    if value < low:
+        raise SearchError(name, f"must be {low} or more")
+    return value
+
+
+def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
+    """Read the query parameters of ``GET [base]/<rtype>?…``. Raises :class:`SearchError`."""
+    defs = {**COMMON_PARAMS, **SEARCH_PARAMS[rtype]}
+    ps = ParsedSearch(rtype)
+    seen_count = seen_offset = False
+    for name, raw in pairs:
+        base, _, modifier = name.partition(":")
+        if base == "_count":
+            if not seen_count:
+                ps.count = min(_int("_count", raw, 0), MAX_COUNT)
+                seen_count = True
+            _use(ps, base)
+            continue
+        if base == "_offset":
+            if not seen_offset:
+                ps.offset = _int("_offset", raw, 0)
+                seen_offset = True
+            continue
+        if base in NEUTRAL_PARAMS:
+            continue
+        if base == "_include":
+            _include(ps, raw, modifier)
+            continue
+        pdef = defs.get(base)
+        if pdef is None:
+            ps.ignored.append((name, "unknown search parameter"))
+            continue
+        if modifier and not (modifier == "identifier" and pdef.owner_identifier):
+            ps.ignored.append((name, "unsupported modifier"))
+            continue
+        values = split_values(raw)
+        if not values:  # FHIR: a parameter without a value is ignored
+            continue
+        _use(ps, base)
+        if pdef.type == "date":
+            bounds = [parse_date(v, base) for v in values]
+            if len(bounds) > 1:
+                raise SearchError(base, "one value per _lastUpdated parameter; repeat it for a range")
+            ps.dates.append(bounds[0])
+        elif pdef.name == "_id":
+            ids = {v for v in values if FHIR_ID.match(v)}
+            ps.ids = ids if ps.ids is None else ps.ids & ids
+        elif pdef.type == "token":
+            ps.predicates.append(_token_predicate(pdef, [Token.parse(v) for v in values]))
+        else:
+            _reference(ps, pdef, values, modifier)
+    return ps
+
+
+def _use(ps: ParsedSearch, name: str) -> None:
+    if name not in ps.used:
+        ps.used.append(name)
+
+
+def _include(ps: ParsedSearch, raw: str, modifier: str) -> None:
+    if modifier:
+        ps.ignored.append(("_include:" + modifier, "unsupported modifier"))
+        return
+    source, _, param = raw.partition(":")
+    element = INCLUDES.get(source, {}).get(param)
+    if source != ps.rtype or element is None:
+        ps.ignored.append(("_include", "unsupported _include value"))
+        return
+    if (param, element) not in ps.includes:
+        ps.includes.append((param, element))
+    _use(ps, "_include")
+
+
+def _reference(ps: ParsedSearch, pdef: ParamDef, values: list[str], modifier: str) -> None:
+    if pdef.owner_identifier and (modifier == "identifier" or any("|" in v for v in values)):
+        if not all("|" in v for v in values) and modifier != "identifier":
+            raise SearchError(pdef.name, "mix of references and identifier tokens")
+        ps.owner_tokens.append([Token.parse(v) for v in values])
+        return
+    refs = [Ref.parse(v, pdef.target) for v in values]
+    if any(r is None for r in refs):
+        raise SearchError(pdef.name, "expected Type/id or id")
+    typed = [r for r in refs if r is not None]
+    ps.predicates.append(_reference_predicate(pdef.path, typed))
+    if all(r.type == "Patient" for r in typed):
+        # Every resource of a plan carries its Patient's id in resources.patient_id.
+        ids = {r.id for r in typed}
+        ps.patient_ids = ids if ps.patient_ids is None else ps.patient_ids & ids
+
+
+# --------------------------------------------------------------------------------------------
+# Running a search
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    total: int
+    matches: list[Row]
+    included: list[Row]
+
+
+_COLUMNS = (resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
+            resources.c.content)
+
+
+def _visible(conn: Connection, rtype: str, ids: Iterable[str], scope: Scope) -> list[Row]:
+    ids = sorted({i for i in ids if FHIR_ID.match(i)})
+    if not ids:
+        return []
+    conds = _scoped([resources.c.type == rtype, resources.c.id.in_(ids), resources.c.deleted == false()],
+                    scope, resources.c.municipality)
+    return list(conn.execute(select(*_COLUMNS).where(*conds).order_by(resources.c.id)))
+
+
+def _owner_predicate(conn: Connection, tokens: list[Token], scope: Scope) -> Callable[[dict], bool]:
+    """Tasks whose owner is an Organization (visible in ``scope``) with one of the identifiers."""
+    match = _token_predicate(SEARCH_PARAMS["Organization"]["identifier"], tokens)
+    conds = _scoped([resources.c.type == "Organization", resources.c.deleted == false()], scope,
+                    resources.c.municipality)
+    org_ids = {row.id for row in conn.execute(
+        select(resources.c.id, resources.c.content).where(*conds).execution_options(yield_per=500))
+        if match(row.content)}
+    refs = [Ref("Organization", i) for i in org_ids]
+    return _reference_predicate("owner", refs)
+
+
+def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
+    """The page ``ps`` asks for, the total of matches, and the ``_include``d resources."""
+    conds = [resources.c.type == ps.rtype, resources.c.deleted == false()]
+    conds = _scoped(conds, scope, resources.c.municipality)
+    if ps.ids is not None:
+        conds.append(resources.c.id.in_(sorted(ps.ids)))
+    for b in ps.dates:
+        conds.append(_date_condition(resources.c.last_updated, b))
+    if ps.patient_ids is not None:
+        conds.append(resources.c.patient_id.in_(sorted(ps.patient_ids)))
+    query = select(*_COLUMNS).where(*conds).order_by(resources.c.last_updated, resources.c.id)
+    predicates = list(ps.predicates)
+    predicates += [_owner_predicate(conn, tokens, scope) for tokens in ps.owner_tokens]
+
+    if not predicates:
+        total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+        matches = list(conn.execute(query.limit(ps.count).offset(ps.offset))) if ps.count else []
+    else:
+        total, matches = 0, []
+        for row in conn.execute(query.execution_options(yield_per=500)):
+            if all(p(row.content) for p in predicates):
+                if ps.offset <= total < ps.offset + ps.count:
+                    matches.append(row)
+                total += 1
+
+    included: list[Row] = []
+    if ps.includes and matches:
+        have = {(r.type, r.id) for r in matches}
+        wanted: dict[str, set[str]] = {}
+        for row in matches:
+            for _param, element in ps.includes:
+                for reference in references(row.content, element):
+                    ref = Ref.parse(reference)
+                    if ref is not None and ref.type and (ref.type, ref.id) not in have:
+                        wanted.setdefault(ref.type, set()).add(ref.id)
+        for rtype in sorted(wanted):
+            included += _visible(conn, rtype, wanted[rtype], scope)
+    return SearchResult(total, matches, included)
+
+
+# --------------------------------------------------------------------------------------------
+# Reads and history
+# --------------------------------------------------------------------------------------------
+
+
+def read(conn: Connection, rtype: str, rid: str, scope: Scope) -> Row | None:
+    """The current version (also a deleted one), or None when unknown or outside ``scope``."""
+    if not FHIR_ID.match(rid):
+        return None
+    conds = _scoped([resources.c.type == rtype, resources.c.id == rid], scope, resources.c.municipality)
+    return conn.execute(select(*_COLUMNS, resources.c.deleted).where(*conds)).first()
+
+
+def _history_conditions(rtype: str, rid: str, scope: Scope) -> list:
+    # The resource must be visible now, and each version must have been visible when written.
+    current = _scoped([resources.c.type == rtype, resources.c.id == rid], scope, resources.c.municipality)
+    exists = select(resources.c.id).where(*current).exists()
+    conds = [resource_history.c.type == rtype, resource_history.c.id == rid, exists]
+    return _scoped(conds, scope, resource_history.c.municipality)
+
+
+_HISTORY_COLUMNS = (resource_history.c.type, resource_history.c.id, resource_history.c.version_id,
+                    resource_history.c.last_updated, resource_history.c.content)
+
+
+def vread(conn: Connection, rtype: str, rid: str, version: str, scope: Scope) -> Row | None:
+    if not FHIR_ID.match(rid) or not version.isdigit() or len(version) > 9:
+        return None
+    conds = _history_conditions(rtype, rid, scope) + [resource_history.c.version_id == int(version)]
+    return conn.execute(select(*_HISTORY_COLUMNS).where(*conds)).first()
+
+
+def history(conn: Connection, rtype: str, rid: str, scope: Scope, count: int = DEFAULT_COUNT,
+            offset: int = 0) -> tuple[int, list[Row]]:
+    """Versions newest first, and how many there are."""
+    if not FHIR_ID.match(rid):
+        return 0, []
+    conds = _history_conditions(rtype, rid, scope)
+    total = conn.execute(select(func.count()).select_from(resource_history).where(*conds)).scalar_one()
+    rows = list(conn.execute(select(*_HISTORY_COLUMNS).where(*conds)
+                             .order_by(resource_history.c.version_id.desc()).limit(count).offset(offset))) \
+        if count else []
+    return total, rows
