@@ -343,5 +343,19 @@ def demo(work_dir: str, count: int) -> None:
     click.echo("try: ggop-adapter validate " + str(inbox) + " ; ggop-adapter receipt <file>")
 
 
+
+def _register_routing_commands() -> None:
+    """`worker`, `routes` and `outbox` live with the routing code."""
+    try:
+        from adapter.routing.cli import commands
+    except ImportError:  # pragma: no cover - routing not installed in this build
+        return
+    for command in commands():
+        main.add_command(command)
+
+
+_register_routing_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
