@@ -296,7 +296,9 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
         click.echo(f"watching inbox {inbox_dir}", err=True)
     AdapterServer(lambda: create_app(settings), {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": 4,
-        "accesslog": "-", "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "accesslog": "-",
+        # the path only: a query string may carry a CPR number (identifier searches)
+        "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "timeout": 60, "graceful_timeout": 10,
     }).run()
 
