@@ -357,3 +357,16 @@ def test_absolute_dates_in_all_formats(discharge: date, offset: int) -> None:
         assert (after.kind, after.earliest) == ("on_or_after_date", target + timedelta(days=1)), body
         before = parse_deadline_text(f"fra {body}", target + timedelta(days=1))
         assert before.kind == "unparsed", body
+
+
+@pytest.mark.parametrize("text,discharge,latest", [
+    ("Hurtig opstart, senest 3 hverdage efter udskrivelse", date(2026, 4, 1), date(2026, 4, 9)),  # over Easter
+    ("senest 2 hverdage efter udskrivelse", date(2026, 3, 6), date(2026, 3, 10)),  # Friday → Tuesday
+    ("inden for 5 arbejdsdage", date(2026, 12, 22), date(2027, 1, 4)),  # 24–26 and 31 Dec, 1 Jan off
+], ids=["easter", "weekend", "christmas"])
+def test_working_days_count_with_the_calendar(text, discharge, latest):
+    from adapter.rules.calendar import DanishCalendar
+
+    parsed = parse_deadline_text(text, discharge, DanishCalendar())
+    assert (parsed.kind, parsed.latest) == ("within", latest)
+    assert parse_deadline_text(text, discharge).kind == "unparsed"  # no calendar: not used

@@ -46,7 +46,8 @@ Decisions on ambiguous wording
 * A single amount with no lead ("14 dage", "ca. 3 uger"): not used, so such a text alone is
   ``unparsed``. With "tidsfrist"/"frist" ("Tidsfrist: 14 dage"): ``within``.
 * "N timer": ceil(N / 24) days. "dag N" ("senest dag 5"): N days. "1 uge og 2 dage": 9 days.
-* Working days ("hverdage", "arbejdsdage"): ``unparsed``, because the parser has no holiday calendar.
+* Working days ("hverdage", "arbejdsdage"): counted with the Danish holiday calendar when one
+  is passed (the scheduler does); without one ``unparsed``.
 * An amount counted from another event ("6 uger efter operationen", "postoperativt",
   "14 dage efter modtagelse", "2 dage før udskrivelse"): ``unparsed``, because that
   event's date is not known here.
@@ -378,9 +379,10 @@ def _first_unit(qty: str) -> str:
 class _Scan:
     """Per-call state of one parse: the spans already used and where negations are."""
 
-    def __init__(self, text: str, discharge: date) -> None:
+    def __init__(self, text: str, discharge: date, calendar=None) -> None:
         self.text = text
         self.discharge = discharge
+        self.calendar = calendar
         self._starts: list[int] = []  # spans taken so far, sorted, never overlapping
         self._ends: list[int] = []
         self._breaks = [m.end() for m in _CLAUSE_BREAK_RE.finditer(text)]
@@ -490,11 +492,17 @@ def _relative_clauses(scan: _Scan) -> list[_Clause]:
             amounts = [lo_amount, hi_amount]
         else:
             amounts = [_amount(m.group("qty"))]
-        if any(a.workdays for a in amounts):
-            raise _Unusable(start, end)
         extra = 1 if m.group("negwithin") else 0
         try:
-            bounds = sorted((a.offset(discharge, extra) for a in amounts), key=lambda b: b.day)
+            if any(a.workdays for a in amounts):
+                # working days need the holiday calendar; without one the text is not used
+                if scan.calendar is None or any(a.months or not a.workdays for a in amounts):
+                    raise _Unusable(start, end)
+                days = [scan.calendar.add_working_days(discharge, a.days + extra) for a in amounts]
+                bounds = sorted((_Bound(d, (d - discharge).days, absolute=False) for d in days),
+                                key=lambda b: b.day)
+            else:
+                bounds = sorted((a.offset(discharge, extra) for a in amounts), key=lambda b: b.day)
         except (ValueError, OverflowError):
             raise _Unusable(start, end) from None
         lo, hi = bounds[0], bounds[-1]
@@ -540,9 +548,11 @@ def _result(text: str, kind: str, earliest: _Bound | None = None, latest: _Bound
     )
 
 
-def parse_deadline_text(text: str, discharge: date) -> ParsedDeadline:
+def parse_deadline_text(text: str, discharge: date, calendar=None) -> ParsedDeadline:
     """Read a Danish start-deadline text, relative to ``discharge`` (day 0).
 
+    ``calendar`` (a :class:`~adapter.rules.calendar.DanishCalendar`) lets working days
+    ("senest 3 hverdage") be counted; without it such a text is ``unparsed``.
     See the module documentation for the phrasings understood and the decisions taken.
     """
     if not isinstance(text, str):
@@ -550,7 +560,7 @@ def parse_deadline_text(text: str, discharge: date) -> ParsedDeadline:
     if not isinstance(discharge, date) or isinstance(discharge, datetime):
         raise TypeError(f"discharge must be a datetime.date, got {type(discharge).__name__}")
 
-    scan = _Scan(text, discharge)
+    scan = _Scan(text, discharge, calendar)
     try:
         clauses = _date_clauses(scan)
         clauses += _relative_clauses(scan)

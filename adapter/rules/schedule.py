@@ -200,7 +200,7 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
     parsed: ParsedDeadline | None = None
     text_val = msg.rehabilitation_deadline
     if text_val is not None and text_val.value.strip() and any(r.plan_deadline != "ignore" for r in applicable):
-        parsed = parse_deadline_text(text_val.value, day0_discharge)
+        parsed = parse_deadline_text(text_val.value, day0_discharge, calendar)
         if parsed.kind == "unparsed":
             users = [r for r in applicable if r.plan_deadline == "shorten_or_postpone"]
             days = ", ".join(sorted({str(r.offset.days) for r in users if r.offset})) or "7"
