@@ -56,7 +56,7 @@ from adapter.rules.model import LEVELS, LevelChange, RuleSet, Schedule, TaskUpda
 from adapter.rules.schedule import reevaluate
 from adapter.store.resources import iso, save_resource
 from adapter.store.schema import messages, resource_history, resources
-from adapter.store.search import Ref, Scope
+from adapter.store.search import Ref, Scope, as_utc as _utc
 
 TASK_STATUSES = ("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
                  "on-hold", "failed", "completed", "entered-in-error")
@@ -474,11 +474,6 @@ def confirm_level(service_request: dict, level: str, tables: CodeTables) -> dict
 # --------------------------------------------------------------------------------------------
 # Store
 # --------------------------------------------------------------------------------------------
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """A stored time as aware UTC (SQLite returns naive UTC)."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
