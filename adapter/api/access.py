@@ -22,7 +22,7 @@ import re
 from typing import Iterable
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from adapter.api.auth import Client
 from adapter.store.schema import audit
@@ -95,7 +95,13 @@ def record(engine: Engine, at: dt.datetime, client: Client | None, action: str, 
            outcome: int | str, detail: str | None = None) -> None:
     """One audit row, in its own transaction (a refused or failed request is logged too)."""
     with engine.begin() as conn:
-        conn.execute(insert(audit).values(
-            at=at, client=client.name if client else None, role=client.role if client else None,
-            action=action, target=target[:200] if target else None, outcome=str(outcome),
-            detail=detail[:500] if detail else None))
+        record_in(conn, at, client, action, target, outcome, detail)
+
+
+def record_in(conn: Connection, at: dt.datetime, client: Client | None, action: str, target: str | None,
+              outcome: int | str, detail: str | None = None) -> None:
+    """One audit row in the caller's transaction (an update and its audit row commit together)."""
+    conn.execute(insert(audit).values(
+        at=at, client=client.name if client else None, role=client.role if client else None,
+        action=action, target=target[:200] if target else None, outcome=str(outcome),
+        detail=detail[:500] if detail else None))

@@ -1,36 +1,42 @@
 """The FHIR R4 REST API for municipalities under ``/fhir`` (JSON only).
 
-Interactions (see ``adapter/api/capability.py`` for the CapabilityStatement built from the
-same tables):
+Interactions (``adapter/api/capability.py`` builds the CapabilityStatement from the same
+tables):
 
 * ``GET /fhir/metadata``: the CapabilityStatement, without authentication;
-* ``GET /fhir/<Type>/<id>``: read (ETag ``W/"<versionId>"``, Last-Modified, ``If-None-Match``
-  answered 304); ``/_history/<vid>``: vread; ``/_history``: the history Bundle, newest first;
-* ``GET /fhir/<Type>?…``: search (``adapter/store/search.py``), a searchset Bundle with
+* ``GET /fhir/<Type>/<id>``: read (ETag ``W/"<versionId>"``, Last-Modified; ``If-None-Match``
+  with the current version is answered 304); ``…/_history/<vid>``: vread; ``…/_history``:
+  the history Bundle, newest first, paged like a search;
+* ``GET /fhir/<Type>?…``: search (``adapter/store/search.py``): a searchset Bundle with
   ``total``, ``_count`` (default 50, at most 500), ``self``/``first``/``next``/``previous``
-  links that repeat the search with an ``_offset``, ``_include`` entries marked ``include``,
-  and ignored parameters listed in an OperationOutcome entry (``Prefer: handling=strict``
-  refuses them with 400);
-* ``PUT /fhir/Task/<id>`` with ``If-Match``: update and re-evaluation
+  links that repeat the search with an ``_offset``, ``_include``d resources marked
+  ``include``, and the ignored parameters listed in an OperationOutcome entry
+  (``Prefer: handling=strict`` refuses them with 400 instead);
+* ``PUT /fhir/Task/<id>`` with ``If-Match``: update and re-evaluation of the plan
   (``adapter/api/task_update.py``).
 
 Access (``adapter/api/access.py``): every interaction but metadata needs a bearer token; a
 municipality client sees its own citizens' resources only, and a resource of another
-municipality is answered 404 like an unknown id; operators read everything; hospitals get
-403. Every request but metadata is written to the audit table.
+municipality is answered 404 exactly like an unknown id (no disclosure that it exists);
+operators read everything and update nothing; hospital clients get 403. Every request but
+metadata leaves an audit row.
 
-Every answer is JSON (``application/fhir+json``); errors are OperationOutcomes with their
-HTTP status and never echo a parameter value, an id that is not the adapter's, or patient data.
+Answers are ``application/fhir+json``; errors are OperationOutcomes with their HTTP status.
+They name parameters and elements, never a parameter's value, an id that is not the
+adapter's own, or patient data; an unexpected failure is logged by exception type only and
+answered 500 without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
+from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Any
 from urllib.parse import urlencode
+from typing import Any
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
@@ -39,5 +45,390 @@ from adapter.api import access
 from adapter.api.app import current_client, services
 from adapter.api.capability import TYPES, UPDATABLE, capability_statement
 from adapter.api.task_update import UpdateRejected, update_task
-from adapter.store.search import DEFAULT_COUNT, MAX_COUNT, SearchError, history, parse_search, read, search, vread
-from adapter.store.task_update_time import utc as _utc  # noqa: F401  (placeholder, replaced below)
+from adapter.errors import CATALOGUE
+from adapter.outcome import ISSUE_CODE_SYSTEM
+from adapter.store.resources import iso
+from adapter.store.search import (
+    DEFAULT_COUNT, MAX_COUNT, SearchError, as_utc, history, parse_search, read, search, vread,
+)
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = ("application/fhir+json", "application/json")
+FORMAT_VALUES = ("json", "application/json", "application/fhir+json", "application/json+fhir")
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+_VERSION = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+# --------------------------------------------------------------------------------------------
+
+
+class FhirError(Exception):
+    def __init__(self, status: int, code: str, text: str, expression: list[str] | None = None,
+                 headers: dict[str, str] | None = None, catalogue: str | None = None,
+                 issues: list[dict] | None = None):
+        super().__init__(text)
+        self.status = status
+        self.headers = headers or {}
+        self.issues = issues or [_issue("error", code, text, expression, catalogue)]
+
+
+def _issue(severity: str, code: str, text: str, expression: list[str] | None = None,
+           catalogue: str | None = None) -> dict:
+    details: dict[str, Any] = {"text": text}
+    if catalogue:
+        details["coding"] = [{"system": ISSUE_CODE_SYSTEM, "code": catalogue, "display": CATALOGUE[catalogue].title}]
+    out: dict[str, Any] = {"severity": severity, "code": code, "details": details}
+    if expression:
+        out["expression"] = expression
+    return out
+
+
+def _outcome(issues: list[dict]) -> dict:
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    pretty = request.args.get("_pretty") == "true"
+    text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
+                      separators=None if pretty else (",", ":"))
+    resp = Response(text, status=status, mimetype=FHIR_JSON)
+    resp.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _error_response(err: FhirError) -> Response:
+    return _json(_outcome(err.issues), err.status, err.headers)
+
+
+def _base() -> str:
+    return request.url_root.rstrip("/") + "/fhir"
+
+
+def _etag(version: int | str) -> str:
+    return f'W/"{version}"'
+
+
+def _http_date(value) -> str:
+    return format_datetime(as_utc(value), usegmt=True)
+
+
+def _resource_headers(version: int, last_updated) -> dict[str, str]:
+    return {"ETag": _etag(version), "Last-Modified": _http_date(last_updated)}
+
+
+# --------------------------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Route:
+    action: str  # read | vread | history | search | update | none
+    rtype: str | None = None
+    rid: str | None = None
+    vid: str | None = None
+    error: FhirError | None = None
+
+    @property
+    def target(self) -> str | None:
+        if self.rtype is None:
+            return None
+        if self.action == "search":
+            return access.search_target(self.rtype, [k for k, _ in request.args.items(multi=True)])
+        if self.rid is None:
+            return self.rtype
+        target = f"{self.rtype}/{access.safe_id(self.rid)}"
+        if self.action == "history":
+            return target + "/_history"
+        if self.action == "vread":
+            return target + "/_history/" + (self.vid if self.vid and self.vid.isdigit() and len(self.vid) < 10
+                                             else "-")
+        return target
+
+
+def _not_allowed(action: str, rtype: str | None = None, rid: str | None = None) -> _Route:
+    return _Route(action, rtype, rid, error=FhirError(405, "not-supported", "This interaction is not supported here."))
+
+
+def _route(method: str, segs: list[str]) -> _Route:
+    if method == "HEAD":
+        method = "GET"
+    if not segs:
+        return _not_allowed("none")
+    rtype = segs[0]
+    if rtype not in TYPES:
+        return _Route("none", error=FhirError(404, "not-found", "Unknown or unsupported resource type."))
+    if len(segs) == 1:
+        return _Route("search", rtype) if method == "GET" else _not_allowed("none", rtype)
+    rid = segs[1]
+    if len(segs) == 2:
+        if method == "GET":
+            return _Route("read", rtype, rid)
+        if method == "PUT" and rtype in UPDATABLE:
+            return _Route("update", rtype, rid)
+        return _not_allowed("none", rtype, rid)
+    if segs[2] == "_history" and len(segs) in (3, 4):
+        if method != "GET":
+            return _not_allowed("none", rtype, rid)
+        if len(segs) == 3:
+            return _Route("history", rtype, rid)
+        return _Route("vread", rtype, rid, segs[3])
+    return _Route("none", error=FhirError(404, "not-found", "Unknown path."))
+
+
+def _check_format() -> None:
+    fmt = request.args.get("_format")
+    if fmt is not None and fmt not in FORMAT_VALUES:
+        raise FhirError(406, "not-supported", "Only JSON is supported (_format=json).")
+    accept = request.accept_mimetypes
+    if accept and not any(accept[m] for m in (*JSON_TYPES, "application/json+fhir")):
+        if not any(q for m, q in accept if m in ("*/*", "application/*")):
+            raise FhirError(406, "not-supported", "Only application/fhir+json and application/json are served.")
+
+
+@blueprint.route("/", defaults={"path": ""}, methods=METHODS, strict_slashes=False)
+@blueprint.route("/<path:path>", methods=METHODS)
+def fhir(path: str) -> Response:
+    segs = [s for s in path.split("/") if s]
+    if segs == ["metadata"]:
+        return _metadata()
+    svc = services()
+    client = current_client()
+    route = _route(request.method, segs)
+    detail = None
+    audit_in_update = False
+    try:
+        if route.action == "update":
+            access.require_writer(client)
+        else:
+            access.require_reader(client)
+        _check_format()
+        if route.error is not None:
+            raise route.error
+        if route.action == "read":
+            resp = _read(client, route)
+        elif route.action == "vread":
+            resp = _vread(client, route)
+        elif route.action == "history":
+            resp = _history(client, route)
+        elif route.action == "search":
+            resp, detail = _search(client, route)
+        else:
+            resp = _update(client, route)
+            audit_in_update = True
+    except access.Denied as exc:
+        code = "login" if exc.status == 401 else "forbidden"
+        catalogue = "GGOP-E901" if exc.status == 401 else "GGOP-E902"
+        headers = {"WWW-Authenticate": 'Bearer realm="ggop-adapter"'} if exc.status == 401 else None
+        resp = _error_response(FhirError(exc.status, code, exc.reason, headers=headers, catalogue=catalogue))
+    except FhirError as exc:
+        resp = _error_response(exc)
+        detail = ",".join(e for i in exc.issues for e in i.get("expression", [])) or None
+    except SearchError as exc:
+        resp = _error_response(FhirError(exc.status, "invalid", f"Search parameter {access.safe_name(exc.param)}: "
+                                                               f"{exc.reason}.", [access.safe_name(exc.param)]))
+        detail = access.safe_name(exc.param)
+    except UpdateRejected as exc:
+        resp = _error_response(FhirError(exc.status, exc.issue_type, "", issues=[
+            _issue("error", exc.issue_type, text, [expr] if expr else None) for expr, text in exc.issues]))
+        detail = ",".join(e for e, _ in exc.issues if e) or None
+    except HTTPException as exc:
+        resp = _error_response(FhirError(exc.code or 400, "invalid" if (exc.code or 400) < 500 else "exception",
+                                         exc.name or "Bad request."))
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+        log.error("fhir %s failed: %s", route.action, type(exc).__name__)
+        resp = _error_response(FhirError(500, "exception", "Internal error."))
+    if audit_in_update:  # written in the update's own transaction
+        return resp
+    try:
+        access.record(svc.engine, svc.clock(), client, route.action, route.target, resp.status_code, detail)
+    except Exception as exc:  # noqa: BLE001 - no answer without its audit row
+        log.error("audit write failed: %s", type(exc).__name__)
+        return _error_response(FhirError(503, "transient", "The audit trail cannot be written; try again."))
+    return resp
+
+
+# --------------------------------------------------------------------------------------------
+# Interactions
+# --------------------------------------------------------------------------------------------
+
+
+def _metadata() -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return _error_response(FhirError(405, "not-supported", "metadata is read-only."))
+    try:
+        _check_format()
+    except FhirError as exc:
+        return _error_response(exc)
+    return _json(capability_statement(_base(), services().clock()))
+
+
+def _if_none_match(version: int) -> bool:
+    value = request.headers.get("If-None-Match")
+    if not value:
+        return False
+    return any((m := _VERSION.match(v)) is not None and int(m.group(1)) == version for v in value.split(","))
+
+
+def _read(client, route: _Route) -> Response:
+    svc = services()
+    with svc.engine.connect() as conn:
+        row = read(conn, route.rtype, route.rid, access.scope_for(client))
+    if row is None:
+        raise FhirError(404, "not-found", "No such resource.")
+    headers = _resource_headers(row.version_id, row.last_updated)
+    if row.deleted:
+        raise FhirError(410, "deleted", "The resource has been deleted.", headers=headers)
+    if _if_none_match(row.version_id):
+        resp = Response(status=304)
+        resp.headers.update(headers)
+        return resp
+    return _json(row.content, 200, headers)
+
+
+def _vread(client, route: _Route) -> Response:
+    svc = services()
+    with svc.engine.connect() as conn:
+        row = vread(conn, route.rtype, route.rid, route.vid or "", access.scope_for(client))
+    if row is None:
+        raise FhirError(404, "not-found", "No such resource version.")
+    return _json(row.content, 200, _resource_headers(row.version_id, row.last_updated))
+
+
+def _strict() -> bool:
+    return "handling=strict" in _prefer()
+
+
+def _prefer() -> set[str]:
+    return {p.strip().replace(" ", "") for p in re.split(r"[;,]", request.headers.get("Prefer", ""))}
+
+
+def _paging(pairs: list[tuple[str, str]]) -> tuple[int, int, list[tuple[str, str]]]:
+    """``_count``/``_offset`` for a history; the other parameters are returned as ignored."""
+    count, offset, ignored = DEFAULT_COUNT, 0, []
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in ("_count", "_offset"):
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                number = int(value)
+            except ValueError:
+                raise SearchError(name, "expected a whole number") from None
+            if number < 0:
+                raise SearchError(name, "must be 0 or more")
+            if name == "_count":
+                count = min(number, MAX_COUNT)
+            else:
+                offset = number
+        elif name not in ("_format", "_pretty"):
+            ignored.append((name, "not supported for a history"))
+    return count, offset, ignored
+
+
+def _link(path: str, pairs: list[tuple[str, str]], offset: int) -> str:
+    kept = [(k, v) for k, v in pairs if k != "_offset"]
+    if offset:
+        kept.append(("_offset", str(offset)))
+    query = urlencode(kept)
+    return f"{_base()}/{path}" + (f"?{query}" if query else "")
+
+
+def _links(path: str, pairs: list[tuple[str, str]], count: int, offset: int, total: int) -> list[dict]:
+    links = [{"relation": "self", "url": _link(path, pairs, offset)},
+             {"relation": "first", "url": _link(path, pairs, 0)}]
+    if count and offset + count < total:
+        links.append({"relation": "next", "url": _link(path, pairs, offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": _link(path, pairs, max(offset - max(count, 1), 0))})
+    return links
+
+
+def _ignored_outcome(ignored: list[tuple[str, str]]) -> list[dict]:
+    return [_issue("warning", "not-supported", f"Parameter {access.safe_name(name)} was ignored: {why}.",
+                   [access.safe_name(name)]) for name, why in ignored]
+
+
+def _history(client, route: _Route) -> Response:
+    pairs = list(request.args.items(multi=True))
+    count, offset, ignored = _paging(pairs)
+    if ignored and _strict():
+        raise FhirError(400, "not-supported", "", issues=[{**i, "severity": "error"} for i in _ignored_outcome(ignored)])
+    svc = services()
+    with svc.engine.connect() as conn:
+        total, rows = history(conn, route.rtype, route.rid, access.scope_for(client), count, offset)
+    if total == 0:
+        raise FhirError(404, "not-found", "No such resource.")
+    base = _base()
+    entries = []
+    for row in rows:
+        entries.append({
+            "fullUrl": f"{base}/{row.type}/{row.id}",
+            "resource": row.content,
+            "request": {"method": "PUT", "url": f"{row.type}/{row.id}"},
+            "response": {"status": "201" if row.version_id == 1 else "200", "etag": _etag(row.version_id),
+                         "lastModified": iso(as_utc(row.last_updated))},
+        })
+    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
+              "type": "history", "total": total,
+              "link": _links(f"{route.rtype}/{route.rid}/_history", pairs, count, offset, total), "entry": entries}
+    return _json(bundle)
+
+
+def _search(client, route: _Route) -> tuple[Response, str]:
+    pairs = list(request.args.items(multi=True))
+    parsed = parse_search(route.rtype, pairs)
+    if parsed.ignored and _strict():
+        raise FhirError(400, "not-supported", "",
+                        issues=[{**i, "severity": "error"} for i in _ignored_outcome(parsed.ignored)])
+    svc = services()
+    with svc.engine.connect() as conn:
+        result = search(conn, parsed, access.scope_for(client))
+    base = _base()
+    entries = [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": r.content, "search": {"mode": "match"}}
+               for r in result.matches]
+    entries += [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": r.content, "search": {"mode": "include"}}
+                for r in result.included]
+    if parsed.ignored:
+        entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                        "resource": _outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
+    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
+              "type": "searchset", "total": result.total,
+              "link": _links(route.rtype, pairs, parsed.count, parsed.offset, result.total), "entry": entries}
+    return _json(bundle), f"total={result.total}"
+
+
+def _update(client, route: _Route) -> Response:
+    if request.mimetype not in JSON_TYPES:
+        raise FhirError(415, "not-supported", "Send the Task as application/fhir+json.")
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except ValueError:
+        raise FhirError(400, "structure", "The body is not valid JSON.") from None
+    svc = services()
+    now = svc.clock()
+    with svc.engine.begin() as conn:
+        stored = update_task(conn, task_id=route.rid, body=body, if_match=request.headers.get("If-Match"),
+                             scope=access.scope_for(client), client_name=client.name, now=now,
+                             tables=svc.tables, rules=svc.rules)
+        access.record_in(conn, now, client, "update", route.target, 200)
+    headers = _resource_headers(int(stored["meta"]["versionId"]), now)
+    headers["Location"] = f"{_base()}/Task/{route.rid}/_history/{stored['meta']['versionId']}"
+    prefer = _prefer()
+    if "return=minimal" in prefer:
+        resp = Response(status=200)
+        resp.headers.update(headers)
+        return resp
+    if "return=OperationOutcome" in prefer:
+        return _json(_outcome([_issue("information", "informational", "The Task was updated.")]), 200, headers)
+    return _json(stored, 200, headers)
+

@@ -1,0 +1,841 @@
+"""The FHIR REST API under /fhir: metadata, read, vread, history, search, paging, _include,
+Task update with If-Match and the plan's re-evaluation, OperationOutcome errors.
+
+Data: golden plans and generated messages converted with the real pipeline and stored as
+the ingest stores them (a ``messages`` row with the raw bytes, then the Bundle) for two
+municipalities: Odense (0461) and Aalborg (0851). The clock is the test's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from sqlalchemy import insert, select
+
+from adapter.api.auth import token_hash
+from adapter.config import Settings
+from adapter.pipeline import convert_bytes
+from adapter.store.engine import open_store
+from adapter.store.resources import bundle_resources, save_bundle
+from adapter.store.schema import messages, resource_history
+
+REPO = Path(__file__).resolve().parents[1]
+GGOP = REPO / "tests" / "data" / "ggop"
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+TASK_CODES = "http://ggop-adapter.dk/fhir/CodeSystem/task-codes"
+BUSINESS = "http://ggop-adapter.dk/fhir/CodeSystem/task-business-status"
+OUTPUT = "http://ggop-adapter.dk/fhir/CodeSystem/task-output-types"
+MUNICIPALITY_CODES = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
+CPR = "urn:oid:1.2.208.176.1.2"
+KL = "http://fhir.kl.dk/term/CodeSystem/CareSocialCodes"
+BASAL = "8b962281-2ab6-4b10-9c91-4bac592d6d49"
+AVANCERET = "b679c454-2da2-46dd-9425-0e52d4aa2bf3"
+
+CLIENTS = {  # token: (name, role, municipality)
+    "tok-odense": ("odense", "municipality", "0461"),
+    "tok-aalborg": ("aalborg", "municipality", "0851"),
+    "tok-drift": ("drift", "operator", None),
+    "tok-hospital": ("hospital", "hospital", None),
+}
+ODENSE = {"Authorization": "Bearer tok-odense"}
+AALBORG = {"Authorization": "Bearer tok-aalborg"}
+OPERATOR = {"Authorization": "Bearer tok-drift"}
+HOSPITAL = {"Authorization": "Bearer tok-hospital"}
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers (also used by test_access_control.py and test_fhir_client.py)
+# --------------------------------------------------------------------------------------------
+
+
+def write_clients(path: Path) -> Path:
+    lines = []
+    for token, (name, role, municipality) in CLIENTS.items():
+        lines += [f"- name: {name}", f"  role: {role}"]
+        if municipality:
+            lines.append(f'  municipality: "{municipality}"')
+        lines.append(f"  token_sha256: {token_hash(token)}")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    raw: bytes
+    bundle: dict
+    municipality: str
+    kind: str
+
+    def resources(self) -> list[dict]:
+        return bundle_resources(self.bundle)
+
+    def of_type(self, rtype: str) -> list[dict]:
+        return [r for r in self.resources() if r["resourceType"] == rtype]
+
+    def one(self, rtype: str) -> dict:
+        found = self.of_type(rtype)
+        assert len(found) == 1, (rtype, len(found))
+        return found[0]
+
+    def task(self, code: str) -> dict:
+        return next(t for t in self.of_type("Task") if t["code"]["coding"][0]["code"] == code)
+
+
+def _municipality_csv(tmp: Path, code: str) -> Path:
+    rows = {"0461": "0461,Odense,1083,Region Syddanmark", "0851": "0851,Aalborg,1081,Region Nordjylland"}
+    path = tmp / f"municipalities-{code}.csv"
+    path.write_text("kommunekode,navn,regionskode,regionsnavn\n" + rows[code] + "\n", "utf-8")
+    return path
+
+
+@lru_cache(maxsize=1)
+def plans() -> tuple[Plan, ...]:
+    """Odense: minimal-almen and four generated plans and a letter; Aalborg: full-specialiseret
+    and two generated messages."""
+    import tempfile
+
+    from adapter.generate import generate_messages
+
+    out = []
+    for name, municipality in (("minimal-almen", "0461"), ("full-specialiseret", "0851")):
+        raw = (GGOP / f"{name}.xml").read_bytes()
+        out.append(Plan(name, raw, convert_bytes(raw).bundle, municipality, "ggop"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for code, count, seed in (("0461", 5, 5), ("0851", 3, 6)):
+            for m in generate_messages(count, seed, municipalities_csv=_municipality_csv(Path(tmp), code)):
+                out.append(Plan(f"{code}-{m.filename}", m.xml, convert_bytes(m.xml).bundle, code, m.kind))
+    return tuple(out)
+
+
+def plan(name: str) -> Plan:
+    return next(p for p in plans() if p.name == name)
+
+
+def load_store(engine, at: dt.datetime = T0) -> dict[str, dt.datetime]:
+    """Every plan as the ingest stores it, one hour apart; returns each plan's save time."""
+    times = {}
+    for i, p in enumerate(plans()):
+        when = at + dt.timedelta(hours=i)
+        with engine.begin() as conn:
+            message_id = conn.execute(insert(messages).values(
+                received_at=when, sha256=hashlib.sha256(p.raw).hexdigest(), size=len(p.raw), raw=p.raw,
+                kind=p.kind, municipality=p.municipality, state="accepted")).inserted_primary_key[0]
+            save_bundle(conn, p.bundle, now=when, municipality=p.municipality, message_id=message_id,
+                        changed_by="test")
+        times[p.name] = when
+    return times
+
+
+class Clock:
+    def __init__(self, now: dt.datetime):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    app: object
+    http: object
+    engine: object
+    clock: Clock
+    times: dict = field(default_factory=dict)
+
+
+def make_world(tmp_path: Path, url: str | None = None) -> World:
+    from adapter.api.app import create_app
+
+    url = url or f"sqlite:///{tmp_path}/adapter.db"
+    engine = open_store(url)
+    times = load_store(engine)
+    clock = Clock(dt.datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    settings = Settings(database_url=url, clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    app = create_app(settings, engine, clock)
+    return World(app, app.test_client(), engine, clock, times)
+
+
+def search_all(http, url: str, headers: dict) -> tuple[list[dict], list[dict]]:
+    """Follow next links; returns (bundles, match resources)."""
+    bundles, matches = [], []
+    while url:
+        r = http.get(url, headers=headers)
+        assert r.status_code == 200, r.json
+        bundles.append(r.json)
+        matches += [e["resource"] for e in r.json.get("entry", []) if e["search"]["mode"] == "match"]
+        url = next((link["url"] for link in r.json["link"] if link["relation"] == "next"), None)
+    return bundles, matches
+
+
+def ids(bundle: dict, mode: str = "match") -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
+
+
+def code_of(task: dict) -> str:
+    return task["code"]["coding"][0]["code"]
+
+
+def business(task: dict) -> str:
+    return task["businessStatus"]["coding"][0]["code"]
+
+
+def output(code: str, **value) -> dict:
+    return {"type": {"coding": [{"system": OUTPUT, "code": code}]}, **value}
+
+
+def level(code: str) -> dict:
+    return {"coding": [{"system": KL, "code": code}]}
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    return make_world(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# metadata
+# --------------------------------------------------------------------------------------------
+
+
+def test_metadata_without_authentication(world):
+    r = world.http.get("/fhir/metadata")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/fhir+json")
+    cs = r.json
+    assert cs["resourceType"] == "CapabilityStatement"
+    assert cs["fhirVersion"] == "4.0.1"
+    assert "json" in cs["format"] and not any("xml" in f for f in cs["format"])
+    rest = cs["rest"][0]
+    assert rest["security"]["service"][0]["text"] == "Bearer token"
+    types = {res["type"]: res for res in rest["resource"]}
+    assert {"Task", "ServiceRequest", "CarePlan", "Patient", "Organization", "Condition", "Communication"} <= set(types)
+    task = types["Task"]
+    assert [i["code"] for i in task["interaction"]] == ["read", "vread", "update", "history-instance", "search-type"]
+    assert {p["name"] for p in task["searchParam"]} == {
+        "_id", "_lastUpdated", "owner", "status", "business-status", "patient", "subject", "focus", "code"}
+    assert task["searchInclude"] == ["Task:focus", "Task:patient", "Task:owner"]
+    assert task["updateCreate"] is False and task["versioning"] == "versioned-update"
+    for rtype, res in types.items():
+        codes = {i["code"] for i in res["interaction"]}
+        assert codes <= {"read", "vread", "update", "history-instance", "search-type"}
+        assert ("update" in codes) == (rtype == "Task")
+    assert {p["name"] for p in types["Patient"]["searchParam"]} == {"_id", "_lastUpdated", "identifier"}
+    assert {p["name"] for p in types["ServiceRequest"]["searchParam"]} == {"_id", "_lastUpdated", "patient",
+                                                                           "subject"}
+
+
+def test_metadata_tells_the_truth_about_search_parameters(world):
+    """Every advertised parameter is applied (no 'ignored' outcome); others are reported."""
+    sample = {"token": "x|y", "reference": "Patient/x", "date": "ge2000-01-01"}
+    rest = world.http.get("/fhir/metadata").json["rest"][0]
+    for res in rest["resource"]:
+        for p in res["searchParam"]:
+            r = world.http.get(f"/fhir/{res['type']}", query_string={p["name"]: sample[p["type"]]},
+                               headers=OPERATOR)
+            assert r.status_code == 200, (res["type"], p["name"], r.json)
+            assert all(e["search"]["mode"] != "outcome" for e in r.json.get("entry", [])), (res["type"], p["name"])
+        for inc in res.get("searchInclude", []):
+            r = world.http.get(f"/fhir/{res['type']}", query_string={"_include": inc}, headers=OPERATOR)
+            assert all(e["search"]["mode"] != "outcome" for e in r.json.get("entry", [])), inc
+    r = world.http.get("/fhir/Task", query_string={"_sort": "-_lastUpdated", "performer": "x"}, headers=OPERATOR)
+    outcome = [e["resource"] for e in r.json["entry"] if e["search"]["mode"] == "outcome"]
+    assert len(outcome) == 1
+    assert [i["expression"] for i in outcome[0]["issue"]] == [["_sort"], ["performer"]]
+    assert {i["severity"] for i in outcome[0]["issue"]} == {"warning"}
+
+
+def test_metadata_refuses_xml(world):
+    assert world.http.get("/fhir/metadata?_format=xml").status_code == 406
+    assert world.http.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}).status_code == 406
+    assert world.http.get("/fhir/metadata", headers={"Accept": "application/json"}).status_code == 200
+    assert world.http.post("/fhir/metadata").status_code == 405
+
+
+# --------------------------------------------------------------------------------------------
+# read, vread, history
+# --------------------------------------------------------------------------------------------
+
+
+def test_read_with_etag_and_last_modified(world):
+    task = plan("minimal-almen").task("offer-start")
+    r = world.http.get(f"/fhir/Task/{task['id']}", headers=ODENSE)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+    assert r.headers["ETag"] == 'W/"1"'
+    assert r.headers["Last-Modified"] == "Mon, 02 Mar 2026 09:00:00 GMT"
+    body = r.json
+    assert body["meta"] == {"versionId": "1", "lastUpdated": "2026-03-02T09:00:00.000Z"}
+    assert {k: v for k, v in body.items() if k != "meta"} == task
+
+
+@pytest.mark.parametrize("rtype", ["ServiceRequest", "CarePlan", "Patient", "Organization", "Condition", "Consent",
+                                   "DocumentReference", "Provenance"])
+def test_read_every_type_of_a_plan(world, rtype):
+    resource = plan("minimal-almen").of_type(rtype)[0]
+    r = world.http.get(f"/fhir/{rtype}/{resource['id']}", headers=ODENSE)
+    assert r.status_code == 200 and r.json["id"] == resource["id"] and r.json["resourceType"] == rtype
+
+
+def test_read_practitioners_and_communications(world):
+    p = plan("full-specialiseret")
+    for rtype in ("Practitioner", "PractitionerRole"):
+        rid = p.of_type(rtype)[0]["id"]
+        assert world.http.get(f"/fhir/{rtype}/{rid}", headers=AALBORG).status_code == 200
+    letter = next(x for x in plans() if x.kind == "xdis91" and x.municipality == "0461")
+    comm = letter.one("Communication")
+    assert world.http.get(f"/fhir/Communication/{comm['id']}", headers=ODENSE).json["id"] == comm["id"]
+
+
+def test_read_accepts_json_and_refuses_xml(world):
+    rid = plan("minimal-almen").one("Patient")["id"]
+    assert world.http.get(f"/fhir/Patient/{rid}", headers={**ODENSE, "Accept": "application/json"}).status_code == 200
+    assert world.http.get(f"/fhir/Patient/{rid}", headers={**ODENSE, "Accept": "*/*"}).status_code == 200
+    r = world.http.get(f"/fhir/Patient/{rid}", headers={**ODENSE, "Accept": "application/fhir+xml"})
+    assert r.status_code == 406 and r.json["resourceType"] == "OperationOutcome"
+    assert world.http.get(f"/fhir/Patient/{rid}?_format=xml", headers=ODENSE).status_code == 406
+    assert world.http.get(f"/fhir/Patient/{rid}?_format=json", headers=ODENSE).status_code == 200
+
+
+def test_conditional_read(world):
+    rid = plan("minimal-almen").one("ServiceRequest")["id"]
+    r = world.http.get(f"/fhir/ServiceRequest/{rid}", headers={**ODENSE, "If-None-Match": 'W/"1"'})
+    assert r.status_code == 304 and r.headers["ETag"] == 'W/"1"' and not r.data
+    assert world.http.get(f"/fhir/ServiceRequest/{rid}", headers={**ODENSE, "If-None-Match": "1"}).status_code == 304
+    assert world.http.get(f"/fhir/ServiceRequest/{rid}", headers={**ODENSE, "If-None-Match": 'W/"7"'}).status_code == 200
+
+
+def put_task(world, task: dict, version: str | None = "1", headers: dict = ODENSE, **changes):
+    body = {**task, **changes}
+    extra = {"If-Match": f'W/"{version}"'} if version is not None else {}
+    return world.http.put(f"/fhir/Task/{task['id']}", json=body, headers={**headers, **extra})
+
+
+def test_vread_and_history(world):
+    task = plan("minimal-almen").task("visitate-level")
+    world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    assert put_task(world, task, status="accepted").status_code == 200
+
+    r = world.http.get(f"/fhir/Task/{task['id']}/_history/1", headers=ODENSE)
+    assert r.status_code == 200 and r.json["status"] == "requested" and r.headers["ETag"] == 'W/"1"'
+    r = world.http.get(f"/fhir/Task/{task['id']}/_history/2", headers=ODENSE)
+    assert r.status_code == 200 and r.json["status"] == "accepted" and r.headers["ETag"] == 'W/"2"'
+    assert r.headers["Last-Modified"] == "Tue, 03 Mar 2026 10:00:00 GMT"
+    assert world.http.get(f"/fhir/Task/{task['id']}/_history/3", headers=ODENSE).status_code == 404
+    assert world.http.get(f"/fhir/Task/{task['id']}/_history/x", headers=ODENSE).status_code == 404
+
+    h = world.http.get(f"/fhir/Task/{task['id']}/_history", headers=ODENSE).json
+    assert h["resourceType"] == "Bundle" and h["type"] == "history" and h["total"] == 2
+    assert [e["resource"]["meta"]["versionId"] for e in h["entry"]] == ["2", "1"]
+    assert [e["response"]["status"] for e in h["entry"]] == ["200", "201"]
+    assert h["entry"][0]["response"]["etag"] == 'W/"2"'
+    assert h["entry"][0]["request"] == {"method": "PUT", "url": f"Task/{task['id']}"}
+    assert h["entry"][0]["fullUrl"] == f"http://localhost/fhir/Task/{task['id']}"
+
+    page = world.http.get(f"/fhir/Task/{task['id']}/_history?_count=1", headers=ODENSE).json
+    assert len(page["entry"]) == 1 and page["total"] == 2
+    nxt = next(link["url"] for link in page["link"] if link["relation"] == "next")
+    second = world.http.get(nxt, headers=ODENSE).json
+    assert [e["resource"]["meta"]["versionId"] for e in second["entry"]] == ["1"]
+    assert world.http.get(f"/fhir/Task/{task['id']}/_history?_count=x", headers=ODENSE).status_code == 400
+
+
+def test_history_of_unknown_resource_is_404(world):
+    assert world.http.get("/fhir/Task/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10/_history", headers=ODENSE).status_code == 404
+
+
+# --------------------------------------------------------------------------------------------
+# search
+# --------------------------------------------------------------------------------------------
+
+
+def odense_tasks() -> list[dict]:
+    return [t for p in plans() if p.municipality == "0461" for t in p.of_type("Task")]
+
+
+def search(world, query: str, headers: dict = ODENSE) -> dict:
+    r = world.http.get(f"/fhir/{query}", headers=headers)
+    assert r.status_code == 200, r.json
+    b = r.json
+    assert b["resourceType"] == "Bundle" and b["type"] == "searchset"
+    return b
+
+
+def test_search_all_tasks_sorted_and_counted(world):
+    b = search(world, "Task")
+    expected = odense_tasks()
+    assert b["total"] == len(expected) == 15
+    got = [e["resource"] for e in b["entry"]]
+    assert sorted(t["id"] for t in got) == sorted(t["id"] for t in expected)
+    keys = [(t["meta"]["lastUpdated"], t["id"]) for t in got]
+    assert keys == sorted(keys)
+    assert all(e["fullUrl"] == f"http://localhost/fhir/Task/{e['resource']['id']}" for e in b["entry"])
+    assert [link["relation"] for link in b["link"]] == ["self", "first"]
+
+
+def test_search_owner_by_reference_and_by_identifier(world):
+    p = plan("minimal-almen")
+    owner = p.task("offer-start")["owner"]["reference"]
+    b = search(world, f"Task?owner={owner}")
+    assert sorted(ids(b)) == sorted(t["id"] for t in p.of_type("Task"))
+    assert search(world, f"Task?owner={owner.split('/')[1]}")["total"] == 3
+    by_code = search(world, f"Task?owner={MUNICIPALITY_CODES}|0461")
+    assert by_code["total"] == 15
+    assert search(world, f"Task?owner:identifier={MUNICIPALITY_CODES}|0461")["total"] == 15
+    assert search(world, f"Task?owner={MUNICIPALITY_CODES}|0851")["total"] == 0
+    assert search(world, f"Task?owner=Organization/{p.one('Patient')['id']}")["total"] == 0
+
+
+def test_search_status_and_business_status(world):
+    assert search(world, "Task?status=requested")["total"] == 15
+    assert search(world, "Task?status=accepted")["total"] == 0
+    assert search(world, "Task?status=accepted,requested")["total"] == 15
+    on_time = search(world, f"Task?business-status={BUSINESS}|on-time")["total"]
+    assert on_time == search(world, "Task?business-status=on-time")["total"]
+    expected = sum(1 for t in odense_tasks() if business(t) == "on-time")
+    assert on_time == expected
+    overdue = sum(1 for t in odense_tasks() if business(t) == "overdue")
+    assert search(world, "Task?business-status=overdue")["total"] == overdue
+    assert search(world, "Task?business-status=http://other|on-time")["total"] == 0
+
+
+def test_search_patient_subject_focus_code(world):
+    p = plan("minimal-almen")
+    patient = p.one("Patient")["id"]
+    sr = p.one("ServiceRequest")["id"]
+    want = sorted(t["id"] for t in p.of_type("Task"))
+    assert sorted(ids(search(world, f"Task?patient=Patient/{patient}"))) == want
+    assert sorted(ids(search(world, f"Task?patient={patient}"))) == want
+    assert sorted(ids(search(world, f"Task?subject=Patient/{patient}"))) == want
+    assert sorted(ids(search(world, f"Task?focus=ServiceRequest/{sr}"))) == want
+    assert sorted(ids(search(world, f"Task?focus={sr}"))) == want
+    assert search(world, f"Task?focus=CarePlan/{sr}")["total"] == 0
+    assert ids(search(world, f"Task?patient={patient}&code={TASK_CODES}|offer-start")) == [p.task("offer-start")["id"]]
+    assert search(world, "Task?code=offer-start")["total"] == 5
+    assert search(world, f"Task?code={TASK_CODES}|offer-start,{TASK_CODES}|inform-citizen")["total"] == 10
+    assert search(world, "Task?code=http://other|offer-start")["total"] == 0
+
+
+def test_search_id(world):
+    p = plan("minimal-almen")
+    a, b = p.task("offer-start")["id"], p.task("inform-citizen")["id"]
+    assert sorted(ids(search(world, f"Task?_id={a},{b}"))) == sorted([a, b])
+    assert ids(search(world, f"Task?_id={a},{b}&_id={a}")) == [a]
+    assert search(world, "Task?_id=unknown")["total"] == 0
+
+
+def test_search_last_updated(world):
+    t = world.times  # minimal-almen at 09:00, then one plan per hour
+    first = sorted(x["id"] for x in plan("minimal-almen").of_type("Task"))
+    assert sorted(ids(search(world, "Task?_lastUpdated=le2026-03-02T09:00:00Z"))) == first
+    assert sorted(ids(search(world, "Task?_lastUpdated=lt2026-03-02T09:00:01Z"))) == first
+    assert sorted(ids(search(world, "Task?_lastUpdated=eq2026-03-02T09:00:00Z"))) == first
+    assert sorted(ids(search(world, "Task?_lastUpdated=2026-03-02T10:00:00%2B01:00"))) == first
+    assert search(world, "Task?_lastUpdated=gt2026-03-02T09:00:00Z")["total"] == 12
+    assert search(world, "Task?_lastUpdated=ge2026-03-02T09:00:00Z")["total"] == 15
+    assert search(world, "Task?_lastUpdated=lt2026-03-02T09:00:00Z")["total"] == 0
+    assert search(world, "Task?_lastUpdated=2026-03-02")["total"] == 15
+    assert search(world, "Task?_lastUpdated=2026-03")["total"] == 15
+    assert search(world, "Task?_lastUpdated=2026-03-03")["total"] == 0
+    gen = sorted(n for n, p in ((p.name, p) for p in plans()) if p.municipality == "0461" and p.kind == "ggop"
+                 and n != "minimal-almen")
+    window = t[gen[0]]
+    b = search(world, f"Task?_lastUpdated=ge{window.isoformat().replace('+00:00', 'Z')}"
+                      f"&_lastUpdated=lt{(window + dt.timedelta(hours=1)).isoformat().replace('+00:00', 'Z')}")
+    assert sorted(ids(b)) == sorted(x["id"] for x in plan(gen[0]).of_type("Task"))
+    # without an offset: Danish local time (09:00Z is 10:00 in Copenhagen in March)
+    assert sorted(ids(search(world, "Task?_lastUpdated=le2026-03-02T10:00:00"))) == first
+
+
+def test_search_paging_with_count_two(world):
+    bundles, got = search_all(world.http, "/fhir/Task?status=requested&_count=2", ODENSE)
+    assert len(bundles) == 8
+    assert all(b["total"] == 15 for b in bundles)
+    assert [len(b["entry"]) for b in bundles] == [2] * 7 + [1]
+    assert len({t["id"] for t in got}) == 15
+    keys = [(t["meta"]["lastUpdated"], t["id"]) for t in got]
+    assert keys == sorted(keys)
+    for b in bundles:
+        links = {link["relation"]: link["url"] for link in b["link"]}
+        for url in links.values():  # every link keeps the search
+            q = dict(parse_qsl(urlsplit(url).query))
+            assert q["status"] == "requested" and q["_count"] == "2"
+    second = {link["relation"]: link["url"] for link in bundles[1]["link"]}
+    assert dict(parse_qsl(urlsplit(second["previous"]).query)).get("_offset") is None
+    back = world.http.get(second["previous"], headers=ODENSE).json
+    assert ids(back) == ids(bundles[0])
+    last = {link["relation"] for link in bundles[-1]["link"]}
+    assert "next" not in last and "previous" in last
+
+
+def test_search_paging_without_content_filters_uses_sql(world):
+    bundles, got = search_all(world.http, "/fhir/Organization?_count=4", ODENSE)
+    total = bundles[0]["total"]
+    assert total == len(got) == len({o["id"] for o in got})
+    assert total == sum(len(p.of_type("Organization")) for p in plans() if p.municipality == "0461")
+
+
+def test_search_count_zero_and_limits(world):
+    b = search(world, "Task?_count=0")
+    assert b["total"] == 15 and not b.get("entry")
+    assert len(search(world, "Task?_count=1000")["entry"]) == 15
+    for bad in ("_count=x", "_count=-1", "_offset=-3", "_lastUpdated=yesterday", "_lastUpdated=2026-13-01",
+                "owner=a/b/c", f"owner=Organization/x,{MUNICIPALITY_CODES}|0461"):
+        r = world.http.get(f"/fhir/Task?{bad}", headers=ODENSE)
+        assert r.status_code == 400, bad
+        assert r.json["resourceType"] == "OperationOutcome" and r.json["issue"][0]["severity"] == "error"
+
+
+def test_search_include_focus_and_patient(world):
+    p = plan("minimal-almen")
+    patient = p.one("Patient")["id"]
+    b = search(world, f"Task?patient={patient}&_include=Task:focus")
+    assert len(ids(b)) == 3
+    assert [(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"] if e["search"]["mode"] == "include"] \
+        == [("ServiceRequest", p.one("ServiceRequest")["id"])]
+    assert b["total"] == 3  # included resources do not count
+    b = search(world, f"Task?patient={patient}&_include=Task:focus&_include=Task:patient")
+    assert sorted(e["resource"]["resourceType"] for e in b["entry"] if e["search"]["mode"] == "include") == \
+        ["Patient", "ServiceRequest"]
+    b = search(world, "Task?_count=2&_include=Task:focus")
+    focus = {e["resource"]["focus"]["reference"] for e in b["entry"] if e["search"]["mode"] == "match"}
+    assert {f"ServiceRequest/{i}" for i in ids(b, "include")} == focus
+    r = world.http.get("/fhir/Task?_include=Task:performer", headers=ODENSE)
+    assert r.status_code == 200 and r.json["entry"][-1]["search"]["mode"] == "outcome"
+    assert r.json["entry"][-1]["resource"]["issue"][0]["expression"] == ["_include"]
+
+
+def test_search_other_types(world):
+    p = plan("minimal-almen")
+    patient = p.one("Patient")
+    for rtype in ("ServiceRequest", "CarePlan", "Condition"):
+        want = sorted(r["id"] for r in p.of_type(rtype))
+        assert sorted(ids(search(world, f"{rtype}?patient={patient['id']}"))) == want, rtype
+        assert sorted(ids(search(world, f"{rtype}?subject=Patient/{patient['id']}"))) == want, rtype
+    assert ids(search(world, f"Consent?patient={patient['id']}")) == [p.one("Consent")["id"]]
+    assert sorted(ids(search(world, f"DocumentReference?patient={patient['id']}"))) == \
+        [p.one("DocumentReference")["id"]]
+    cpr = patient["identifier"][0]["value"]
+    assert ids(search(world, f"Patient?identifier={CPR}|{cpr}")) == [patient["id"]]
+    assert ids(search(world, f"Patient?identifier={cpr}")) == [patient["id"]]
+    assert search(world, f"Patient?identifier=http://other|{cpr}")["total"] == 0
+    orgs = search(world, f"Organization?identifier={MUNICIPALITY_CODES}|0461")
+    want = sorted(o["id"] for x in plans() if x.municipality == "0461" for o in x.of_type("Organization")
+                  if {"system": MUNICIPALITY_CODES, "value": "0461"} in o.get("identifier", []))
+    assert len(want) >= 5 and sorted(ids(orgs)) == want
+    letter = next(x for x in plans() if x.kind == "xdis91" and x.municipality == "0461")
+    comm = letter.one("Communication")
+    subject = comm["subject"]["reference"]
+    assert ids(search(world, f"Communication?subject={subject}")) == [comm["id"]]
+    assert ids(search(world, f"Communication?patient={subject.split('/')[1]}")) == [comm["id"]]
+    assert search(world, "Communication")["total"] == 1
+    for rtype in ("Practitioner", "PractitionerRole", "Provenance", "Encounter"):
+        search(world, rtype)
+
+
+def test_unknown_parameters_lenient_and_strict(world):
+    b = search(world, "Task?status=requested&_sort=-_lastUpdated&_elements=id")
+    assert b["total"] == 15
+    outcome = b["entry"][-1]
+    assert outcome["search"]["mode"] == "outcome"
+    assert [i["expression"] for i in outcome["resource"]["issue"]] == [["_sort"], ["_elements"]]
+    r = world.http.get("/fhir/Task?status=requested&_sort=x", headers={**ODENSE, "Prefer": "handling=strict"})
+    assert r.status_code == 400 and r.json["issue"][0]["expression"] == ["_sort"]
+    r = world.http.get("/fhir/Task?status:not=requested", headers={**ODENSE, "Prefer": "handling=strict"})
+    assert r.status_code == 400
+    r = world.http.get("/fhir/Task?status=requested", headers={**ODENSE, "Prefer": "handling=strict"})
+    assert r.status_code == 200 and all(e["search"]["mode"] == "match" for e in r.json["entry"])
+
+
+# --------------------------------------------------------------------------------------------
+# update
+# --------------------------------------------------------------------------------------------
+
+
+def read_task(world, rid: str, headers: dict = ODENSE) -> dict:
+    r = world.http.get(f"/fhir/Task/{rid}", headers=headers)
+    assert r.status_code == 200
+    return r.json
+
+
+def test_update_status_and_output(world):
+    task = plan("minimal-almen").task("offer-start")
+    world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    r = put_task(world, task, status="accepted", output=[output("offered-start", valueDate="2026-03-06")],
+                 note=[{"text": "Tilbudt tid"}])
+    assert r.status_code == 200, r.json
+    assert r.headers["ETag"] == 'W/"2"'
+    assert r.json["status"] == "accepted" and r.json["meta"]["versionId"] == "2"
+    assert r.json["output"][0]["valueDate"] == "2026-03-06"
+    assert r.json["meta"]["lastUpdated"] == "2026-03-03T10:00:00.000Z"
+    stored = read_task(world, task["id"])
+    assert stored == r.json
+    with world.engine.connect() as conn:
+        rows = conn.execute(select(resource_history.c.version_id, resource_history.c.changed_by)
+                            .where(resource_history.c.id == task["id"]).order_by(resource_history.c.version_id)).all()
+    assert [tuple(x) for x in rows] == [(1, "test"), (2, "odense")]
+
+
+def test_update_with_application_json_and_prefer_minimal(world):
+    task = plan("minimal-almen").task("inform-citizen")
+    r = world.http.put(f"/fhir/Task/{task['id']}", data=__import__("json").dumps({**task, "status": "in-progress"}),
+                       headers={**ODENSE, "If-Match": 'W/"1"', "Content-Type": "application/json",
+                                "Prefer": "return=minimal"})
+    assert r.status_code == 200 and not r.data and r.headers["ETag"] == 'W/"2"'
+
+
+def test_update_needs_current_version(world):
+    task = plan("minimal-almen").task("offer-start")
+    r = put_task(world, task, version=None, status="accepted")
+    assert r.status_code == 428 and r.json["issue"][0]["code"] == "required"
+    assert put_task(world, task, version="1", status="accepted").status_code == 200
+    r = put_task(world, task, version="1", status="in-progress")
+    assert r.status_code == 412 and r.json["resourceType"] == "OperationOutcome"
+    assert put_task(world, task, version="2", status="in-progress").status_code == 200
+    r = world.http.put(f"/fhir/Task/{task['id']}", json={**task, "status": "completed"},
+                       headers={**ODENSE, "If-Match": "garbage"})
+    assert r.status_code == 400
+    assert read_task(world, task["id"])["status"] == "in-progress"
+
+
+def test_update_refuses_other_changes(world):
+    task = plan("minimal-almen").task("offer-start")
+    r = put_task(world, task, description="changed", priority="urgent")
+    assert r.status_code == 422
+    assert [i["expression"] for i in r.json["issue"]] == [["Task.description"], ["Task.priority"]]
+    assert r.json["issue"][0]["severity"] == "error"
+    without_input = {k: v for k, v in task.items() if k != "input"}
+    r = world.http.put(f"/fhir/Task/{task['id']}", json=without_input, headers={**ODENSE, "If-Match": 'W/"1"'})
+    assert r.status_code == 422 and r.json["issue"][0]["expression"] == ["Task.input"]
+    assert read_task(world, task["id"])["meta"]["versionId"] == "1"
+
+
+@pytest.mark.parametrize("changes, expression", [
+    ({"status": "bogus"}, "Task.status"),
+    ({"status": "draft"}, "Task.status"),
+    ({"output": [output("unknown-type", valueString="x")]}, "Task.output[0].type"),
+    ({"output": [output("offered-start", valueString="2026-03-06")]}, "Task.output[0].valueDate"),
+    ({"output": [output("offered-start", valueDate="06-03-2026")]}, "Task.output[0].valueDate"),
+    ({"output": [output("confirmed-level", valueCodeableConcept=level("nope"))]},
+     "Task.output[0].valueCodeableConcept"),
+    ({"output": [output("citizen-informed", valueDateTime="2026-03-04T10:00")]}, "Task.output[0].valueDateTime"),
+    ({"output": [output("offered-start", valueDate="2026-03-06"), output("offered-start", valueDate="2026-03-07")]},
+     "Task.output[1].type"),
+    ({"businessStatus": {"coding": [{"system": BUSINESS, "code": "bogus"}]}}, "Task.businessStatus"),
+    ({"businessStatus": "on-time"}, "Task.businessStatus"),
+    ({"note": [{"author": "x"}]}, "Task.note[0]"),
+])
+def test_update_refuses_malformed_allowed_elements(world, changes, expression):
+    task = plan("minimal-almen").task("offer-start")
+    r = put_task(world, task, **changes)
+    assert r.status_code == 422, r.json
+    assert r.json["issue"][0]["expression"] == [expression]
+
+
+def test_update_terminal_status_stays(world):
+    task = plan("minimal-almen").task("inform-citizen")
+    assert put_task(world, task, status="completed").status_code == 200
+    r = put_task(world, task, version="2", status="in-progress")
+    assert r.status_code == 422 and "completed" in r.json["issue"][0]["details"]["text"]
+
+
+def test_update_bad_requests(world):
+    task = plan("minimal-almen").task("offer-start")
+    url = f"/fhir/Task/{task['id']}"
+    h = {**ODENSE, "If-Match": 'W/"1"'}
+    assert world.http.put(url, data="{not json", headers={**h, "Content-Type": "application/fhir+json"}).status_code == 400
+    assert world.http.put(url, data="<Task/>", headers={**h, "Content-Type": "application/xml"}).status_code == 415
+    assert world.http.put(url, json={**task, "id": "other"}, headers=h).status_code == 400
+    assert world.http.put(url, json={**task, "resourceType": "ServiceRequest"}, headers=h).status_code == 400
+    assert world.http.put(url, json=[task], headers=h).status_code == 400
+    unknown = "6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10"
+    assert world.http.put(f"/fhir/Task/{unknown}", json={**task, "id": unknown}, headers=h).status_code == 404
+    sr = plan("minimal-almen").one("ServiceRequest")
+    assert world.http.put(f"/fhir/ServiceRequest/{sr['id']}", json=sr, headers=h).status_code == 405
+
+
+# --------------------------------------------------------------------------------------------
+# re-evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def plan_tasks(world, p: Plan) -> dict[str, dict]:
+    sr = p.one("ServiceRequest")["id"]
+    b = search(world, f"Task?focus=ServiceRequest/{sr}")
+    return {code_of(e["resource"]): e["resource"] for e in b["entry"]}
+
+
+def test_offered_start_reevaluates_the_other_tasks(world):
+    p = plan("minimal-almen")
+    before = plan_tasks(world, p)
+    assert set(before) == {"inform-citizen", "offer-start", "visitate-level"}
+    assert {business(t) for t in before.values()} == {"on-time"}
+    world.clock.now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # inform/visitate due 2026-03-05: due soon
+    r = put_task(world, before["offer-start"], status="accepted",
+                 output=[output("offered-start", valueDate="2026-03-06")])
+    assert r.status_code == 200
+    assert business(r.json) == "done-on-time"
+    after = plan_tasks(world, p)
+    assert business(after["inform-citizen"]) == "done-on-time"  # the citizen was told when the start was offered
+    assert after["inform-citizen"]["meta"]["versionId"] == "2"
+    assert business(after["visitate-level"]) == "due-soon"
+    window = after["change-level-window"]  # the course started: the 14-day window is a Task now
+    assert window["restriction"]["period"]["end"] == "2026-03-20T23:59:59+01:00"
+    assert window["focus"] == before["offer-start"]["focus"] and window["for"] == before["offer-start"]["for"]
+    assert window["owner"] == before["offer-start"]["owner"]
+    assert window["meta"]["versionId"] == "1"
+    for ref in (window["focus"], window["for"], window["owner"]):
+        assert world.http.get(f"/fhir/{ref['reference']}", headers=ODENSE).status_code == 200
+    with world.engine.connect() as conn:
+        changed_by = conn.execute(select(resource_history.c.changed_by).where(
+            resource_history.c.id == window["id"])).scalar_one()
+    assert changed_by == "odense"
+
+
+def test_late_offer_and_missed_deadline_create_the_free_choice_task(world):
+    p = plan("minimal-almen")
+    tasks = plan_tasks(world, p)
+    world.clock.now = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # the start deadline (2026-03-08) has passed
+    r = put_task(world, tasks["inform-citizen"], status="in-progress")
+    assert r.status_code == 200
+    assert business(r.json) == "overdue"
+    after = plan_tasks(world, p)
+    assert "inform-free-choice" in after
+    free = after["inform-free-choice"]
+    assert free["status"] == "requested" and business(free) == "overdue"  # due with the start: 2026-03-08
+    assert free["restriction"]["period"]["end"] == "2026-03-08T23:59:59+01:00"
+    assert free["input"][0]["valueString"] == "DL-D4-INFORM-FREE-CHOICE"
+    assert business(after["offer-start"]) == "overdue"
+    # a second update does not make a second free-choice Task
+    r = put_task(world, after["inform-citizen"], version="2", status="completed")
+    assert r.status_code == 200 and business(r.json) == "done-late"
+    again = search(world, f"Task?code={TASK_CODES}|inform-free-choice&focus={p.one('ServiceRequest')['id']}")
+    assert again["total"] == 1 and again["entry"][0]["resource"]["meta"]["versionId"] == "1"
+
+
+def test_client_business_status_is_kept(world):
+    tasks = plan_tasks(world, plan("minimal-almen"))
+    world.clock.now = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    mine = {"coding": [{"system": BUSINESS, "code": "on-time"}], "text": "aftalt med borger"}
+    r = put_task(world, tasks["visitate-level"], businessStatus=mine)
+    assert r.status_code == 200 and r.json["businessStatus"] == mine
+
+
+def test_confirmed_level_confirms_the_service_request(world):
+    p = plan("minimal-almen")
+    tasks = plan_tasks(world, p)
+    sr_id = p.one("ServiceRequest")["id"]
+    proposed = world.http.get(f"/fhir/ServiceRequest/{sr_id}", headers=ODENSE).json["category"][1]
+    assert proposed["extension"][0]["valueCoding"]["code"] == "proposed"
+    world.clock.now = dt.datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    r = put_task(world, tasks["visitate-level"], status="completed",
+                 output=[output("confirmed-level", valueCodeableConcept=level(AVANCERET))])
+    assert r.status_code == 200 and business(r.json) == "done-on-time"
+    sr = world.http.get(f"/fhir/ServiceRequest/{sr_id}", headers=ODENSE).json
+    assert sr["meta"]["versionId"] == "2"
+    category = sr["category"][1]
+    assert category["extension"][0]["valueCoding"]["code"] == "confirmed"
+    assert category["coding"] == [{"system": KL, "code": AVANCERET, "display": "avanceret"}]
+    assert sr["category"][0] == p.one("ServiceRequest")["category"][0]
+
+
+def test_level_change_after_the_window_is_flagged(world):
+    p = plan("minimal-almen")
+    tasks = plan_tasks(world, p)
+    world.clock.now = dt.datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    r = put_task(world, tasks["visitate-level"], output=[output("confirmed-level", valueCodeableConcept=level(BASAL))])
+    assert r.status_code == 200
+    world.clock.now = dt.datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert put_task(world, tasks["offer-start"], output=[output("offered-start", valueDate="2026-03-06")]) \
+        .status_code == 200
+    # within the window (ends 2026-03-20): a change is not flagged
+    world.clock.now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    visit = read_task(world, tasks["visitate-level"]["id"])
+    r = put_task(world, visit, version=visit["meta"]["versionId"],
+                 output=[output("confirmed-level", valueCodeableConcept=level(AVANCERET))])
+    assert r.status_code == 200 and "note" not in r.json
+    # after the window: flagged with a note by the adapter
+    world.clock.now = dt.datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
+    visit = read_task(world, tasks["visitate-level"]["id"])
+    r = put_task(world, visit, version=visit["meta"]["versionId"],
+                 output=[output("confirmed-level", valueCodeableConcept=level(BASAL))])
+    assert r.status_code == 200
+    notes = r.json["note"]
+    assert len(notes) == 1 and notes[0]["authorString"] == "ggop-adapter"
+    assert "efter ændringsvinduet" in notes[0]["text"] and "2026-03-20" in notes[0]["text"]
+    sr = world.http.get(f"/fhir/ServiceRequest/{p.one('ServiceRequest')['id']}", headers=ODENSE).json
+    assert sr["category"][1]["coding"][0]["code"] == BASAL
+    # the flag survives a later update that leaves it out
+    visit = read_task(world, tasks["visitate-level"]["id"])
+    r = put_task(world, visit, version=visit["meta"]["versionId"], note=[], status="in-progress")
+    assert r.status_code == 200 and [n["authorString"] for n in r.json["note"]] == ["ggop-adapter"]
+
+
+def test_update_without_stored_message_skips_reevaluation(tmp_path):
+    """A Task whose plan has no raw message row (stored without message_id) is still updated."""
+    from adapter.api.app import create_app
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    engine = open_store(url)
+    p = plan("minimal-almen")
+    with engine.begin() as conn:
+        save_bundle(conn, p.bundle, now=T0, municipality="0461", message_id=None, changed_by="test")
+    app = create_app(Settings(database_url=url, clients_file=str(write_clients(tmp_path / "c.yaml"))), engine,
+                     Clock(dt.datetime(2026, 3, 20, tzinfo=UTC)))
+    w = World(app, app.test_client(), engine, Clock(T0))
+    r = put_task(w, p.task("offer-start"), status="accepted")
+    assert r.status_code == 200
+    assert business(read_task(w, p.task("inform-citizen")["id"])) == "on-time"
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/fhir/Observation", 404),
+    ("GET", "/fhir/Observation/1", 404),
+    ("GET", "/fhir/Task/1/_history/1/x", 404),
+    ("GET", "/fhir/Task/1/$everything", 404),
+    ("GET", "/fhir", 405),
+    ("POST", "/fhir/Task", 405),
+    ("DELETE", "/fhir/Task/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10", 405),
+    ("PATCH", "/fhir/Task/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10", 405),
+    ("PUT", "/fhir/Patient/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10", 405),
+    ("POST", "/fhir/Task/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10/_history", 405),
+    ("GET", "/fhir/Task/6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10", 404),
+])
+def test_errors_are_operation_outcomes(world, method, path, status):
+    r = world.http.open(path, method=method, headers=ODENSE)
+    assert r.status_code == status
+    assert r.headers["Content-Type"].startswith("application/fhir+json")
+    assert r.json["resourceType"] == "OperationOutcome"
+    assert r.json["issue"][0]["severity"] == "error"
+
+
+def test_internal_error_is_500_without_traceback(world, monkeypatch):
+    import adapter.api.fhir as fhir
+
+    def broken(*_a, **_k):
+        raise RuntimeError("secret detail 0103450017")
+
+    monkeypatch.setattr(fhir, "search", broken)
+    r = world.http.get("/fhir/Task", headers=ODENSE)
+    assert r.status_code == 500 and r.json["resourceType"] == "OperationOutcome"
+    assert b"Traceback" not in r.data and b"0103450017" not in r.data and b"secret" not in r.data
+
+
+def test_too_large_update_is_413(world):
+    world.app.config["MAX_CONTENT_LENGTH"] = 1000
+    task = plan("minimal-almen").task("offer-start")
+    r = put_task(world, task, note=[{"text": "x" * 2000}])
+    assert r.status_code == 413 and r.json["resourceType"] == "OperationOutcome"
