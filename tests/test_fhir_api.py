@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -196,9 +197,50 @@ def level(code: str) -> dict:
     return {"coding": [{"system": KL, "code": code}]}
 
 
-@pytest.fixture
-def world(tmp_path) -> World:
-    return make_world(tmp_path)
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of its own on the PostgreSQL server named by ADAPTER_TEST_POSTGRES_URL (make
+    test and CI start one), so that other test modules using that database are not disturbed."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from adapter.store.engine import make_engine
+
+    url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL (make test starts a local server)")
+    name = f"fhir_api_{os.getpid()}"
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_postgres(url: str) -> str:
+    from sqlalchemy import text
+
+    from adapter.store.engine import make_engine
+    from adapter.store.schema import metadata
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path):
+    """The API over a store of each kind (PostgreSQL skipped without a server)."""
+    url = None if request.param == "sqlite" else _empty_postgres(request.getfixturevalue("postgres_url"))
+    w = make_world(tmp_path, url)
+    yield w
+    w.engine.dispose()
 
 
 # --------------------------------------------------------------------------------------------
