@@ -821,6 +821,36 @@ def test_level_change_after_the_window_is_flagged(world):
     assert r.status_code == 200 and [n["authorString"] for n in r.json["note"]] == ["ggop-adapter"]
 
 
+def test_concurrent_updates_of_one_plan(world):
+    """Updates of sibling Tasks at once: each is applied or told its version is stale (the
+    re-evaluation of another update changed it); versions stay consecutive, never a 500."""
+    import threading
+
+    tasks = list(plan_tasks(world, plan("minimal-almen")).values())
+    world.clock.now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
+    results: list[int] = []
+    start = threading.Barrier(6)
+
+    def update(task: dict, status: str) -> None:
+        http = world.app.test_client()
+        start.wait()
+        r = http.put(f"/fhir/Task/{task['id']}", json={**task, "status": status},
+                     headers={**ODENSE, "If-Match": 'W/"1"'})
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=update, args=(t, s)) for t in tasks for s in ("accepted", "in-progress")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 6 and set(results) <= {200, 412} and 200 in results, results
+    with world.engine.connect() as conn:
+        for task in tasks:
+            versions = conn.execute(select(resource_history.c.version_id).where(
+                resource_history.c.id == task["id"]).order_by(resource_history.c.version_id)).scalars().all()
+            assert versions == list(range(1, len(versions) + 1))
+
+
 def test_update_without_stored_message_skips_reevaluation(tmp_path):
     """A Task whose plan has no raw message row (stored without message_id) is still updated."""
     from adapter.api.app import create_app

@@ -39,6 +39,7 @@ from urllib.parse import urlencode
 from typing import Any
 
 from flask import Blueprint, Response, request
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from adapter.api import access
@@ -416,13 +417,18 @@ def _update(client, route: _Route) -> Response:
         raise FhirError(400, "structure", "The body is not valid JSON.") from None
     svc = services()
     now = svc.clock()
-    with svc.engine.begin() as conn:
-        stored = update_task(conn, task_id=route.rid, body=body, if_match=request.headers.get("If-Match"),
-                             scope=access.scope_for(client), client_name=client.name, now=now,
-                             tables=svc.tables, rules=svc.rules)
-        access.record_in(conn, now, client, "update", route.target, 200)
+    try:
+        with svc.engine.begin() as conn:
+            stored = update_task(conn, task_id=route.rid, body=body, if_match=request.headers.get("If-Match"),
+                                 scope=access.scope_for(client), client_name=client.name, now=now,
+                                 tables=svc.tables, rules=svc.rules)
+            access.record_in(conn, now, client, "update", route.target, 200)
+    except IntegrityError:  # a concurrent writer got there first
+        raise FhirError(409, "conflict", "The Task or its plan changed at the same time; read it again.") from None
+    except OperationalError:  # e.g. the database is locked or unreachable
+        raise FhirError(503, "transient", "The store is busy; try again.") from None
     headers = _resource_headers(int(stored["meta"]["versionId"]), now)
-    headers["Location"] = f"{_base()}/Task/{route.rid}/_history/{stored['meta']['versionId']}"
+    headers["Content-Location"] = f"{_base()}/Task/{route.rid}/_history/{stored['meta']['versionId']}"
     prefer = _prefer()
     if "return=minimal" in prefer:
         resp = Response(status=200)

@@ -430,11 +430,10 @@ def plan_changes(sched: Schedule, tasks: dict[str, dict], *, ctx: MapContext, pr
             by_rule.setdefault(rule, tid)
     for d in sched.deadlines:
         code = status_code(d)
-        tid = by_rule.get(d.rule_id)
+        own_id = ctx.id(task_role(d))
+        tid = by_rule.get(d.rule_id) or (own_id if own_id in tasks else None)
         if tid is None:
-            new_id = ctx.id(task_role(d))
-            if new_id not in tasks:
-                out[new_id] = _new_task(d, ctx, proposal, refs, tables)
+            out[own_id] = _new_task(d, ctx, proposal, refs, tables)
             continue
         task = tasks[tid]
         if task.get("status") in INACTIVE or tid in keep_business_status:
@@ -494,6 +493,16 @@ def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, s
     cond = scope.condition(resources.c.municipality)
     if cond is not None:
         conds.append(cond)
+    # Updates of one plan are serialised on its ServiceRequest, locked before the Task: the
+    # re-evaluation writes the plan's other Tasks, so two updates of sibling Tasks must not
+    # each hold their own Task while waiting for the other's (SQLite: BEGIN IMMEDIATE anyway).
+    peek = conn.execute(select(resources.c.content, resources.c.municipality).where(*conds)).first()
+    if peek is not None:
+        focus = _focus(peek.content)
+        if focus is not None:
+            conn.execute(select(resources.c.version_id).where(
+                resources.c.type == "ServiceRequest", resources.c.id == focus.id,
+                resources.c.municipality == peek.municipality).with_for_update()).first()
     row = conn.execute(select(resources.c.version_id, resources.c.content, resources.c.municipality,
                               resources.c.patient_id, resources.c.message_id)
                        .where(*conds).with_for_update()).first()
@@ -519,13 +528,21 @@ def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, s
     return stored
 
 
+def _focus(task: dict) -> Ref | None:
+    """The ServiceRequest a Task focuses (its plan), or None."""
+    focus = task.get("focus")
+    if not isinstance(focus, dict) or not isinstance(focus.get("reference"), str):
+        return None
+    ref = Ref.parse(focus["reference"])
+    return ref if ref is not None and ref.type == "ServiceRequest" else None
+
+
 def _reevaluate_plan(conn: Connection, row, task_id: str, new: dict, keep: frozenset[str], now: dt.datetime,
                      tables: CodeTables, rules: RuleSet) -> dict[tuple[str, str], _Saved]:
     from adapter.pipeline import apply_rules, validate_bytes
 
-    focus = next((Ref.parse(r["reference"]) for r in [new.get("focus")]
-                  if isinstance(r, dict) and isinstance(r.get("reference"), str)), None)
-    if focus is None or focus.type != "ServiceRequest":
+    focus = _focus(new)
+    if focus is None:
         return {}
     sr = conn.execute(select(resources.c.id, resources.c.content, resources.c.patient_id, resources.c.message_id)
                       .where(resources.c.type == "ServiceRequest", resources.c.id == focus.id,
@@ -544,10 +561,12 @@ def _reevaluate_plan(conn: Connection, row, task_id: str, new: dict, keep: froze
     proposal, base, _issues = apply_rules(msg, at, rules)
 
     sr_ref = f"ServiceRequest/{sr.id}"
+    task_conds = [resources.c.type == "Task", resources.c.municipality == row.municipality,
+                  resources.c.deleted == false()]
+    if sr.patient_id is not None:  # every resource of a plan carries its Patient's id
+        task_conds.append(resources.c.patient_id == sr.patient_id)
     candidates = conn.execute(select(resources.c.id, resources.c.content, resources.c.municipality,
-                                     resources.c.patient_id, resources.c.message_id)
-                              .where(resources.c.type == "Task", resources.c.municipality == row.municipality,
-                                     resources.c.patient_id == sr.patient_id, resources.c.deleted == false()))
+                                     resources.c.patient_id, resources.c.message_id).where(*task_conds))
     rows = {r.id: r for r in candidates
             if isinstance(r.content.get("focus"), dict) and r.content["focus"].get("reference") == sr_ref}
     tasks = {tid: r.content for tid, r in rows.items()}

@@ -255,8 +255,6 @@ def parse_date(raw: str, param: str = "_lastUpdated") -> DateBound:
     if not m:
         raise SearchError(param, "expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|+hh:mm]]]]")
     year, month, day, hour, minute, second, frac, zone = m.groups()
-    if hour is not None and zone is None and second is None and minute is None:
-        raise SearchError(param, "a time needs minutes")
     tz: dt.tzinfo = TZ
     if zone == "Z":
         tz = dt.timezone.utc
