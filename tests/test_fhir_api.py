@@ -302,6 +302,32 @@ def test_metadata_refuses_xml(world):
     assert world.http.post("/fhir/metadata").status_code == 405
 
 
+def test_answers_are_valid_r4(world):
+    """CapabilityStatement, searchset and history Bundles and an OperationOutcome pass an
+    independent R4 check and the fhir.resources models."""
+    import fhirkit
+
+    from adapter.fhir.models import model_class
+    from invariants import independent_r4_check
+
+    task = plan("minimal-almen").task("offer-start")
+    world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    assert put_task(world, task, status="accepted", output=[output("offered-start", valueDate="2026-03-06")],
+                    note=[{"text": "x"}]).status_code == 200
+    answers = [
+        world.http.get("/fhir/metadata").json,
+        world.http.get("/fhir/Task?_count=3&_include=Task:focus&_sort=x", headers=ODENSE).json,
+        world.http.get(f"/fhir/Task/{task['id']}/_history", headers=ODENSE).json,
+        world.http.get("/fhir/Task?_lastUpdated=x", headers=ODENSE).json,
+    ]
+    for body in answers:
+        if body["resourceType"] == "Bundle":
+            assert independent_r4_check(body) == [], body["type"]
+        else:
+            assert [str(i) for i in fhirkit.validate(body) if i.severity == "error"] == [], body["resourceType"]
+        model_class(body["resourceType"]).model_validate(body)
+
+
 # --------------------------------------------------------------------------------------------
 # read, vread, history
 # --------------------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ def check_update(current: dict, proposed, tables: CodeTables) -> None:
             (_element(k), f"{_element(k)} may not be changed; a municipality may change status, businessStatus, "
                           "output and note.") for k in forbidden])
     problems: list[tuple[str | None, str]] = []
-    if "status" in changed or "status" not in proposed:
+    if "status" in changed:
         problems += _check_status(current.get("status"), proposed.get("status"))
     if "businessStatus" in changed and "businessStatus" in proposed:
         problems += _check_business_status(proposed["businessStatus"], tables)
