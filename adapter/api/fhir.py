@@ -132,7 +132,7 @@ def _resource_headers(version: int, last_updated) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Route:
-    action: str  # read | vread | history | search | update | none
+    action: str  # read | vread | history | search | update | unsupported
     rtype: str | None = None
     rid: str | None = None
     vid: str | None = None
@@ -163,26 +163,26 @@ def _route(method: str, segs: list[str]) -> _Route:
     if method == "HEAD":
         method = "GET"
     if not segs:
-        return _not_allowed("none")
+        return _not_allowed("unsupported")
     rtype = segs[0]
     if rtype not in TYPES:
-        return _Route("none", error=FhirError(404, "not-found", "Unknown or unsupported resource type."))
+        return _Route("unsupported", error=FhirError(404, "not-found", "Unknown or unsupported resource type."))
     if len(segs) == 1:
-        return _Route("search", rtype) if method == "GET" else _not_allowed("none", rtype)
+        return _Route("search", rtype) if method == "GET" else _not_allowed("unsupported", rtype)
     rid = segs[1]
     if len(segs) == 2:
         if method == "GET":
             return _Route("read", rtype, rid)
         if method == "PUT" and rtype in UPDATABLE:
             return _Route("update", rtype, rid)
-        return _not_allowed("none", rtype, rid)
+        return _not_allowed("unsupported", rtype, rid)
     if segs[2] == "_history" and len(segs) in (3, 4):
         if method != "GET":
-            return _not_allowed("none", rtype, rid)
+            return _not_allowed("unsupported", rtype, rid)
         if len(segs) == 3:
             return _Route("history", rtype, rid)
         return _Route("vread", rtype, rid, segs[3])
-    return _Route("none", error=FhirError(404, "not-found", "Unknown path."))
+    return _Route("unsupported", error=FhirError(404, "not-found", "Unknown path."))
 
 
 def _check_format() -> None:
