@@ -556,6 +556,8 @@ def test_search_count_zero_and_limits(world):
     assert b["total"] == 15 and not b.get("entry")
     assert len(search(world, "Task?_count=1000")["entry"]) == 15
     for bad in ("_count=x", "_count=-1", "_offset=-3", "_lastUpdated=yesterday", "_lastUpdated=2026-13-01",
+                "_lastUpdated=2026-03-02T10:00%2B99:00", "_lastUpdated=9999-12-31", "_lastUpdated=0001-01-01T00:30%2B01:00",
+                "_lastUpdated=0000", "_lastUpdated=2026-03-02T25:00Z",
                 "owner=a/b/c", f"owner=Organization/x,{MUNICIPALITY_CODES}|0461"):
         r = world.http.get(f"/fhir/Task?{bad}", headers=ODENSE)
         assert r.status_code == 400, bad
@@ -607,6 +609,29 @@ def test_search_other_types(world):
     assert search(world, "Communication")["total"] == 1
     for rtype in ("Practitioner", "PractitionerRole", "Provenance", "Encounter"):
         search(world, rtype)
+
+
+def test_no_query_makes_a_server_error(tmp_path):
+    """Any parameter names and values: 200 or 400, an OperationOutcome when refused, never 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    w = make_world(tmp_path)
+    names = st.sampled_from(["_id", "_lastUpdated", "_count", "_offset", "_include", "owner", "owner:identifier",
+                             "status", "business-status", "patient", "subject", "focus", "code", "identifier",
+                             "_sort", "status:not", "_format"]) | st.text(max_size=8)
+    values = st.sampled_from(["", ",", "|", "a|", "|b", "Patient/", "/x", "Task:focus", "ge", "ge2026", "99999999999",
+                              "-1", "2026-02-30", "\\,", "%", "json"]) | st.text(max_size=20)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rtype=st.sampled_from(["Task", "Patient", "Organization", "ServiceRequest"]),
+           params=st.lists(st.tuples(names, values), max_size=4))
+    def check(rtype, params):
+        r = w.http.get(f"/fhir/{rtype}", query_string=params, headers=ODENSE)
+        assert r.status_code in (200, 400, 406), (params, r.status_code)
+        assert r.json["resourceType"] == ("Bundle" if r.status_code == 200 else "OperationOutcome")
+
+    check()
 
 
 def test_unknown_parameters_lenient_and_strict(world):

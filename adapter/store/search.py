@@ -255,37 +255,41 @@ def parse_date(raw: str, param: str = "_lastUpdated") -> DateBound:
     if not m:
         raise SearchError(param, "expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|+hh:mm]]]]")
     year, month, day, hour, minute, second, frac, zone = m.groups()
+    try:
+        return DateBound(prefix, *_date_range(year, month, day, hour, minute, second, frac, zone))
+    except (ValueError, OverflowError):
+        raise SearchError(param, "not a valid date or time") from None
+
+
+def _date_range(year, month, day, hour, minute, second, frac, zone) -> tuple[dt.datetime, dt.datetime]:
     tz: dt.tzinfo = TZ
     if zone == "Z":
         tz = dt.timezone.utc
     elif zone:
         sign = 1 if zone[0] == "+" else -1
         tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    try:
-        if month is None:
-            start = dt.datetime(int(year), 1, 1, tzinfo=tz)
-            end = dt.datetime(int(year) + 1, 1, 1, tzinfo=tz)
-        elif day is None:
-            start = dt.datetime(int(year), int(month), 1, tzinfo=tz)
-            end = (dt.datetime(int(year) + 1, 1, 1, tzinfo=tz) if int(month) == 12
-                   else dt.datetime(int(year), int(month) + 1, 1, tzinfo=tz))
-        elif hour is None:
-            start = dt.datetime(int(year), int(month), int(day), tzinfo=tz)
-            end = start + dt.timedelta(days=1)
+    if month is None:
+        start = dt.datetime(int(year), 1, 1, tzinfo=tz)
+        end = dt.datetime(int(year) + 1, 1, 1, tzinfo=tz)
+    elif day is None:
+        start = dt.datetime(int(year), int(month), 1, tzinfo=tz)
+        end = (dt.datetime(int(year) + 1, 1, 1, tzinfo=tz) if int(month) == 12
+               else dt.datetime(int(year), int(month) + 1, 1, tzinfo=tz))
+    elif hour is None:
+        start = dt.datetime(int(year), int(month), int(day), tzinfo=tz)
+        end = start + dt.timedelta(days=1)
+    else:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        start = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+                            tzinfo=tz)
+        if frac:
+            end = start + dt.timedelta(microseconds=1)
+        elif second is not None:
+            end = start + dt.timedelta(seconds=1)
         else:
-            micro = int((frac or "0")[:6].ljust(6, "0"))
-            start = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
-                                tzinfo=tz)
-            if frac:
-                end = start + dt.timedelta(microseconds=1)
-            elif second is not None:
-                end = start + dt.timedelta(seconds=1)
-            else:
-                end = start + dt.timedelta(minutes=1)
-    except ValueError:
-        raise SearchError(param, "not a valid date or time") from None
+            end = start + dt.timedelta(minutes=1)
     utc = dt.timezone.utc
-    return DateBound(prefix, start.astimezone(utc), end.astimezone(utc))
+    return start.astimezone(utc), end.astimezone(utc)
 
 
 def _date_condition(column, b: DateBound):
