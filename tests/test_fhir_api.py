@@ -749,6 +749,8 @@ def test_update_bad_requests(world):
     assert world.http.put(url, json={**task, "id": "other"}, headers=h).status_code == 400
     assert world.http.put(url, json={**task, "resourceType": "ServiceRequest"}, headers=h).status_code == 400
     assert world.http.put(url, json=[task], headers=h).status_code == 400
+    deep = "[" * 100_000 + "]" * 100_000
+    assert world.http.put(url, data=deep, headers={**h, "Content-Type": "application/fhir+json"}).status_code == 400
     unknown = "6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10"
     assert world.http.put(f"/fhir/Task/{unknown}", json={**task, "id": unknown}, headers=h).status_code == 404
     sr = plan("minimal-almen").one("ServiceRequest")

@@ -413,7 +413,7 @@ def _update(client, route: _Route) -> Response:
         raise FhirError(415, "not-supported", "Send the Task as application/fhir+json.")
     try:
         body = json.loads(request.get_data(cache=False) or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FhirError(400, "structure", "The body is not valid JSON.") from None
     svc = services()
     now = svc.clock()
