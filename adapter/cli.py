@@ -322,6 +322,30 @@ def inbox(directory: str, once: bool, interval: float) -> None:
 
 
 @main.command()
+@click.option("--interval", type=click.FloatRange(1, 86400), default=None,
+              help="Repeat every INTERVAL seconds (default: once).")
+def reevaluate(interval: float | None) -> None:
+    """Re-evaluate every open plan now: business statuses of deadline Tasks, and the
+    free-choice Task where a start deadline passed without an offer."""
+    import datetime as dt
+    import time
+
+    from adapter.codes import load_code_tables
+    from adapter.service.sweep import reevaluate_all
+    from adapter.store.engine import open_store
+
+    with _Guard("-"):
+        settings = _settings()
+        engine, tables, rules = open_store(settings.database_url), load_code_tables(), _rules(settings)
+        while True:
+            counts = reevaluate_all(engine, dt.datetime.now(dt.timezone.utc), tables, rules)
+            click.echo(f"re-evaluated {counts['plans']} plans, {counts['changed']} resources changed", err=True)
+            if interval is None:
+                return
+            time.sleep(interval)
+
+
+@main.command()
 @click.option("--dir", "work_dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--count", default=25, show_default=True, type=click.IntRange(1, 10_000))
 def demo(work_dir: str, count: int) -> None:
