@@ -198,11 +198,11 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
     conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
     patient = next((e["resource"]["id"] for e in conversion.bundle["entry"]
                     if e["resource"]["resourceType"] == "Patient"), None)
-    if ident.municipality:
-        conn.execute(insert(outbox).values(
-            message_id=message_id, created_at=received_at, recipient=f"municipality:{ident.municipality}",
-            role="primary", order_key=patient or str(message_id), state="pending", attempts=0,
-            next_attempt_at=received_at))
+    # One outbox row per recipient (home municipality, consented GP copy, training hospital,
+    # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
+    from adapter.routing.outbox import enqueue
+    enqueue(conn, message_id=message_id, conversion=conversion, tables=tables, at=received_at,
+            municipality=ident.municipality, order_key=patient or str(message_id), changed_by=client)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
            f"{ident.kind} {ident.letter_status or 'nytbrev'}" + (f" supersedes message/{earlier.id}" if earlier else ""))
     return IngestResult(message_id, ACCEPTED, 200, receipt, True, conversion.issues, conversion.bundle)

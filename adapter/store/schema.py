@@ -98,7 +98,9 @@ audit = Table(
 )
 Index("ix_audit_at", audit.c.at)
 
-# What must be delivered to whom; drained by the routing worker.
+# What must be delivered to whom; drained by the routing worker (adapter/routing/worker.py).
+# The payload is the message's transaction Bundle (patient data, like resources.content);
+# last_error holds codes, HTTP statuses and ids only.
 outbox = Table(
     "outbox", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -113,6 +115,13 @@ outbox = Table(
     Column("last_status", Integer),
     Column("last_error", Text),
     Column("delivered_at", DateTime(timezone=True)),
+    Column("addresses", JSON),  # other routing keys of the same recipient, e.g. ["ydernummer:012345"]
+    Column("payload", JSON),  # the transaction Bundle to deliver (PUT entries, deterministic ids)
+    Column("mode", String(8)),  # push | pull, once a route was found
+    Column("endpoint", String(300)),  # the base URL of the last attempt (never a credential)
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("failing_since", DateTime(timezone=True)),  # first failure of the current round of retries
     UniqueConstraint("message_id", "recipient", name="uq_outbox_message_recipient"),
 )
 Index("ix_outbox_state_next", outbox.c.state, outbox.c.next_attempt_at)
+Index("ix_outbox_order", outbox.c.order_key, outbox.c.recipient, outbox.c.id)
