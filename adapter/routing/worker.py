@@ -1,0 +1,282 @@
+"""The outbox worker: takes due rows, finds their route, delivers, records the outcome.
+
+Claiming. On PostgreSQL each row is taken with ``SELECT … FOR UPDATE SKIP LOCKED`` and the
+row stays locked, in that one transaction, while it is delivered: several workers never take
+the same row, and a worker that dies mid-delivery loses its connection, so the row is free
+again at once and the next worker delivers it (entries are PUTs with fixed ids, so a
+repeated delivery changes nothing at the receiver). On SQLite there is one worker per
+database file (an exclusive lock on ``<database>.worker.lock``; a second one refuses to
+start); the row is read in one short transaction and its outcome written in another, so
+the hospitals' pushes are never held up by a slow endpoint.
+
+Order. A row waits while an earlier row for the same patient (``order_key``) and the same
+recipient is pending, unroutable or dead, so a correction never overtakes its original.
+
+Outcomes. Pull routes: delivered at once (``mode`` pull; the recipient reads ``/fhir``).
+No route: ``unroutable`` with an ALERT log line, re-checked every
+``unroutable_recheck_seconds`` and at once when the routing file changes. Push: delivered;
+or retried with exponential backoff and jitter (or the server's ``Retry-After``) until
+``max_age_hours`` after the first failure, then dead; or dead at once for a permanent
+refusal, with the last status and a short reason.
+
+The clock, the sleep, the random source and the HTTP session are parameters, so tests can
+drive a worker through days of retries in milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import requests
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.engine import Engine
+
+from adapter.errors import ConfigError
+from adapter.routing.delivery import DELIVERED as OK, PERMANENT, deliver
+from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE, _aware
+from adapter.routing.routes import PULL, PUSH, Retry, RoutingTable
+from adapter.store.schema import outbox, resources
+
+log = logging.getLogger("adapter.routing")
+UTC = dt.timezone.utc
+MIN_DELAY = 1.0  # seconds: a Retry-After of 0 never makes a tight loop
+
+
+class WorkerBusy(Exception):
+    """Another worker holds this SQLite database."""
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    pulled: int = 0
+    retried: int = 0
+    dead: int = 0
+    unroutable: int = 0
+
+    def line(self) -> str:
+        return (f"delivered {self.delivered}, pull {self.pulled}, to retry {self.retried}, dead {self.dead}, "
+                f"unroutable {self.unroutable}")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, engine: Engine, routes, *, clock: Callable[[], dt.datetime] | None = None,
+                 sleep: Callable[[float], object] | None = None, rng: random.Random | None = None,
+                 session: requests.Session | None = None, name: str | None = None, poll_interval: float = 2.0,
+                 alert_interval: float = 3600.0, env: dict | None = None):
+        self.engine = engine
+        self.routes = routes  # RoutesFile or FixedRoutes: .load() and .refresh()
+        self.clock = clock or _utc_now
+        self._stop = threading.Event()
+        self.sleep = sleep or self._stop.wait
+        self.rng = rng or random.Random()
+        self.session = session or requests.Session()
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.poll_interval = poll_interval
+        self.alert_interval = alert_interval
+        self.env = env
+        self.postgres = engine.dialect.name == "postgresql"
+        self.table: RoutingTable | None = None
+        self.stats = Stats()
+        self._lock_file = None
+        self._last_alert: dt.datetime | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        return self.clock().astimezone(UTC)
+
+    def stop(self, *_args) -> None:
+        """Finish the delivery in hand, then stop (the SIGTERM handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def acquire(self) -> None:
+        if self.engine.dialect.name != "sqlite":
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        import fcntl
+
+        path = Path(database + ".worker.lock")
+        fh = open(path, "a+")  # noqa: SIM115 - held for the worker's lifetime
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise WorkerBusy(f"another worker is running on this SQLite database (lock {path}); SQLite allows "
+                             "one worker: stop it, or use PostgreSQL to run several") from None
+        self._lock_file = fh
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def run(self, once: bool = False) -> Stats:
+        """Deliver until stopped; with ``once``, until nothing is due, then return."""
+        self.acquire()
+        try:
+            if self.table is None:
+                self.table = self.routes.load()
+            log.info("worker %s started: %s, %d routes in %s", self.name, self.engine.dialect.name,
+                     len(self.table.routes), self.table.path)
+            self._alert_summary(force=True)
+            while not self.stopping:
+                self._refresh()
+                if self.step():
+                    continue
+                if once:
+                    break
+                self._alert_summary()
+                self.sleep(self.poll_interval)
+        finally:
+            self.release()
+        log.info("worker %s stopped: %s", self.name, self.stats.line())
+        return self.stats
+
+    def _refresh(self) -> None:
+        try:
+            table, changed = self.routes.refresh()
+        except ConfigError as exc:
+            log.error("ALERT routing table not reloaded, the previous one stays in use: %s",
+                      exc.issues[0].render_line(str(getattr(self.routes, "path", "-"))))
+            return
+        self.table = table
+        if changed:
+            log.info("routing table reloaded: %d routes; unroutable rows are checked again", len(table.routes))
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.state == UNROUTABLE).values(next_attempt_at=self.now()))
+
+    def _alert_summary(self, force: bool = False) -> None:
+        now = self.now()
+        if not force and self._last_alert is not None and \
+                (now - self._last_alert).total_seconds() < self.alert_interval:
+            return
+        self._last_alert = now
+        with self.engine.connect() as conn:
+            rows = dict(conn.execute(select(outbox.c.state, func.count()).where(
+                outbox.c.state.in_((UNROUTABLE, DEAD))).group_by(outbox.c.state)).all())
+        if rows:
+            log.warning("ALERT outbox: %d unroutable, %d dead (see: ggop-adapter outbox list)",
+                        rows.get(UNROUTABLE, 0), rows.get(DEAD, 0))
+
+    # -- one row ------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Take one due row and deal with it; False when nothing is due."""
+        now = self.now()
+        if self.postgres:
+            with self.engine.begin() as conn:
+                row = self._claim(conn, now)
+                if row is None:
+                    return False
+                change = self._work(row, now)
+                self._record(conn, row, change)
+            return True
+        with self.engine.begin() as conn:
+            row = self._claim(conn, now)
+        if row is None:
+            return False
+        change = self._work(row, now)
+        with self.engine.begin() as conn:
+            self._record(conn, row, change)
+        return True
+
+    def _claim(self, conn, now: dt.datetime):
+        earlier = outbox.alias("earlier")
+        blocked = exists(select(earlier.c.id).where(and_(
+            earlier.c.order_key == outbox.c.order_key, earlier.c.recipient == outbox.c.recipient,
+            earlier.c.id < outbox.c.id, earlier.c.state.in_(BLOCKING))))
+        q = (select(outbox)
+             .where(outbox.c.state.in_((PENDING, UNROUTABLE)), outbox.c.next_attempt_at <= now, ~blocked)
+             .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(1))
+        if self.postgres:
+            q = q.with_for_update(skip_locked=True, of=outbox)
+        return conn.execute(q).first()
+
+    def backoff(self, attempts: int, retry: Retry) -> float:
+        """Exponential backoff with jitter: half the step fixed, half random."""
+        step = min(retry.max_delay, retry.first_delay * 2 ** min(attempts - 1, 40))
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def _work(self, row, now: dt.datetime) -> dict:
+        table = self.table
+        where = f"outbox #{row.id} {row.recipient} ({row.role}, message {row.message_id})"
+        keys = (row.recipient, *(row.addresses or ()))
+        route = table.lookup(keys)
+        if route is None:
+            if row.state != UNROUTABLE:
+                log.warning("ALERT %s unroutable: no route in %s; it waits until one is added", where, table.path)
+            self.stats.unroutable += 1
+            also = f" (nor {', '.join(row.addresses)})" if row.addresses else ""
+            return dict(state=UNROUTABLE, mode=None, next_attempt_at=now + dt.timedelta(seconds=table.recheck),
+                        last_error=f"no route for {row.recipient}{also} in {Path(table.path).name}")
+        if route.mode == PULL:
+            self.stats.pulled += 1
+            log.info("%s: delivered by pull (served by /fhir)", where)
+            return dict(state=DELIVERED, mode=PULL, delivered_at=now, next_attempt_at=None, endpoint=None,
+                        last_error=None, failing_since=None)
+        payload = row.payload if row.payload is not None else self._rebuild(row)
+        outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
+                          now=now, env=self.env)
+        after = self.now()
+        attempts = row.attempts + 1
+        common = dict(attempts=attempts, last_status=outcome.status, last_attempt_at=after, mode=PUSH,
+                      endpoint=(route.base_url or "")[:300])
+        if outcome.kind == OK:
+            self.stats.delivered += 1
+            log.info("%s: delivered to %s (%s, %s, %.2f s, attempt %d)", where, route.base_url, route.payload,
+                     outcome.reason, outcome.elapsed, attempts)
+            return dict(common, state=DELIVERED, delivered_at=after, next_attempt_at=None, last_error=None,
+                        failing_since=None)
+        since = _aware(row.failing_since) or after
+        if outcome.kind == PERMANENT:
+            self.stats.dead += 1
+            log.warning("ALERT %s: dead letter, refused by %s: %s", where, route.base_url, outcome.reason)
+            return dict(common, state=DEAD, next_attempt_at=None, last_error=outcome.reason, failing_since=since)
+        deadline = since + route.retry.max_age
+        if after >= deadline:
+            self.stats.dead += 1
+            hours = route.retry.max_age.total_seconds() / 3600
+            reason = f"gave up after {attempts} attempts in {hours:g} h; last: {outcome.reason}"[:300]
+            log.warning("ALERT %s: dead letter: %s", where, reason)
+            return dict(common, state=DEAD, next_attempt_at=None, last_error=reason, failing_since=since)
+        delay = outcome.retry_after if outcome.retry_after is not None else self.backoff(attempts, route.retry)
+        nxt = min(after + dt.timedelta(seconds=max(MIN_DELAY, delay)), deadline)
+        self.stats.retried += 1
+        log.info("%s: %s; attempt %d failed, next at %s", where, outcome.reason, attempts,
+                 nxt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return dict(common, state=PENDING, next_attempt_at=nxt, last_error=outcome.reason, failing_since=since)
+
+    def _rebuild(self, row) -> dict:
+        """A payload for a row written before payloads were stored: the message's resources."""
+        with self.engine.connect() as conn:
+            contents = conn.execute(select(resources.c.content).where(
+                resources.c.message_id == row.message_id).order_by(resources.c.type, resources.c.id)).scalars().all()
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": f"urn:uuid:{c['id']}", "resource": {k: v for k, v in c.items() if k != "meta"},
+             "request": {"method": "PUT", "url": f"{c['resourceType']}/{c['id']}"}} for c in contents]}
+
+    def _record(self, conn, row, change: dict) -> None:
+        done = conn.execute(update(outbox).where(and_(outbox.c.id == row.id, outbox.c.state == row.state))
+                            .values(**change))
+        if done.rowcount == 0:
+            log.warning("outbox #%d was changed by an operator during its delivery; its outcome (%s) is not "
+                        "recorded", row.id, change.get("state"))
