@@ -98,8 +98,10 @@ class RowView:
             parts.append(f"waits for outbox #{self.blocked_by[0]} ({self.blocked_by[1]}): same patient and "
                          "recipient, delivered in order")
         due = _aware(r.next_attempt_at)
-        if due is None or due <= now:
+        if due is None:
             parts.append("due now")
+        elif due <= now:
+            parts.append(f"due now (next attempt was set for {_t(due)})")
         else:
             parts.append(f"next attempt at {_t(due)}")
         if r.attempts:
