@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 import requests
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from adapter.errors import ConfigError
@@ -48,6 +48,7 @@ from adapter.store.schema import outbox, resources
 log = logging.getLogger("adapter.routing")
 UTC = dt.timezone.utc
 MIN_DELAY = 1.0  # seconds: a Retry-After of 0 never makes a tight loop
+CLAIM_BATCH = 50
 
 
 class WorkerBusy(Exception):
@@ -200,16 +201,41 @@ class Worker:
         return True
 
     def _claim(self, conn, now: dt.datetime):
-        earlier = outbox.alias("earlier")
-        blocked = exists(select(earlier.c.id).where(and_(
-            earlier.c.order_key == outbox.c.order_key, earlier.c.recipient == outbox.c.recipient,
-            earlier.c.id < outbox.c.id, earlier.c.state.in_(BLOCKING))))
-        q = (select(outbox)
-             .where(outbox.c.state.in_((PENDING, UNROUTABLE)), outbox.c.next_attempt_at <= now, ~blocked)
-             .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(1))
-        if self.postgres:
-            q = q.with_for_update(skip_locked=True, of=outbox)
-        return conn.execute(q).first()
+        """The first due row (pending before unroutable, oldest due time first) that no earlier
+        row of the same patient and recipient holds up and no other worker holds.
+
+        Candidates are read in small batches through the (state, next_attempt_at) index and
+        each is checked through the (order_key, recipient, id) index, so the cost of a claim
+        does not grow with the outbox even before the planner has statistics."""
+        for state in (PENDING, UNROUTABLE):
+            after = None
+            while True:
+                q = select(outbox.c.id, outbox.c.order_key, outbox.c.recipient, outbox.c.next_attempt_at).where(
+                    outbox.c.state == state, outbox.c.next_attempt_at <= now)
+                if after is not None:
+                    q = q.where(or_(outbox.c.next_attempt_at > after[0],
+                                    and_(outbox.c.next_attempt_at == after[0], outbox.c.id > after[1])))
+                batch = conn.execute(q.order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH)).all()
+                for c in batch:
+                    if self._blocked(conn, c):
+                        continue
+                    take = select(outbox).where(outbox.c.id == c.id, outbox.c.state == state,
+                                                outbox.c.next_attempt_at <= now)
+                    if self.postgres:
+                        take = take.with_for_update(skip_locked=True)
+                    row = conn.execute(take).first()
+                    if row is not None:
+                        return row
+                if len(batch) < CLAIM_BATCH:
+                    break
+                after = (batch[-1].next_attempt_at, batch[-1].id)
+        return None
+
+    @staticmethod
+    def _blocked(conn, c) -> bool:
+        return conn.execute(select(outbox.c.id).where(
+            outbox.c.order_key == c.order_key, outbox.c.recipient == c.recipient, outbox.c.id < c.id,
+            outbox.c.state.in_(BLOCKING)).limit(1)).first() is not None
 
     def backoff(self, attempts: int, retry: Retry) -> float:
         """Exponential backoff with jitter: half the step fixed, half random."""
