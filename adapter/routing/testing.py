@@ -48,7 +48,7 @@ def install_sekmet(venv: Path = VENV) -> Path:
     stamp = venv / f".{SEKMET_PACKAGE}-{SEKMET_VERSION}"
     if exe.exists() and stamp.exists():
         return exe
-    python = shutil.which("python3") or sys.executable
+    python = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
     try:
         if not (venv / "bin" / "python").exists():
             subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
@@ -196,6 +196,12 @@ class StubEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # headers and body go out in two writes: without this, Nagle's algorithm and the
+                # client's delayed ACK add 40 ms to every answer
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, *_args):  # quiet
                 return

@@ -1,0 +1,245 @@
+"""Delivery to a real FHIR server as the municipal endpoint: sekmet-fhir (PyPI, pinned), in its
+own virtual environment under build/, started on loopback with its simulator off and a bearer
+token required. A stub in front of it injects the faults the server cannot produce on demand.
+
+Skipped, with the reason, when the server cannot be installed or started here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from adapter.codes import load_code_tables
+from adapter.generate import generate_messages
+from adapter.pipeline import default_rules
+from adapter.routing.routes import RoutesFile
+from adapter.routing.testing import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
+from adapter.routing.worker import Worker
+from adapter.service.ingest import ingest
+from adapter.store.engine import open_store
+from adapter.store.resources import bundle_resources
+from adapter.store.schema import outbox
+from conftest import DATA, REPO
+
+pytestmark = pytest.mark.slow
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
+
+
+@pytest.fixture(scope="module")
+def fhir(tmp_path_factory):
+    try:
+        server = FhirServer(tmp_path_factory.mktemp("fhir-server")).start()
+    except FhirServerUnavailable as exc:
+        pytest.skip(f"no FHIR server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine(store_url):
+    e = open_store(store_url)
+    yield e
+    e.dispose()
+
+
+class Clock:
+    def __init__(self):
+        self.t = T0 + dt.timedelta(minutes=1)
+
+    def __call__(self):
+        return self.t
+
+
+def routes_file(tmp_path, lines: list[str]) -> RoutesFile:
+    path = tmp_path / "routing.yaml"
+    path.write_text("routes:\n" + "".join(lines), encoding="utf-8")
+    return RoutesFile(path)
+
+
+def route(key: str, base: str, extra: str = "") -> str:
+    return f'  "{key}": {{mode: push, base_url: "{base}", auth: {{bearer_token_env: MUNI_TOKEN}}{extra}}}\n'
+
+
+def outbox_rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(outbox).order_by(outbox.c.id)).all()
+
+
+def assert_whole_on_server(server: FhirServer, payload: dict) -> None:
+    """Every resource of the payload is on the server as sent (apart from meta), and the
+    plan's Tasks are found by their owner."""
+    for res in bundle_resources(payload):
+        got = server.get(f"{res['resourceType']}/{res['id']}")
+        assert {k: v for k, v in got.items() if k != "meta"} == {k: v for k, v in res.items() if k != "meta"}
+    tasks = [r for r in bundle_resources(payload) if r["resourceType"] == "Task"]
+    assert tasks
+    for owner in {t["owner"]["reference"] for t in tasks}:
+        found = server.get("Task", owner=owner)
+        ids = {e["resource"]["id"] for e in found.get("entry", [])}
+        assert {t["id"] for t in tasks if t["owner"]["reference"] == owner} <= ids
+
+
+def patient_versions(server: FhirServer, payload: dict) -> int:
+    pid = next(r["id"] for r in bundle_resources(payload) if r["resourceType"] == "Patient")
+    return server.get(f"Patient/{pid}/_history").get("total")
+
+
+def _start_adapter(url: str):
+    port = free_port()
+    env = {**os.environ, "ADAPTER_DATABASE_URL": url,
+           "ADAPTER_CLIENTS_FILE": str(REPO / "config" / "clients.sample.yaml")}
+    proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", "1"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the adapter did not start")
+
+
+def _worker_cli(url: str, routes_path, token: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "ADAPTER_DATABASE_URL": url, "MUNI_TOKEN": token}
+    return subprocess.Popen([sys.executable, "-m", "adapter", "worker", "--routes", str(routes_path), *extra],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def test_generated_plans_posted_to_the_adapter_arrive_whole_gp_copy_only_with_consent(fhir, store_url, tmp_path):
+    plans = [m for m in generate_messages(60, seed=23) if m.kind == "ggop" and m.facts["plan_type"] == "almen"]
+    consented = next(m for m in plans if m.facts["consent"] == "ja" and not m.facts["gp_deselected"])
+    refused = next(m for m in plans if m.facts["consent"] == "nej")
+    proc, base = _start_adapter(store_url)
+    try:
+        for m in (consented, refused):
+            ack = requests.post(base + "/medcom", data=m.xml, headers=HOSPITAL, timeout=60)
+            assert ack.status_code == 200 and b"<PositiveReceipt>" in ack.content
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    engine = open_store(store_url)
+    rows = outbox_rows(engine)
+    roles = {}
+    for r in rows:
+        roles.setdefault(r.message_id, set()).add(r.role)
+    first, second = sorted(roles)  # posted in this order: consented, then refused
+    assert {"primary", "gp"} <= roles[first] and roles[second] == {"primary"}  # copies only with consent
+    copies = [r for r in rows if r.role != "primary"]
+    with StubEndpoint() as copy_endpoint:
+        lines = [route(f"municipality:{m.facts['municipality_code']}", fhir.base_url) for m in (consented, refused)]
+        lines += [route(r.recipient, copy_endpoint.base_url, ", payload: message") for r in copies]
+        rf = routes_file(tmp_path, list(dict.fromkeys(lines)))
+        worker = _worker_cli(store_url, rf.path, fhir.token, "--once")
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        assert len(copy_endpoint.posts) == len(copies)
+        assert all(p.path.endswith("/$process-message") for p in copy_endpoint.posts)
+    rows = outbox_rows(engine)
+    assert [r.state for r in rows] == ["delivered"] * len(rows)
+    for r in rows:
+        if r.role == "primary":
+            assert r.mode == "push" and r.endpoint == fhir.base_url
+            assert_whole_on_server(fhir, r.payload)
+    engine.dispose()
+
+
+def test_endpoint_down_when_the_message_arrives_is_delivered_once_it_is_up(engine, tmp_path):
+    port = free_port()
+    later = FhirServer(tmp_path / "later", port=port)
+    ingest(engine, (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0,
+           tables=load_code_tables(), rules=default_rules())
+    clock = Clock()
+    w = Worker(engine, routes_file(tmp_path, [route("municipality:0851", later.base_url)]), clock=clock,
+               rng=random.Random(3), env={"MUNI_TOKEN": later.token})
+    w.run(once=True)
+    row = outbox_rows(engine)[0]
+    assert row.state == "pending" and row.last_error.startswith("no connection") and row.attempts == 1
+    try:
+        later.start()
+    except FhirServerUnavailable as exc:
+        pytest.skip(f"no FHIR server: {exc}")
+    try:
+        clock.t += dt.timedelta(hours=6)
+        w.run(once=True)
+        row = outbox_rows(engine)[0]
+        assert row.state == "delivered" and row.attempts == 2 and row.last_status == 200
+        assert_whole_on_server(later, row.payload)
+        assert patient_versions(later, row.payload) == 1  # arrived once
+        w.run(once=True)
+        assert patient_versions(later, row.payload) == 1
+    finally:
+        later.stop()
+
+
+def test_503_then_the_real_server_is_delivered_once(fhir, engine, tmp_path):
+    letter = (DATA / "xdis91" / "letter-to-municipality.xml").read_bytes()
+    ingest(engine, letter, received_at=T0, tables=load_code_tables(), rules=default_rules())
+    with StubEndpoint([Reply(503, headers={"Retry-After": "30"})], upstream=fhir.base_url,
+                      upstream_headers=fhir.headers) as stub:
+        clock = Clock()
+        w = Worker(engine, routes_file(tmp_path, [route("municipality:0851", stub.base_url)]), clock=clock,
+                   env={"MUNI_TOKEN": fhir.token})
+        w.run(once=True)
+        assert outbox_rows(engine)[0].last_status == 503
+        clock.t += dt.timedelta(seconds=30)
+        w.run(once=True)
+        (row,) = outbox_rows(engine)
+        assert row.state == "delivered" and row.attempts == 2 and len(stub.posts) == 2 and stub.completed == 1
+    assert_whole_on_server(fhir, row.payload)  # the letter's visitation and answer Tasks included
+    codes = {t["code"]["coding"][0]["code"] for t in bundle_resources(row.payload) if t["resourceType"] == "Task"}
+    assert codes == {"visitate-child", "answer-letter"}
+
+
+def test_a_refusal_by_the_real_server_is_a_dead_letter_with_its_reason(fhir, engine, tmp_path):
+    ingest(engine, (DATA / "ggop" / "minimal-almen.xml").read_bytes(), received_at=T0, tables=load_code_tables(),
+           rules=default_rules())
+    wrong_base = fhir.base_url + "/Patient"  # a misconfigured base URL: the server says 400
+    Worker(engine, routes_file(tmp_path, [route("municipality:0461", wrong_base)]), clock=Clock(),
+           env={"MUNI_TOKEN": fhir.token}).run(once=True)
+    (row,) = outbox_rows(engine)
+    assert row.state == "dead" and row.last_status == 400
+    assert row.last_error == "HTTP 400; refused; OperationOutcome error/invalid"  # no diagnostics text
+
+
+def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, store_url, tmp_path):
+    result = ingest(engine, (DATA / "ggop" / "rehabilitering-corrected.xml").read_bytes(), received_at=T0,
+                    tables=load_code_tables(), rules=default_rules())
+    assert result.state == "accepted"
+    import threading
+
+    release = threading.Event()
+    with StubEndpoint([Reply(200, hold=release)], upstream=fhir.base_url, upstream_headers=fhir.headers) as stub:
+        rf = routes_file(tmp_path, [route("municipality:0851", stub.base_url),
+                                    route("gln:5790001234560", stub.base_url)])
+        worker = _worker_cli(store_url, rf.path, fhir.token, "--once")
+        assert stub.arrived.wait(120), "the worker never called"
+        os.killpg(worker.pid, signal.SIGKILL)  # mid-delivery: the request is sent, no answer yet
+        worker.wait(timeout=30)
+        states = {r.recipient: (r.state, r.attempts) for r in outbox_rows(engine)}
+        assert all(state == "pending" and attempts == 0 for state, attempts in states.values()), states
+        release.set()  # the held request still reaches the server, its answer reaches no one
+        time.sleep(1)
+        worker = _worker_cli(store_url, rf.path, fhir.token, "--once")
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        rows = outbox_rows(engine)
+        assert [r.state for r in rows] == ["delivered", "delivered"] and [r.attempts for r in rows] == [1, 1]
+        assert len(stub.posts) == 3  # the interrupted one, then one per row
+    assert_whole_on_server(fhir, rows[0].payload)
+    pid = next(r["id"] for r in bundle_resources(rows[0].payload) if r["resourceType"] == "Patient")
+    found = fhir.get("Patient", _id=pid)
+    assert found.get("total", len(found.get("entry", []))) == 1  # the same resources, never a second copy
