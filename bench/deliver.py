@@ -1,0 +1,146 @@
+"""Outbox delivery throughput against a real FHIR server on loopback (sekmet-fhir, as in the
+delivery tests), with 1 worker and with 2 workers; prints what it measured.
+
+    python bench/deliver.py                                  # SQLite (1 worker: SQLite allows one)
+    python bench/deliver.py --postgres postgresql://adapter:adapter@127.0.0.1:5432/adapter_test
+    python bench/deliver.py --stub ...                       # a stub that answers at once: the outbox alone
+
+With --postgres the database named there is left alone: the benchmark creates and empties
+its own database ``adapter_bench`` on the same server, and runs 1 and 2 workers.
+
+For each run: a fresh FHIR server (its own data folder), a fresh store, ``--messages``
+generated messages ingested, every recipient routed to the server (transaction Bundles of
+PUTs, or message Bundles with --payload message), then the workers (``ggop-adapter worker
+--once``, separate processes) drain the outbox. Throughput is rows delivered per second
+between the first and the last delivery (the worker start-up is left out; the wall time
+with start-up is printed too). Requests go to 127.0.0.1 only and stop when the outbox is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import func, select, text  # noqa: E402
+
+from adapter.codes import load_code_tables  # noqa: E402
+from adapter.generate import generate_messages  # noqa: E402
+from adapter.pipeline import default_rules  # noqa: E402
+from adapter.routing.testing import FhirServer, StubEndpoint  # noqa: E402
+from adapter.service.ingest import ingest  # noqa: E402
+from adapter.store.engine import make_engine, open_store  # noqa: E402
+from adapter.store.schema import metadata, outbox  # noqa: E402
+
+
+def bench_database(url: str) -> str:
+    """``adapter_bench`` beside the database ``url`` names, created when missing."""
+    base, _, _name = url.rpartition("/")
+    engine = make_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not conn.execute(text("select 1 from pg_database where datname = 'adapter_bench'")).first():
+            conn.execute(text("create database adapter_bench"))
+    engine.dispose()
+    return f"{base}/adapter_bench"
+
+
+def reset(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+class _StubServer:
+    """The stub endpoint (answers 200 at once) in place of the FHIR server: the outbox alone."""
+
+    def __init__(self):
+        self.stub = StubEndpoint().start()
+        self.base_url, self.token = self.stub.base_url, "unused"
+
+    def stop(self):
+        self.stub.stop()
+
+
+def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: bool = False) -> dict:
+    if url.startswith("postgresql"):
+        reset(url)
+    engine = open_store(url)
+    at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+    tables, rules = load_code_tables(), default_rules()
+    for m in generate_messages(messages, seed=99):
+        ingest(engine, m.xml, received_at=at, tables=tables, rules=rules, check_models=False)
+    with engine.connect() as conn:
+        keys = sorted(set(conn.execute(select(outbox.c.recipient)).scalars()))
+        rows = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+    server = _StubServer() if stub else FhirServer(work / f"fhir-{workers}-{int(time.time() * 1000)}").start()
+    try:
+        routing = work / "routing.yaml"
+        routing.write_text("routes:\n" + "".join(
+            f'  "{k}": {{mode: push, base_url: "{server.base_url}", payload: {payload}, '
+            f'auth: {{bearer_token_env: BENCH_TOKEN}}}}\n' for k in keys))
+        env = {**os.environ, "ADAPTER_DATABASE_URL": url, "BENCH_TOKEN": server.token}
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-m", "adapter", "worker", "--once", "--quiet", "--routes",
+                                   str(routing)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+        errors = [p.communicate(timeout=3600)[1] for p in procs]
+        wall = time.perf_counter() - started
+        if any(p.returncode for p in procs):
+            raise SystemExit("a worker failed:\n" + "\n".join(errors))
+    finally:
+        server.stop()
+    with engine.connect() as conn:
+        done = conn.execute(select(outbox.c.delivered_at).where(outbox.c.state == "delivered")).scalars().all()
+        states = dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())
+    engine.dispose()
+    times = sorted(_utc(t) for t in done)
+    span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
+    return {"workers": workers, "rows": rows, "delivered": len(done), "states": states, "wall": wall,
+            "span": span, "rate": (len(times) - 1) / span if span else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=300, help="generated messages to ingest (default 300)")
+    ap.add_argument("--payload", choices=["transaction", "message"], default="transaction")
+    ap.add_argument("--postgres", help="a PostgreSQL URL: also run 1 and 2 workers on database adapter_bench there")
+    ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    ap.add_argument("--stub", action="store_true",
+                    help="deliver to a stub that answers at once instead of the FHIR server (the outbox's own cost)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="deliver-bench-") as tmp:
+        work = Path(tmp)
+        plan = []
+        if not args.no_sqlite:
+            plan.append(("sqlite", f"sqlite:///{work}/adapter.db", 1))
+        if args.postgres:
+            pg = bench_database(args.postgres)
+            plan += [("postgresql", pg, 1), ("postgresql", pg, 2)]
+        target = "a stub endpoint" if args.stub else "sekmet-fhir"
+        print(f"outbox delivery to {target} on loopback: {args.messages} generated messages, "
+              f"{args.payload} Bundles, {os.cpu_count()} cores")
+        for name, url, workers in plan:
+            if name == "sqlite":
+                Path(url.split("///", 1)[1]).unlink(missing_ok=True)
+            r = run(url, workers, args.messages, args.payload, work, args.stub)
+            print(f"{name:<10} workers {workers}: {r['delivered']}/{r['rows']} rows delivered, "
+                  f"{r['rate']:.1f} rows/s ({r['span']:.1f} s from first to last delivery; "
+                  f"{r['wall']:.1f} s wall with start-up); states {r['states']}")
+
+
+if __name__ == "__main__":
+    main()
