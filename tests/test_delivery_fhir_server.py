@@ -243,3 +243,14 @@ def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, 
     pid = next(r["id"] for r in bundle_resources(rows[0].payload) if r["resourceType"] == "Patient")
     found = fhir.get("Patient", _id=pid)
     assert found.get("total", len(found.get("entry", []))) == 1  # the same resources, never a second copy
+
+
+def test_the_training_hospital_gets_a_message_bundle_the_real_server_processes(fhir, engine, tmp_path):
+    ingest(engine, (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0,
+           tables=load_code_tables(), rules=default_rules())
+    Worker(engine, routes_file(tmp_path, [route("gln:5790001112226", fhir.base_url, ", payload: message")]),
+           clock=Clock(), env={"MUNI_TOKEN": fhir.token}).run(once=True)
+    states = {r.role: (r.state, r.mode) for r in outbox_rows(engine)}
+    assert states == {"primary": ("delivered", "pull"), "hospital": ("delivered", "push"), "gp": ("unroutable", None)}
+    hospital = next(r for r in outbox_rows(engine) if r.role == "hospital")
+    assert_whole_on_server(fhir, hospital.payload)  # $process-message stored every entry
