@@ -328,3 +328,50 @@ def test_two_workers_on_postgresql_never_deliver_the_same_row_twice(tmp_path):
         per_worker = [sum("delivered to" in line for line in out.splitlines()) for out in outputs]
         assert sum(per_worker) == len(got) and all(n > 0 for n in per_worker), per_worker
     engine.dispose()
+
+
+def test_a_defect_while_delivering_is_a_dead_letter_and_the_queue_goes_on(engine, tmp_path, stub, monkeypatch):
+    push(engine, FULL)
+    import adapter.routing.worker as worker_module
+
+    real = worker_module.deliver
+    calls = []
+
+    def flaky(session, route, payload, **kw):
+        calls.append(kw["recipient"])
+        if len(calls) == 1:
+            raise TypeError("a defect")
+        return real(session, route, payload, **kw)
+
+    monkeypatch.setattr(worker_module, "deliver", flaky)
+    lines = stub_route(stub, "municipality:0851") + stub_route(stub, "gln:5790001234560")
+    worker(engine, routes(tmp_path, lines), Clock()).run(once=True)
+    got = {r.recipient: r for r in rows(engine)}
+    assert got["municipality:0851"].state == "dead"
+    assert got["municipality:0851"].last_error == "internal error (TypeError)"
+    assert got["gln:5790001234560"].state == "delivered"
+
+
+def test_a_database_error_in_the_loop_is_logged_and_survived(engine, tmp_path, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    push(engine)
+    w = worker(engine, routes(tmp_path, ""), Clock())
+    real_step, failures = w.step, []
+
+    def step():
+        if not failures:
+            failures.append(1)
+            raise OperationalError("SELECT", {}, ConnectionError("server closed the connection"))
+        return real_step()
+
+    w.step = step
+    naps = []
+    w.sleep = lambda s: naps.append(s) or (len(naps) > 1 and w.stop())
+    with caplog.at_level(logging.ERROR, logger="adapter.routing"):
+        stats = w.run()
+    assert stats.pulled == 1 and "ALERT database error (ConnectionError)" in caplog.text
+    with pytest.raises(OperationalError):
+        failures.clear()
+        w._stop.clear()
+        w.run(once=True)

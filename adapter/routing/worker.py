@@ -38,9 +38,10 @@ from typing import Callable
 import requests
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from adapter.errors import ConfigError
-from adapter.routing.delivery import DELIVERED as OK, PERMANENT, deliver
+from adapter.routing.delivery import DELIVERED as OK, PERMANENT, Outcome, deliver
 from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE, _aware
 from adapter.routing.routes import PULL, PUSH, Retry, RoutingTable
 from adapter.store.schema import outbox, resources
@@ -140,12 +141,20 @@ class Worker:
                      len(self.table.routes), self.table.path)
             self._alert_summary(force=True)
             while not self.stopping:
-                self._refresh()
-                if self.step():
-                    continue
-                if once:
-                    break
-                self._alert_summary()
+                try:
+                    self._refresh()
+                    if self.step():
+                        continue
+                    if once:
+                        break
+                    self._alert_summary()
+                except DBAPIError as exc:
+                    # The database went away (restart, failover, a killed connection): nothing is
+                    # lost, the row in hand is still pending; wait and carry on.
+                    if once:
+                        raise
+                    log.error("ALERT database error (%s); trying again in %g s", type(exc.orig).__name__,
+                              self.poll_interval)
                 self.sleep(self.poll_interval)
         finally:
             self.release()
@@ -260,8 +269,12 @@ class Worker:
             return dict(state=DELIVERED, mode=PULL, delivered_at=now, next_attempt_at=None, endpoint=None,
                         last_error=None, failing_since=None)
         payload = row.payload if row.payload is not None else self._rebuild(row)
-        outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
-                          now=now, env=self.env)
+        try:
+            outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
+                              now=now, env=self.env)
+        except Exception as exc:  # a defect of ours must not stop the queue behind this row
+            log.exception("%s: internal error while delivering", where)
+            outcome = Outcome(PERMANENT, None, f"internal error ({type(exc).__name__})")
         after = self.now()
         attempts = row.attempts + 1
         common = dict(attempts=attempts, last_status=outcome.status, last_attempt_at=after, mode=PUSH,
