@@ -92,7 +92,7 @@ class RowView:
             return f"dead letter after {r.attempts} attempt(s), {status}: {r.last_error or '-'}"
         if r.state == UNROUTABLE:
             return (f"ALERT unroutable: {r.last_error or 'no route for ' + r.recipient}; "
-                    f"re-checked {_t(r.next_attempt_at)}")
+                    f"checked again at {_t(r.next_attempt_at)}")
         parts = []
         if self.blocked_by is not None:
             parts.append(f"waits for outbox #{self.blocked_by[0]} ({self.blocked_by[1]}): same patient and "
