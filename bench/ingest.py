@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
+import http.client
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -81,15 +83,20 @@ def run(url: str, messages: list[bytes], clients: int, workers: int, check_model
             url = f"sqlite:///{tmp}/bench.db"
         proc, base = start(url, workers, clients_file, check_models)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
-        session_per_thread: dict[int, requests.Session] = {}
+        host, port = base.rsplit("//", 1)[1].split(":")
+        local = threading.local()
 
         def post(raw: bytes) -> tuple[float, int]:
-            import threading
-
-            s = session_per_thread.setdefault(threading.get_ident(), requests.Session())
+            # a plain keep-alive HTTP/1.1 connection per client thread: the load generator
+            # shares the machine's cores with the server, so it is kept light
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=30)
             t0 = time.perf_counter()
-            r = s.post(base + "/medcom", data=raw, headers=headers, timeout=30)
-            return time.perf_counter() - t0, r.status_code
+            conn.request("POST", "/medcom", body=raw, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return time.perf_counter() - t0, response.status
 
         try:
             for raw in messages[:10]:  # warm up (not counted; the same messages come back as duplicates)
