@@ -37,8 +37,8 @@ from adapter.generate import generate_messages  # noqa: E402
 from adapter.pipeline import default_rules  # noqa: E402
 from adapter.routing.testing import FhirServer, StubEndpoint  # noqa: E402
 from adapter.service.ingest import ingest  # noqa: E402
-from adapter.store.engine import make_engine, open_store  # noqa: E402
-from adapter.store.schema import metadata, outbox  # noqa: E402
+from adapter.store.engine import drop_schema, make_engine, open_store  # noqa: E402
+from adapter.store.schema import outbox  # noqa: E402
 
 
 def bench_database(url: str) -> str:
@@ -53,11 +53,7 @@ def bench_database(url: str) -> str:
 
 
 def reset(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    drop_schema(url)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

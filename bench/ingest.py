@@ -14,61 +14,29 @@ import argparse
 import concurrent.futures
 import hashlib
 import http.client
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from adapter.generate import generate_messages  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from adapter.service.process import start_service, stop_service  # noqa: E402
+from adapter.store.engine import drop_schema  # noqa: E402
 
 
 def reset(url: str) -> None:
-    from sqlalchemy import text
-
-    from adapter.store.engine import make_engine
-    from adapter.store.schema import metadata
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    drop_schema(url)
 
 
 def start(url: str, workers: int, clients_file: Path, check_models: bool):
-    port = free_port()
-    env = {**os.environ, "ADAPTER_DATABASE_URL": url, "ADAPTER_CLIENTS_FILE": str(clients_file),
-           "ADAPTER_CHECK_MODELS": "1" if check_models else "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", str(workers)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(base + "/readyz", timeout=1).status_code == 200:
-                return proc, base
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit("the server did not start")
+    return start_service(url, clients_file, workers=workers,
+                         env={"ADAPTER_CHECK_MODELS": "1" if check_models else "0"})
 
 
 def run(url: str, messages: list[bytes], clients: int, workers: int, check_models: bool) -> dict:
@@ -106,8 +74,7 @@ def run(url: str, messages: list[bytes], clients: int, workers: int, check_model
                 results = list(pool.map(post, messages[10:]))
             elapsed = time.perf_counter() - start_t
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop_service(proc)
     latencies = sorted(t for t, _ in results)
     statuses: dict[int, int] = {}
     for _, s in results:

@@ -45,16 +45,9 @@ def invalid_inputs() -> list[Path]:
 
 
 def _reset_postgres(url: str) -> None:
-    from sqlalchemy import text
+    from adapter.store.engine import drop_schema
 
-    from adapter.store.engine import make_engine
-    from adapter.store.schema import metadata
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    drop_schema(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -75,7 +75,6 @@ def test_500_generated_messages(validator, tmp_path):
 
 def test_the_validator_finds_a_broken_resource(validator):
     """The oracle must be able to fail: a Patient with a CPR of 9 digits."""
-    from adapter.conformance.report import run
     import json
 
     bundle = json.loads((DATA / "ggop" / "minimal-almen.bundle.json").read_text("utf-8"))

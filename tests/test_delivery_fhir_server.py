@@ -25,6 +25,7 @@ from adapter.routing.routes import RoutesFile
 from adapter.routing.testing import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
 from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
+from adapter.service.process import ServiceDidNotStart, start_service
 from adapter.store.engine import open_store
 from adapter.store.resources import bundle_resources
 from adapter.store.schema import outbox
@@ -95,21 +96,10 @@ def patient_versions(server: FhirServer, payload: dict) -> int:
 
 
 def _start_adapter(url: str):
-    port = free_port()
-    env = {**os.environ, "ADAPTER_DATABASE_URL": url,
-           "ADAPTER_CLIENTS_FILE": str(REPO / "config" / "clients.sample.yaml")}
-    proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", "1"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("the adapter did not start")
+    try:
+        return start_service(url, REPO / "config" / "clients.sample.yaml", workers=1, wait_for="/healthz")
+    except ServiceDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 def _worker_cli(url: str, routes_path, token: str, *extra: str) -> subprocess.Popen:

@@ -221,16 +221,9 @@ def postgres_url():
 
 
 def _empty_postgres(url: str) -> str:
-    from sqlalchemy import text
+    from adapter.store.engine import drop_schema
 
-    from adapter.store.engine import make_engine
-    from adapter.store.schema import metadata
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    drop_schema(url)
     return url
 
 

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
+
+from adapter.service.process import kill_service, start_service, stop_service
 
 from conftest import DATA, REPO
 
 pytestmark = pytest.mark.slow
 HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _database(kind: str, tmp_path) -> str:
@@ -36,39 +28,20 @@ def _database(kind: str, tmp_path) -> str:
 
 
 def _start(url: str):
-    port = _free_port()
-    env = {**os.environ, "ADAPTER_DATABASE_URL": url,
-           "ADAPTER_CLIENTS_FILE": str(REPO / "config" / "clients.sample.yaml")}
-    proc = subprocess.Popen([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("the server did not start: " + proc.stderr.read().decode()[-2000:])
-    return proc, base
+    return start_service(url, REPO / "config" / "clients.sample.yaml", wait_for="/healthz")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(request, tmp_path):
     proc, base = _start(_database(request.param, tmp_path))
     yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_service(proc)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_killed_after_the_receipt_nothing_acknowledged_is_lost(kind, tmp_path):
     """kill -9 between receipt and routing: after a restart the message, its resources and
     its outbox row are all there, waiting for delivery."""
-    import signal
-
     from sqlalchemy import select
 
     from adapter.store.engine import make_engine
@@ -79,16 +52,14 @@ def test_killed_after_the_receipt_nothing_acknowledged_is_lost(kind, tmp_path):
     raw = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
     ack = requests.post(base + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
     assert ack.status_code == 200
-    os.killpg(os.getpgid(proc.pid), signal.SIGKILL)  # the master and its workers, no shutdown
-    proc.wait(timeout=20)
+    kill_service(proc)  # the master and its workers, no shutdown
     proc, base = _start(url)
     try:
         assert requests.get(base + "/readyz", timeout=5).json()["status"] == "ready"
         again = requests.post(base + "/medcom", data=raw, headers=HOSPITAL, timeout=30)
         assert again.content == ack.content and again.headers["X-Message-State"] == "duplicate"
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_service(proc)
     engine = make_engine(url)
     with engine.connect() as conn:
         assert conn.execute(select(messages.c.state).where(messages.c.state == "accepted")).scalars().all() == ["accepted"]

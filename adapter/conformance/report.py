@@ -188,7 +188,6 @@ def render_text(report: Report, verbose: bool = False) -> str:
         lines.append(f"\n{profile}  ({report.resources.get(profile, 0)} resources): "
                      f"{counts['error']} errors, {counts['warning']} warnings, {counts['information']} information")
         for (sev, mid, msg), fs in sorted(g.items(), key=lambda kv: (SEVERITY_ORDER.get(kv[0][0], 9), -len(kv[1]))):
-            ex = fs[0]
             lines.append(f"  {sev:<11} x{len(fs):<5} {mid}: {msg}")
             for f in (fs if verbose else fs[:1]):
                 lines.append(f"      at {f.location} ({f.source})")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import requests
 
+from adapter.service.process import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SEKMET_PACKAGE = "sekmet-fhir"
 SEKMET_VERSION = "0.1.1"
@@ -34,12 +36,6 @@ VENV = REPO / "build" / "fhir-server-venv"
 
 class FhirServerUnavailable(RuntimeError):
     """The FHIR server cannot be installed or started here (the reason says why)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def install_sekmet(venv: Path = VENV) -> Path:

@@ -28,7 +28,7 @@ from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage
 from adapter.pipeline import Limits, convert_bytes, validate_bytes
 from adapter.rules.model import RuleSet
 from adapter.store.resources import save_bundle
-from adapter.store.schema import audit, message_keys, messages, outbox
+from adapter.store.schema import audit, message_keys, messages
 
 ACCEPTED, REFUSED, DUPLICATE, SUPERSEDED = "accepted", "refused", "duplicate", "superseded"
 

@@ -69,3 +69,16 @@ def schema_is_current(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(cfg).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def drop_schema(url: str) -> None:
+    """Remove the adapter's tables and migration mark from a database (tests, benchmarks)."""
+    from sqlalchemy import text
+
+    from adapter.store.schema import metadata
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
