@@ -72,8 +72,14 @@ def route(key: str, base: str, extra: str = "") -> str:
 
 
 def outbox_rows(engine):
+    """The outbox rows, each with its payload (stored once per message, on its first row)."""
+    import types
+
+    from adapter.routing.outbox import payload_of
+
     with engine.connect() as conn:
-        return conn.execute(select(outbox).order_by(outbox.c.id)).all()
+        return [types.SimpleNamespace(**{**r._mapping, "payload": payload_of(conn, r)})
+                for r in conn.execute(select(outbox).order_by(outbox.c.id))]
 
 
 def assert_whole_on_server(server: FhirServer, payload: dict) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from adapter.codes import load_code_tables
 from adapter.pipeline import default_rules
+from adapter.routing.outbox import payload_of
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox, resources
@@ -42,8 +43,12 @@ def test_one_row_per_recipient_each_with_the_payload(engine):
         ("municipality:0851", "primary", "pending"), ("gln:5790001234560", "gp", "pending"),
         ("gln:5790001112226", "hospital", "pending")]
     assert got[1].addresses == ["ydernummer:012345"]
+    assert got[0].payload == result.bundle  # stored once, on the first row; the others share it
+    assert [r.payload for r in got[1:]] == [None, None]
+    with engine.connect() as conn:
+        assert all(payload_of(conn, r) == result.bundle for r in got)
     for r in got:
-        assert r.payload == result.bundle and r.attempts == 0 and r.message_id == result.message_id
+        assert r.attempts == 0 and r.message_id == result.message_id
         assert r.order_key == next(e["resource"]["id"] for e in result.bundle["entry"]
                                    if e["resource"]["resourceType"] == "Patient")
     assert len({r.order_key for r in got}) == 1

@@ -201,6 +201,7 @@ def outbox_show(row_id: int, with_payload: bool) -> None:
     with engine.connect() as conn:
         row = box.get_row(conn, row_id)
         blocked = box.blocker(conn, row) if row is not None and row.state == box.PENDING else None
+        payload = box.payload_of(conn, row) if row is not None else None
     engine.dispose()
     if row is None:
         click.echo(f"outbox #{row_id}: no such row", err=True)
@@ -215,15 +216,15 @@ def outbox_show(row_id: int, with_payload: bool) -> None:
             value = box._t(value)
         click.echo(f"{f:<16} {value if value is not None else '-'}")
     click.echo(f"{'why':<16} {view.why(_now())}")
-    payload = row.payload or {}
+    payload = payload or {}
     kinds: dict[str, int] = {}
     for e in payload.get("entry", []):
         t = e.get("resource", {}).get("resourceType", "?")
         kinds[t] = kinds.get(t, 0) + 1
     click.echo(f"{'payload':<16} Bundle {payload.get('id', '-')} ({payload.get('type', 'none')}): "
                + (", ".join(f"{t} {n}" for t, n in sorted(kinds.items())) or "empty"))
-    if with_payload and row.payload is not None:
-        click.echo(json.dumps(row.payload, ensure_ascii=False, indent=2))
+    if with_payload and payload:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 @outbox.command("replay")

@@ -49,11 +49,23 @@ def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables
                               message_id=message_id, changed_by=changed_by)
     recipients = recipients_of(conversion.message, conversion.trace, tables)
     if recipients:
+        # The payload is stored once, on the message's first row; the others share it.
         conn.execute(insert(outbox), [dict(
             message_id=message_id, created_at=at, recipient=r.key, role=r.role,
             addresses=list(r.addresses) or None, order_key=order_key, state=PENDING, attempts=0,
-            next_attempt_at=at, payload=payload) for r in recipients])
+            next_attempt_at=at, payload=payload if i == 0 else None) for i, r in enumerate(recipients)])
     return recipients
+
+
+def payload_of(conn: Connection, row) -> dict | None:
+    """A row's payload: stored once per message, on the message's first row."""
+    if row.payload is not None:
+        return row.payload
+    for payload in conn.execute(select(outbox.c.payload).where(
+            outbox.c.message_id == row.message_id).order_by(outbox.c.id)).scalars():
+        if payload is not None:
+            return payload
+    return None
 
 
 # --------------------------------------------------------------------------------------------

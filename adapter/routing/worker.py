@@ -268,7 +268,7 @@ class Worker:
             log.info("%s: delivered by pull (served by /fhir)", where)
             return dict(state=DELIVERED, mode=PULL, delivered_at=now, next_attempt_at=None, endpoint=None,
                         last_error=None, failing_since=None)
-        payload = row.payload if row.payload is not None else self._rebuild(row)
+        payload = row.payload if row.payload is not None else self._shared_payload(row)
         try:
             outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
                               now=now, env=self.env)
@@ -303,6 +303,14 @@ class Worker:
         log.info("%s: %s; attempt %d failed, next at %s", where, outcome.reason, attempts,
                  nxt.strftime("%Y-%m-%dT%H:%M:%SZ"))
         return dict(common, state=PENDING, next_attempt_at=nxt, last_error=outcome.reason, failing_since=since)
+
+    def _shared_payload(self, row) -> dict:
+        """The payload stored on another row of the same message (or rebuilt, see below)."""
+        from adapter.routing.outbox import payload_of
+
+        with self.engine.connect() as conn:
+            payload = payload_of(conn, row)
+        return payload if payload is not None else self._rebuild(row)
 
     def _rebuild(self, row) -> dict:
         """A payload for a row written before payloads were stored: the message's resources."""
