@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import String, and_, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.store.schema import resource_history, resources
@@ -93,9 +93,14 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         conn.execute(insert(resources), [dict(
             type=r["resourceType"], id=r["id"], version_id=1, last_updated=now, municipality=municipality,
             patient_id=patient, message_id=message_id, content=r, deleted=False) for r in fresh])
-        conn.execute(insert(resource_history), [dict(
-            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now, municipality=municipality,
-            message_id=message_id, content=r, changed_by=changed_by) for r in fresh])
+        # the first versions are copied inside the database rather than sent twice
+        copied = select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
+                        resources.c.municipality, resources.c.message_id, resources.c.content,
+                        literal(changed_by, String).label("changed_by")).where(
+            resources.c.id.in_([r["id"] for r in fresh]), resources.c.version_id == 1)
+        conn.execute(insert(resource_history).from_select(
+            ["type", "id", "version_id", "last_updated", "municipality", "message_id", "content", "changed_by"],
+            copied))
     return out
 
 
