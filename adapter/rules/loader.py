@@ -263,13 +263,17 @@ def _time(value: Any, at: _At) -> time:
         at.fail(f"'{value}' is not a valid time")
 
 
-def _legal_basis(value: Any, at: _At) -> tuple[LegalBasis, ...]:
-    items = value if isinstance(value, list) else [value]
+def _one_or_many(value: Any, at: _At):
+    """(item, its location) for a mapping given alone or as a list of mappings."""
     if isinstance(value, list):
         _list(value, at)
+        return [(raw, at.item(value, i)) for i, raw in enumerate(value)]
+    return [(value, at)]
+
+
+def _legal_basis(value: Any, at: _At) -> tuple[LegalBasis, ...]:
     out = []
-    for i, raw in enumerate(items):
-        here = at.item(value, i) if isinstance(value, list) else at
+    for raw, here in _one_or_many(value, at):
         m = _mapping(raw, here)
         _keys(m, here, ("document", "section"), ("source",))
         out.append(LegalBasis(
@@ -771,12 +775,8 @@ def _settings(merged: dict[str, tuple[Any, _At]]) -> tuple[dict[str, Any], dict[
 
 
 def _applicability(value: Any, at: _At, dates: dict[str, date]) -> tuple[Applicability, ...]:
-    items = value if isinstance(value, list) else [value]
-    if isinstance(value, list):
-        _list(value, at)
     out = []
-    for i, raw in enumerate(items):
-        here = at.item(value, i) if isinstance(value, list) else at
+    for raw, here in _one_or_many(value, at):
         m = _mapping(raw, here)
         _keys(m, here, ("plan_types",), ("valid_from", "valid_to", "valid_before",
                                          "patient_age_below", "patient_age_not_below"))
