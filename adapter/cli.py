@@ -180,8 +180,9 @@ def receipt(file: str, received_at: str | None) -> None:
             sys.exit(EXIT_REFUSED)
         if result.xml is None:
             _print_issues(file, result.issues, sys.stderr)
-            click.echo(f"{file}: no receipt can be addressed: the envelope identifier or the "
-                       f"sender's and receiver's location numbers cannot be found", err=True)
+            click.echo(f"{file}: no receipt can be addressed: the envelope identifier, the sender's and "
+                       f"receiver's location numbers or the envelope's Sent time (give --received-at) "
+                       f"cannot be found", err=True)
             sys.exit(EXIT_REFUSED)
         sys.stdout.buffer.write(result.xml + b"\n")
         sys.stdout.flush()

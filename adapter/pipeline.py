@@ -23,7 +23,7 @@ from adapter.fhir.plan import resources_from_plan
 from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
 from adapter.medcom.detect import Parsed, parse_message
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
-from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
+from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address, salvage_sent
 from adapter.medcom.schema import schema_findings
 from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_xml
 from adapter.rules.calendar import DanishCalendar
@@ -195,8 +195,11 @@ def receipt_for(raw: bytes, received_at: dt.datetime | None = None, tables: Code
             at = receipt_time(msg, None) if msg is not None else None
         except BusinessRuleError:
             at = None
+    if at is None:  # an unreadable message: its envelope's Sent time, if the bytes show one
+        sent = salvage_sent(raw)
+        at = local_datetime(*sent) if sent else None
     if at is None:
-        at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        return ReceiptResult(None, False, result.issues or [issue("GGOP-E320")])
     if result.accepted and not isinstance(msg, ReceiptMessage):
         return ReceiptResult(build_receipt(addr, at), True, result.issues)
     issues = result.issues or [issue("GGOP-E101")]

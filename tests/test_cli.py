@@ -131,3 +131,11 @@ def test_conformance_says_what_is_missing_and_how_to_fix(tmp_path, monkeypatch):
     assert res.exit_code == 3
     assert "cannot run here" in res.stderr and "to fix:" in res.stderr
     assert "Traceback" not in res.output
+
+
+def test_receipt_for_an_unreadable_message_uses_the_sent_time_its_bytes_show():
+    broken = (DATA / "invalid" / "not-well-formed.xml")
+    res = run("receipt", str(broken))
+    assert res.exit_code == 2 and b"<NegativeReceipt>" in res.stdout_bytes
+    assert b"<Date>2026-03-02</Date><Time>09:15</Time>" in res.stdout_bytes  # the envelope's Sent
+    assert b"<RefuseCode>syntaksfejl</RefuseCode>" in res.stdout_bytes

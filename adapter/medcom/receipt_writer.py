@@ -101,6 +101,16 @@ _SALVAGE = {
     "sender": re.compile(rb"<(?:\w+:)?Sender\b.*?<(?:\w+:)?EANIdentifier>\s*([0-9]{13})\s*<", re.S),
     "receiver": re.compile(rb"<(?:\w+:)?Receiver\b.*?<(?:\w+:)?EANIdentifier>\s*([0-9]{13})\s*<", re.S),
 }
+_SENT = re.compile(rb"<(?:\w+:)?Sent\b.*?<(?:\w+:)?Date>\s*([0-9]{4}-[0-9]{2}-[0-9]{2})\s*<"
+                   rb"(?:.*?<(?:\w+:)?Time>\s*([0-9]{2}:[0-9]{2})\s*<)?", re.S)
+
+
+def salvage_sent(raw: bytes) -> tuple[str, str | None] | None:
+    """The envelope's Sent date (and time) of a message that could not be parsed."""
+    m = _SENT.search(raw[:200_000])
+    if m is None:
+        return None
+    return m.group(1).decode("ascii"), m.group(2).decode("ascii") if m.group(2) else None
 
 
 def salvage_address(raw: bytes) -> ReceiptAddress | None:

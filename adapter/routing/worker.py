@@ -273,7 +273,8 @@ class Worker:
             outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
                               now=now, env=self.env)
         except Exception as exc:  # a defect of ours must not stop the queue behind this row
-            log.exception("%s: internal error while delivering", where)
+            # the kind of error only: a trace or an exception text may carry patient data
+            log.error("%s: internal error while delivering (%s)", where, type(exc).__name__)
             outcome = Outcome(PERMANENT, None, f"internal error ({type(exc).__name__})")
         after = self.now()
         attempts = row.attempts + 1
