@@ -373,10 +373,8 @@ def demo(work_dir: str, count: int) -> None:
 
 def _register_routing_commands() -> None:
     """`worker`, `routes` and `outbox` live with the routing code."""
-    try:
-        from adapter.routing.cli import commands
-    except ImportError:  # pragma: no cover - routing not installed in this build
-        return
+    from adapter.routing.cli import commands
+
     for command in commands():
         main.add_command(command)
 

@@ -61,7 +61,6 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-W008": CodeInfo(WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"),
     # --- detection
     "GGOP-E101": CodeInfo(ERROR, "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt", "problem_med_version", 422, "not-supported"),
-    "GGOP-E102": CodeInfo(ERROR, "Unsupported version of a known message", "problem_med_version", 422, "not-supported"),
     "GGOP-E103": CodeInfo(ERROR, "The message holds no letter", "syntaksfejl", 422, "required"),
     "GGOP-W104": CodeInfo(WARNING, "The message holds more than one letter; only the first is converted", http_status=200, issue_type="informational"),
     # --- schema deviations (warnings: schemas are our own, real messages vary)
@@ -106,7 +105,6 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-W344": CodeInfo(WARNING, "A deadline cannot be computed for this date", http_status=200, issue_type="informational"),
     "GGOP-W345": CodeInfo(WARNING, "The offered start is before the plan's earliest start", http_status=200, issue_type="business-rule"),
     "GGOP-W338": CodeInfo(WARNING, "A date or time of a non-essential element is malformed; it is left out", http_status=200, issue_type="value"),
-    "GGOP-W339": CodeInfo(WARNING, "A code is not in the adapter's code tables; kept as text", http_status=200, issue_type="code-invalid"),
     # --- mapping
     "GGOP-E401": CodeInfo(ERROR, "The converted resources do not form a valid FHIR R4 Bundle", "ikke_specificeret", 500, "exception"),
     "GGOP-E402": CodeInfo(ERROR, "A receipt cannot be converted: receipts are answers, not plans", "problem_med_version", 422, "not-supported"),
@@ -156,15 +154,11 @@ class Issue:
         }
 
 
-def __post_init_check(code: str) -> None:
-    if code not in CATALOGUE:
-        raise KeyError(f"unknown issue code {code}")
-
-
 def issue(code: str, line: int | None = None, xpath: str | None = None,
           detail: str | None = None, fhir_path: str | None = None) -> Issue:
     """Build an issue, checking that its code is in the catalogue."""
-    __post_init_check(code)
+    if code not in CATALOGUE:
+        raise KeyError(f"unknown issue code {code}")
     return Issue(code, Location(line, xpath, fhir_path), detail)
 
 
@@ -202,10 +196,6 @@ class UnsupportedMessageError(InputError):
     """Well-formed XML, but not a message this adapter handles."""
 
 
-class SchemaError(InputError):
-    """Structure does not fit the message schema in a way that refuses it."""
-
-
 class BusinessRuleError(InputError):
     """Essential content missing or malformed."""
 
@@ -216,18 +206,6 @@ class MappingError(AdapterError):
 
 class ConfigError(AdapterError):
     """A configuration or mapping file is missing or broken."""
-
-
-class DeliveryError(Exception):
-    """Delivering to a recipient failed."""
-
-
-class RetryableDeliveryError(DeliveryError):
-    pass
-
-
-class PermanentDeliveryError(DeliveryError):
-    pass
 
 
 def errors_of(issues: Iterable[Issue]) -> list[Issue]:

@@ -100,14 +100,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         body = operation_outcome([issue("GGOP-E900", None, request.path, type(exc).__name__)])
         return Response(json.dumps(body), status=500, mimetype="application/fhir+json")
 
+    from adapter.api.fhir import blueprint as fhir_bp
     from adapter.api.medcom import blueprint as medcom_bp
+
     app.register_blueprint(medcom_bp)
-    try:
-        from adapter.api.fhir import blueprint as fhir_bp
-    except ImportError:  # pragma: no cover - during development of the FHIR API
-        fhir_bp = None
-    if fhir_bp is not None:
-        app.register_blueprint(fhir_bp)
+    app.register_blueprint(fhir_bp)
     return app
 
 
