@@ -160,6 +160,9 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
         earlier = conn.execute(select(messages.c.id, messages.c.sha256).where(and_(
             messages.c.sender_ean == ident.sender_ean, messages.c.letter_id == ident.letter_id,
             messages.c.state == ACCEPTED, messages.c.id != message_id)).order_by(messages.c.id.desc())).first()
+        if earlier is not None and earlier.sha256 == sha:
+            # the same bytes committed by a concurrent copy after our key lookup above
+            return _duplicate(conn, message_id, earlier.id, client)
         if earlier is not None and ident.letter_status not in ("rettetbrev", "annulleretbrev"):
             return _refuse(conn, message_id, raw, received_at, tables, limits, client,
                            [issue("GGOP-E321", None, "/Emessage", "the letter id was used before; a change must be "
