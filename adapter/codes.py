@@ -1,4 +1,4 @@
-"""Code tables from ``mappings/``: ConceptMaps, CodeSystems and the municipality list.
+"""Code tables from ``adapter/mappings/``: ConceptMaps, CodeSystems and the municipality list.
 
 Loaded once into an immutable :class:`CodeTables` that the pure core receives as
 an argument. A broken or missing file is a :class:`ConfigError` naming the file.
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from adapter.data import MAPPINGS_DIR
 from adapter.errors import ConfigError, issue
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def _bare(token: str) -> str:
 
 
 def rule_strings() -> set[str]:
-    """Every string in the rule files of mappings/ (reasons, legal bases, rule ids)."""
+    """Every string in the rule files of adapter/mappings/ (reasons, legal bases, rule ids)."""
     import yaml
 
     from conftest import REPO
@@ -73,7 +73,7 @@ def rule_strings() -> set[str]:
         elif x is not None:
             out.add(str(x))
 
-    for f in sorted((REPO / "mappings").glob("*.yaml")):
+    for f in sorted((REPO / "adapter" / "mappings").glob("*.yaml")):
         walk(yaml.safe_load(f.read_text("utf-8")))
     return out
 

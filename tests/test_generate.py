@@ -63,7 +63,7 @@ def letters(batch):
 
 @pytest.fixture(scope="module")
 def municipalities() -> dict[str, str]:
-    with (REPO / "mappings" / "municipalities.csv").open(encoding="utf-8") as fh:
+    with (REPO / "adapter" / "mappings" / "municipalities.csv").open(encoding="utf-8") as fh:
         return {row["kommunekode"]: row["navn"] for row in csv.DictReader(fh)}
 
 

@@ -1,4 +1,4 @@
-"""Deadlines (mappings/deadlines.yaml, adapter/rules/schedule.py): dated cases, working-day
+"""Deadlines (adapter/mappings/deadlines.yaml, adapter/rules/schedule.py): dated cases, working-day
 rules, business status, reevaluation, and properties."""
 
 from __future__ import annotations

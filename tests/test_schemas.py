@@ -1,4 +1,4 @@
-"""The project's own XML Schemas in schemas/: they compile, MedCom's real files validate
+"""The project's own XML Schemas in adapter/schemas/: they compile, MedCom's real files validate
 against them (or fail for the documented reason), and small self-made messages show that
 they accept what they should and reject what they should.
 
@@ -17,7 +17,7 @@ import pytest
 from lxml import etree
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMAS = REPO / "schemas"
+SCHEMAS = REPO / "adapter" / "schemas"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MEDCOM = SHARED / "medcom"
 

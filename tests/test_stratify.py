@@ -1,4 +1,4 @@
-"""Stratification proposals (mappings/stratification.yaml, adapter/rules/stratify.py).
+"""Stratification proposals (adapter/mappings/stratification.yaml, adapter/rules/stratify.py).
 
 Every rule has a case where it fires and one where it does not. Messages are built by
 ``ggop()``, which edits ``tests/data/rules/base-almen.xml.in`` (an almen plan for an adult with a

@@ -2,7 +2,7 @@
 
 A municipal client may change ``status`` (along :data:`TRANSITIONS`), ``businessStatus``,
 ``output`` and ``note``; any other difference from the stored Task is refused (422, one issue
-naming each element). Outputs use ``mappings/codesystems/task-output-types.json``:
+naming each element). Outputs use ``adapter/mappings/codesystems/task-output-types.json``:
 
 * ``offered-start`` (``valueDate``): the first training meeting offered to the citizen;
 * ``citizen-informed`` (``valueDateTime``): when the citizen was told place, time and level

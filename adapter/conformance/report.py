@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from adapter.data import MAPPINGS_DIR
 from adapter.errors import AdapterError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OWN_DEFINITIONS = [REPO_ROOT / "mappings" / "codesystems", REPO_ROOT / "mappings" / "profiles"]
+OWN_DEFINITIONS = [MAPPINGS_DIR / "codesystems", MAPPINGS_DIR / "profiles"]
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource")
 
 

@@ -9,7 +9,7 @@ from adapter.medcom.nodes import Val
 
 SECTION_EXTENSION = f"{ADAPTER_BASE}/StructureDefinition/ggop-section"
 
-# (section code in mappings/codesystems/ggop-sections.json, message attribute)
+# (section code in adapter/mappings/codesystems/ggop-sections.json, message attribute)
 TEXT_SECTIONS = (
     ("RehabilitationDeadline", "rehabilitation_deadline"),
     ("AbilityAtDischargeSummary", "ability_summary"),

@@ -61,7 +61,7 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
 
 
 def region_organization(msg: GgopMessage, ctx: MapContext) -> dict | None:
-    """The region of the receiving municipality (from mappings/municipalities.csv)."""
+    """The region of the receiving municipality (from adapter/mappings/municipalities.csv)."""
     code = normalise_municipality_code(msg.receiver.identifier.value) if msg.receiver.identifier else None
     municipality = ctx.tables.municipalities.get(code or "")
     if municipality is None:

@@ -57,7 +57,7 @@ def generate_messages(
     """``count`` synthetic messages, reproducible from ``seed``.
 
     ``municipalities_csv`` is a ``kommunekode,navn,regionskode,regionsnavn`` table (default:
-    the project's ``mappings/municipalities.csv``). Discharges and letters fall in the year
+    the project's ``adapter/mappings/municipalities.csv``). Discharges and letters fall in the year
     from ``start_date``.
     """
     if count < 0:

@@ -16,10 +16,12 @@ from typing import Any, Iterable, Sequence
 
 from lxml import etree
 
+from adapter.data import MAPPINGS_DIR
+
 from . import catalog
 from .ids import make_cpr, org_gln
 
-DEFAULT_MUNICIPALITIES_CSV = Path(__file__).resolve().parents[2] / "mappings" / "municipalities.csv"
+DEFAULT_MUNICIPALITIES_CSV = MAPPINGS_DIR / "municipalities.csv"
 
 
 @dataclass(frozen=True)

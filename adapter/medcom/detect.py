@@ -18,7 +18,7 @@ XDIS91_VERSIONS = {NS_2006: "XD9134L", NS_2005: "XD9133L"}
 class Parsed:
     message: Message
     kind: str  # ggop | xdis91 | xctl
-    schema_key: str  # key into schemas/catalog.json
+    schema_key: str  # key into adapter/schemas/catalog.json
     warnings: list[Issue]
 
 

@@ -1,4 +1,4 @@
-"""Validation against the project's own XSDs (``schemas/``).
+"""Validation against the project's own XSDs (``adapter/schemas/``).
 
 The schemas describe the expected shape precisely; a real message that deviates
 is not refused for that alone (the G-GOP schema is a reconstruction, and MedCom's
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from lxml import etree
 
+from adapter.data import SCHEMAS_DIR
 from adapter.errors import ConfigError, Issue, issue
 from adapter.medcom.nodes import local
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = SCHEMAS_DIR
 
 _ELEMENT = re.compile(r"Element '(?:\{[^}]*\})?([^']+)'")
 _EXPECTED = re.compile(r"Expected is(?: one of)? \( ([^)]*) \)")
@@ -39,7 +40,7 @@ def catalog(schema_dir: Path = SCHEMA_DIR) -> dict:
 def load_schema(key: str, schema_dir: Path = SCHEMA_DIR) -> etree.XMLSchema:
     entry = catalog(schema_dir).get(key)
     if entry is None:
-        raise ConfigError(issue("GGOP-E501", None, f"schemas/catalog.json#{key}"))
+        raise ConfigError(issue("GGOP-E501", None, f"adapter/schemas/catalog.json#{key}"))
     path = schema_dir / entry["xsd"]
     try:
         return etree.XMLSchema(etree.parse(str(path)))

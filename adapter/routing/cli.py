@@ -17,7 +17,7 @@ import click
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG = 0, 2, 3
 ROUTES_OPTION = click.option("--routes", "routes_file", type=click.Path(dir_okay=False),
-                             help="Routing table (default: $ADAPTER_ROUTING_FILE or mappings/routing.yaml).")
+                             help="Routing table (default: $ADAPTER_ROUTING_FILE or adapter/mappings/routing.yaml).")
 
 
 def _settings():

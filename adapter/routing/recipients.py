@@ -1,6 +1,6 @@
 """Who is owed an accepted message, and the Tasks a letter creates. Pure: no I/O, no clock.
 
-Recipient keys are strings an operator can write in ``mappings/routing.yaml``:
+Recipient keys are strings an operator can write in ``adapter/mappings/routing.yaml``:
 ``municipality:0461``, ``gln:<13 digits>``, ``ydernummer:<digits>``, ``sor:<digits>``,
 ``region:<DAGI code>``. A recipient also carries the other keys the same party can be
 routed by (``addresses``), so a route keyed by a GP's ydernummer finds the copy addressed
@@ -17,11 +17,11 @@ G-GOP (``GgopMessage``):
   (the patient's consent covers the plan being sent on).
 - ``region``: for ``rehabilitering`` when the deadline rules made the region the owner
   (from ``rehabilitering_region_from``; the conversion's trace says so), the region of the
-  home municipality from ``mappings/municipalities.csv``.
+  home municipality from ``adapter/mappings/municipalities.csv``.
 
 XDIS91 (``CorrespondenceMessage``): the Receiver (municipality, else GLN) as ``primary``.
 A letter with the children's fixed heading creates a ``visitate-child`` Task, a letter that
-asks for a reply an ``answer-letter`` Task (``mappings/letter-tasks.yaml``).
+asks for a reply an ``answer-letter`` Task (``adapter/mappings/letter-tasks.yaml``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from adapter.codes import MAPPINGS_DIR, CodeTables
+from adapter.codes import CodeTables
+from adapter.config_files import as_mapping, as_str, as_str_list, check_keys, read_yaml
+from adapter.data import MAPPINGS_DIR
 from adapter.fhir.context import resource_id
 from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, Party
@@ -191,30 +193,29 @@ def _norm(text: str) -> str:
 @lru_cache(maxsize=4)
 def load_letter_terms(path: Path = LETTER_TASKS_FILE) -> LetterTerms:
     """The letter rules; a broken file is a GGOP-E501 naming the file, key and line."""
-    from adapter.rules.loader import _keys, _mapping, _read_yaml, _str, _str_list
 
-    doc, at = _read_yaml(Path(path))
-    _keys(doc, at, ("child_heading", "reply_requested"))
+    doc, at = read_yaml(Path(path))
+    check_keys(doc, at, ("child_heading", "reply_requested"))
 
     def rule(name: str, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[LetterRule, dict, object]:
         here = at.key(doc, name)
-        m = _mapping(doc[name], here)
-        _keys(m, here, ("rule", "task", "description", *required), ("legal_basis", *optional))
+        m = as_mapping(doc[name], here)
+        check_keys(m, here, ("rule", "task", "description", *required), ("legal_basis", *optional))
         basis = None
         if "legal_basis" in m:
             b_at = here.key(m, "legal_basis")
-            b = _mapping(m["legal_basis"], b_at)
-            _keys(b, b_at, ("document", "section"))
-            basis = f"{_str(b['document'], b_at.key(b, 'document'))}, {_str(b['section'], b_at.key(b, 'section'))}"
-        return LetterRule(_str(m["rule"], here.key(m, "rule")), _str(m["task"], here.key(m, "task")),
-                          _str(m["description"], here.key(m, "description")), basis), m, here
+            b = as_mapping(m["legal_basis"], b_at)
+            check_keys(b, b_at, ("document", "section"))
+            basis = f"{as_str(b['document'], b_at.key(b, 'document'))}, {as_str(b['section'], b_at.key(b, 'section'))}"
+        return LetterRule(as_str(m["rule"], here.key(m, "rule")), as_str(m["task"], here.key(m, "task")),
+                          as_str(m["description"], here.key(m, "description")), basis), m, here
 
     child, cm, c_at = rule("child_heading", ("heading",), ())
     reply, rm, r_at = rule("reply_requested", ("terms",), ("except",))
     return LetterTerms(
-        child=child, heading=_norm(_str(cm["heading"], c_at.key(cm, "heading"))).rstrip(".:"),
-        reply=reply, reply_terms=tuple(_norm(t) for t in _str_list(rm["terms"], r_at.key(rm, "terms"))),
-        reply_except=tuple(_norm(t) for t in _str_list(rm["except"], r_at.key(rm, "except")))
+        child=child, heading=_norm(as_str(cm["heading"], c_at.key(cm, "heading"))).rstrip(".:"),
+        reply=reply, reply_terms=tuple(_norm(t) for t in as_str_list(rm["terms"], r_at.key(rm, "terms"))),
+        reply_except=tuple(_norm(t) for t in as_str_list(rm["except"], r_at.key(rm, "except")))
         if "except" in rm else ())
 
 

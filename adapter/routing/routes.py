@@ -1,4 +1,4 @@
-"""The routing table (``mappings/routing.yaml``, or the file ``ADAPTER_ROUTING_FILE`` names):
+"""The routing table (``adapter/mappings/routing.yaml``, or the file ``ADAPTER_ROUTING_FILE`` names):
 recipient key → endpoint.
 
 ::
@@ -23,7 +23,7 @@ recipient key → endpoint.
         auth: {client_cert: /etc/ggop/gp.crt, client_key: /etc/ggop/gp.key}
         ca_bundle: /etc/ggop/gp-ca.pem
 
-Keys: ``municipality:<4 digits>`` (a municipality in mappings/municipalities.csv),
+Keys: ``municipality:<4 digits>`` (a municipality in adapter/mappings/municipalities.csv),
 ``gln:<13 digits>`` (GS1 check digit), ``sor:<11+ digits>``, ``ydernummer:<digits>``,
 ``region:<4 digits>``. A broken file raises :class:`ConfigError` with one ``GGOP-E501``
 issue naming the file, the key path and the line.
@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from adapter.codes import MAPPINGS_DIR, load_code_tables
+from adapter.codes import load_code_tables
+from adapter.data import MAPPINGS_DIR
+from adapter.config_files import At, as_choice, as_mapping, as_str, check_keys, read_yaml
 from adapter.errors import ConfigError
 from adapter.medcom.identifiers import gln_is_valid
 
@@ -150,7 +152,7 @@ def _check_key(key: Any, at, municipalities) -> str:
                 "ydernummer:<digits> or region:<4 digits>")
     kind, number = m.groups()
     if kind == "municipality" and (len(number) != 4 or number not in municipalities):
-        at.fail("not a municipality code in mappings/municipalities.csv (four digits, e.g. 0461)")
+        at.fail("not a municipality code in adapter/mappings/municipalities.csv (four digits, e.g. 0461)")
     if kind == "gln" and not gln_is_valid(number):
         at.fail("a GLN has 13 digits and a valid GS1 check digit")
     if kind == "sor" and len(number) < 11:
@@ -161,9 +163,8 @@ def _check_key(key: Any, at, municipalities) -> str:
 
 
 def _base_url(value: Any, at) -> str:
-    from adapter.rules.loader import _str
 
-    url = _str(value, at)
+    url = as_str(value, at)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         at.fail("expected an http:// or https:// URL")
@@ -175,14 +176,13 @@ def _base_url(value: Any, at) -> str:
 
 
 def _auth(value: Any, at) -> Auth:
-    from adapter.rules.loader import _keys, _mapping, _str
 
-    m = _mapping(value, at)
-    _keys(m, at, (), ("bearer_token_env", "client_cert", "client_key"))
+    m = as_mapping(value, at)
+    check_keys(m, at, (), ("bearer_token_env", "client_cert", "client_key"))
     if "bearer_token_env" in m:
         if "client_cert" in m or "client_key" in m:
             at.fail("either bearer_token_env or client_cert and client_key, not both")
-        name = _str(m["bearer_token_env"], at.key(m, "bearer_token_env"))
+        name = as_str(m["bearer_token_env"], at.key(m, "bearer_token_env"))
         if not _ENV_NAME.match(name):
             at.key(m, "bearer_token_env").fail("the name of an environment variable (the token itself never "
                                                 "goes into this file)")
@@ -190,47 +190,46 @@ def _auth(value: Any, at) -> Auth:
     if ("client_cert" in m) != ("client_key" in m):
         at.fail("mutual TLS needs both client_cert and client_key")
     if "client_cert" in m:
-        return Auth(client_cert=_str(m["client_cert"], at.key(m, "client_cert")),
-                    client_key=_str(m["client_key"], at.key(m, "client_key")))
+        return Auth(client_cert=as_str(m["client_cert"], at.key(m, "client_cert")),
+                    client_key=as_str(m["client_key"], at.key(m, "client_key")))
     return Auth()
 
 
 def load_routing(path: Path | str | None = None) -> RoutingTable:
     """Read and check a routing file; any problem is one located GGOP-E501 issue."""
-    from adapter.rules.loader import _At, _choice, _keys, _mapping, _read_yaml, _str
 
     path = Path(path) if path is not None else routing_file()
-    doc, at = _read_yaml(path)
-    _keys(doc, at, ("routes",), ("defaults",))
+    doc, at = read_yaml(path)
+    check_keys(doc, at, ("routes",), ("defaults",))
     d_at = at.key(doc, "defaults")
-    defaults = _mapping(doc.get("defaults") or {}, d_at) if "defaults" in doc else {}
-    _keys(defaults, d_at, (), _DEFAULT_KEYS)
+    defaults = as_mapping(doc.get("defaults") or {}, d_at) if "defaults" in doc else {}
+    check_keys(defaults, d_at, (), _DEFAULT_KEYS)
 
-    def num(m: dict, here: _At, key: str, fallback: float, lo: float, hi: float) -> float:
+    def num(m: dict, here: At, key: str, fallback: float, lo: float, hi: float) -> float:
         return _number(m[key], here.key(m, key), lo, hi) if key in m else fallback
 
     base_retry = Retry(
         first_delay=num(defaults, d_at, "first_retry_seconds", 30.0, 0.1, 86400),
         max_delay=num(defaults, d_at, "max_retry_seconds", 3600.0, 1, 86400),
         max_age=dt.timedelta(hours=num(defaults, d_at, "max_age_hours", 72.0, 1, 24 * 60)))
-    base_payload = _choice(defaults["payload"], d_at.key(defaults, "payload"), (TRANSACTION, MESSAGE)) \
+    base_payload = as_choice(defaults["payload"], d_at.key(defaults, "payload"), (TRANSACTION, MESSAGE)) \
         if "payload" in defaults else TRANSACTION
     base_timeout = num(defaults, d_at, "timeout_seconds", 30.0, 1, 600)
     recheck = num(defaults, d_at, "unroutable_recheck_seconds", 300.0, 1, 86400)
-    municipalities = _choice(defaults.get("municipalities", PULL), d_at.key(defaults, "municipalities"),
+    municipalities = as_choice(defaults.get("municipalities", PULL), d_at.key(defaults, "municipalities"),
                              (PULL, "none"))
 
     municipality_codes = load_code_tables().municipalities
     r_at = at.key(doc, "routes")
     raw_routes = doc["routes"] if doc["routes"] is not None else {}
-    raw_routes = _mapping(raw_routes, r_at)
+    raw_routes = as_mapping(raw_routes, r_at)
     routes: dict[str, Route] = {}
     for key, raw in raw_routes.items():
         here = r_at.key(raw_routes, key)
         _check_key(key, here, municipality_codes)
-        m = _mapping(raw, here)
-        _keys(m, here, ("mode",), _ROUTE_KEYS)
-        mode = _choice(m["mode"], here.key(m, "mode"), (PUSH, PULL))
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("mode",), _ROUTE_KEYS)
+        mode = as_choice(m["mode"], here.key(m, "mode"), (PUSH, PULL))
         retry = Retry(
             first_delay=num(m, here, "first_retry_seconds", base_retry.first_delay, 0.1, 86400),
             max_delay=num(m, here, "max_retry_seconds", base_retry.max_delay, 1, 86400),
@@ -246,11 +245,11 @@ def load_routing(path: Path | str | None = None) -> RoutingTable:
             here.key(m, "base_url").fail("mode push needs base_url")
         routes[key] = Route(
             key=key, mode=PUSH, base_url=_base_url(m["base_url"], here.key(m, "base_url")),
-            payload=_choice(m["payload"], here.key(m, "payload"), (TRANSACTION, MESSAGE)) if "payload" in m
+            payload=as_choice(m["payload"], here.key(m, "payload"), (TRANSACTION, MESSAGE)) if "payload" in m
             else base_payload,
             timeout=num(m, here, "timeout_seconds", base_timeout, 1, 600),
             auth=_auth(m["auth"], here.key(m, "auth")) if "auth" in m else Auth(),
-            ca_bundle=_str(m["ca_bundle"], here.key(m, "ca_bundle")) if "ca_bundle" in m else None,
+            ca_bundle=as_str(m["ca_bundle"], here.key(m, "ca_bundle")) if "ca_bundle" in m else None,
             retry=retry, line=here.line)
     default = Route("municipality:*", PULL, retry=base_retry) if municipalities == PULL else None
     return RoutingTable(str(path), routes, default, recheck)

@@ -1,6 +1,6 @@
 """Load the stratification and deadline rules from YAML, with municipal override files.
 
-    rules = load_rules()                                   # mappings/ of this project
+    rules = load_rules()                                   # adapter/mappings/ of this project
     rules = load_rules(Path("mappings"), [Path("kommune-0840.yaml")])
 
 Default files (in ``default_dir``): ``stratification.yaml``, ``deadlines.yaml`` and
@@ -25,7 +25,7 @@ municipality changes, under the keys ``stratification`` and/or ``deadlines``::
 Override files are applied in order. The defaults are never written to.
 
 Any problem raises :class:`adapter.errors.ConfigError` with one ``GGOP-E501`` issue whose
-XPath field is ``<file>#<key path>`` (``mappings/stratification.yaml#rules[3].when.any[0]``)
+XPath field is ``<file>#<key path>`` (``adapter/mappings/stratification.yaml#rules[3].when.any[0]``)
 and whose line is the line in that file. Dates in the files are strings (``"2027-01-01"``)
 checked here, so a bad date names its key instead of failing inside the YAML parser.
 
@@ -40,11 +40,13 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, NoReturn, Sequence
+from typing import Any, Sequence
 
-import yaml
 
-from adapter.errors import ConfigError, issue
+from adapter.data import MAPPINGS_DIR
+from adapter.config_files import (
+    At, as_bool, as_choice, as_int, as_list, as_mapping, as_str, as_str_list, check_keys, read_yaml,
+)
 from adapter.rules.calendar import OPTIONAL_DAYS
 from adapter.rules.model import (
     CLOCKS, LEVELS, OWNERS, PLAN_DEADLINE_USES, PLAN_TYPES, STRENGTHS, TRIGGERS, UNITS,
@@ -55,7 +57,7 @@ from adapter.rules.model import (
 
 __all__ = ["DEFAULT_DIR", "TEXT_FIELDS", "PREDICATES", "load_rules"]
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "mappings"
+DEFAULT_DIR = MAPPINGS_DIR
 STRATIFICATION_FILE = "stratification.yaml"
 DEADLINES_FILE = "deadlines.yaml"
 TASK_CODES_FILE = Path("codesystems") / "task-codes.json"
@@ -87,158 +89,7 @@ _HHMM = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2}))?$")
 _SETTING_REF = "setting:"
 
 
-# --------------------------------------------------------------------------------------------
-# YAML with line numbers, without implicit dates, refusing duplicate keys
-# --------------------------------------------------------------------------------------------
-
-
-class _Map(dict):
-    line: int | None = None
-    key_lines: dict
-
-
-class _Seq(list):
-    line: int | None = None
-    item_lines: list
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-# Dates stay strings: the loader checks them and names the key of a bad one.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, (str, int)) or isinstance(key, bool):
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a string", key_node.start_mark)
-        if key in out:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    out.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return out
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-
-
-# --------------------------------------------------------------------------------------------
-# Locations and checks
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _At:
-    """A place in a rule file: file name, key path and line."""
-
-    file: str
-    path: str = ""
-    line: int | None = None
-
-    def key(self, container: Any, k: str) -> "_At":
-        lines = getattr(container, "key_lines", None) or {}
-        line = lines.get(k, getattr(container, "line", None) or self.line)
-        return _At(self.file, f"{self.path}.{k}" if self.path else str(k), line)
-
-    def item(self, container: Any, i: int) -> "_At":
-        lines = getattr(container, "item_lines", None)
-        line = lines[i] if lines and i < len(lines) else self.line
-        return _At(self.file, f"{self.path}[{i}]", line)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.file}#{self.path or '/'}"
-
-    def fail(self, what: str) -> NoReturn:
-        raise ConfigError(issue("GGOP-E501", self.line, self.ref, what))
-
-
-def _mapping(value: Any, at: _At) -> dict:
-    if not isinstance(value, dict):
-        at.fail(f"expected a mapping, got {_kind(value)}")
-    return value
-
-
-def _list(value: Any, at: _At, *, nonempty: bool = True) -> list:
-    if not isinstance(value, list):
-        at.fail(f"expected a list, got {_kind(value)}")
-    if nonempty and not value:
-        at.fail("must not be empty")
-    return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", _Map: "a mapping", list: "a list", _Seq: "a list", str: "a string",
-            bool: "true/false", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _keys(m: dict, at: _At, required: Iterable[str], optional: Iterable[str] = ()) -> None:
-    required = tuple(required)
-    allowed = set(required) | set(optional)
-    for k in m:
-        if k not in allowed:
-            at.key(m, k).fail(f"unknown key '{k}'; allowed: {', '.join(sorted(allowed))}")
-    for k in required:
-        if k not in m:
-            at.key(m, k).fail(f"missing key '{k}'")
-
-
-def _str(value: Any, at: _At) -> str:
-    if not isinstance(value, str) or not value.strip():
-        at.fail(f"expected a non-empty string, got {_kind(value)}")
-    return value.strip()
-
-
-def _int(value: Any, at: _At, lo: int | None = None, hi: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        at.fail(f"expected a whole number, got {_kind(value)}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        at.fail(f"must be between {lo} and {hi}" if hi is not None else f"must be at least {lo}")
-    return value
-
-
-def _bool(value: Any, at: _At) -> bool:
-    if not isinstance(value, bool):
-        at.fail(f"expected true or false, got {_kind(value)}")
-    return value
-
-
-def _choice(value: Any, at: _At, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        at.fail(f"'{value}' is not one of: {', '.join(allowed)}")
-    return value
-
-
-def _str_list(value: Any, at: _At, *, lower: bool = False) -> tuple[str, ...]:
-    items = _list(value, at)
-    out = []
-    for i, v in enumerate(items):
-        s = _str(v, at.item(items, i))
-        out.append(s.lower() if lower else s)
-    return tuple(out)
-
-
-def _date(value: Any, at: _At, settings: dict[str, date] | None = None) -> date:
+def _date(value: Any, at: At, settings: dict[str, date] | None = None) -> date:
     if isinstance(value, str) and value.startswith(_SETTING_REF):
         name = value[len(_SETTING_REF):]
         if settings is None or name not in settings:
@@ -253,7 +104,7 @@ def _date(value: Any, at: _At, settings: dict[str, date] | None = None) -> date:
         at.fail(f"'{value}' is not a valid date")
 
 
-def _time(value: Any, at: _At) -> time:
+def _time(value: Any, at: At) -> time:
     m = _HHMM.match(value) if isinstance(value, str) else None
     if not m:
         at.fail(f"expected a time HH:MM, got {value!r}")
@@ -263,23 +114,23 @@ def _time(value: Any, at: _At) -> time:
         at.fail(f"'{value}' is not a valid time")
 
 
-def _one_or_many(value: Any, at: _At):
+def _one_or_many(value: Any, at: At):
     """(item, its location) for a mapping given alone or as a list of mappings."""
     if isinstance(value, list):
-        _list(value, at)
+        as_list(value, at)
         return [(raw, at.item(value, i)) for i, raw in enumerate(value)]
     return [(value, at)]
 
 
-def _legal_basis(value: Any, at: _At) -> tuple[LegalBasis, ...]:
+def _legal_basis(value: Any, at: At) -> tuple[LegalBasis, ...]:
     out = []
     for raw, here in _one_or_many(value, at):
-        m = _mapping(raw, here)
-        _keys(m, here, ("document", "section"), ("source",))
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("document", "section"), ("source",))
         out.append(LegalBasis(
-            document=_str(m["document"], here.key(m, "document")),
-            section=_str(m["section"], here.key(m, "section")),
-            source=_str(m["source"], here.key(m, "source")) if "source" in m else None,
+            document=as_str(m["document"], here.key(m, "document")),
+            section=as_str(m["section"], here.key(m, "section")),
+            source=as_str(m["source"], here.key(m, "source")) if "source" in m else None,
         ))
     return tuple(out)
 
@@ -289,55 +140,36 @@ def _legal_basis(value: Any, at: _At) -> tuple[LegalBasis, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> tuple[dict, _At]:
-    at = _At(str(path))
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        at.fail(f"cannot read the file ({type(exc).__name__})")
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(issue("GGOP-E501", line, at.ref, f"YAML: {exc.problem or exc.context}")) from None
-    except yaml.YAMLError as exc:
-        at.fail(f"YAML: {type(exc).__name__}")
-    if data is None:
-        at.fail("the file is empty")
-    return _mapping(data, at), at
-
-
 def _read_task_codes(path: Path) -> tuple[dict[str, TaskCode], str]:
-    at = _At(str(path))
+    at = At(str(path))
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         at.fail(f"cannot read the file ({type(exc).__name__})")
     except ValueError as exc:
         at.fail(f"not JSON ({exc})")
-    data = _mapping(data, at)
-    url = _str(data.get("url"), at.key(data, "url"))
-    concepts = _list(data.get("concept"), at.key(data, "concept"))
+    data = as_mapping(data, at)
+    url = as_str(data.get("url"), at.key(data, "url"))
+    concepts = as_list(data.get("concept"), at.key(data, "concept"))
     out: dict[str, TaskCode] = {}
     for i, c in enumerate(concepts):
-        here = _At(at.file, f"concept[{i}]")
-        c = _mapping(c, here)
-        code = _str(c.get("code"), here.key(c, "code"))
+        here = At(at.file, f"concept[{i}]")
+        c = as_mapping(c, here)
+        code = as_str(c.get("code"), here.key(c, "code"))
         if code in out:
             here.key(c, "code").fail(f"duplicate code '{code}'")
         en = next((d.get("value") for d in c.get("designation", []) if isinstance(d, dict)
                    and d.get("language") == "en"), None)
-        out[code] = TaskCode(code, _str(c.get("display"), here.key(c, "display")), en, c.get("definition"))
+        out[code] = TaskCode(code, as_str(c.get("display"), here.key(c, "display")), en, c.get("definition"))
     return out, url
 
 
-def _section(doc: dict, at: _At, key: str, allowed: Sequence[str]) -> tuple[dict, _At] | None:
+def _section(doc: dict, at: At, key: str, allowed: Sequence[str]) -> tuple[dict, At] | None:
     if key not in doc:
         return None
     here = at.key(doc, key)
-    sec = _mapping(doc[key], here)
-    _keys(sec, here, (), allowed)
+    sec = as_mapping(doc[key], here)
+    check_keys(sec, here, (), allowed)
     return sec, here
 
 
@@ -349,7 +181,7 @@ def _section(doc: dict, at: _At, key: str, allowed: Sequence[str]) -> tuple[dict
 @dataclass
 class _Entry:
     raw: dict
-    at: _At
+    at: At
 
 
 class _RuleMerge:
@@ -360,19 +192,19 @@ class _RuleMerge:
         self.disabled: dict[str, _Entry] = {}
         self.order: list[str] = []
 
-    def add_file(self, rules: Any, at: _At, *, default: bool) -> None:
-        items = _list(rules, at, nonempty=default)
+    def add_file(self, rules: Any, at: At, *, default: bool) -> None:
+        items = as_list(rules, at, nonempty=default)
         seen: set[str] = set()
         for i, raw in enumerate(items):
             here = at.item(items, i)
-            raw = _mapping(raw, here)
+            raw = as_mapping(raw, here)
             if "id" not in raw:
                 here.key(raw, "id").fail("missing key 'id'")
-            rule_id = _str(raw["id"], here.key(raw, "id"))
+            rule_id = as_str(raw["id"], here.key(raw, "id"))
             if rule_id in seen:
                 here.key(raw, "id").fail(f"duplicate rule id '{rule_id}' in this file")
             seen.add(rule_id)
-            disabled = _bool(raw["disabled"], here.key(raw, "disabled")) if "disabled" in raw else False
+            disabled = as_bool(raw["disabled"], here.key(raw, "disabled")) if "disabled" in raw else False
             if rule_id not in self.order:
                 self.order.append(rule_id)
             if default:
@@ -396,7 +228,7 @@ class _RuleMerge:
         return [(i, self.active[i]) for i in self.order if i in self.active]
 
 
-def _merge_mapping(target: dict[str, tuple[Any, _At]], section: dict, at: _At) -> None:
+def _merge_mapping(target: dict[str, tuple[Any, At]], section: dict, at: At) -> None:
     for k, v in section.items():
         target[k] = (v, at.key(section, k))
 
@@ -409,12 +241,12 @@ def _merge_mapping(target: dict[str, tuple[Any, _At]], section: dict, at: _At) -
 class _CondContext:
     def __init__(self, code_lists: dict[str, tuple[str, ...]]):
         self.code_lists = code_lists
-        self.rule_refs: list[tuple[str, _At]] = []
+        self.rule_refs: list[tuple[str, At]] = []
 
 
-def _condition(raw: Any, at: _At, ctx: _CondContext) -> tuple[Condition, set[str]]:
+def _condition(raw: Any, at: At, ctx: _CondContext) -> tuple[Condition, set[str]]:
     """Parse one condition; return it with the set of inputs it reads."""
-    m = _mapping(raw, at)
+    m = as_mapping(raw, at)
     ops = [k for k in m if k != "label"]
     if len(ops) != 1:
         if not ops:
@@ -424,14 +256,14 @@ def _condition(raw: Any, at: _At, ctx: _CondContext) -> tuple[Condition, set[str
     here = at.key(m, op)
     if op not in COMBINATORS and op not in PREDICATES:
         here.fail(f"unknown predicate '{op}'; known: {', '.join(COMBINATORS + PREDICATES)}")
-    label = _str(m["label"], at.key(m, "label")) if "label" in m else None
+    label = as_str(m["label"], at.key(m, "label")) if "label" in m else None
     value = m[op]
     reads: set[str] = set()
     params: dict[str, Any] = {}
     children: tuple[Condition, ...] = ()
 
     if op in ("all", "any"):
-        items = _list(value, here)
+        items = as_list(value, here)
         parsed = [_condition(c, here.item(items, i), ctx) for i, c in enumerate(items)]
         children = tuple(c for c, _ in parsed)
         for _, r in parsed:
@@ -440,19 +272,19 @@ def _condition(raw: Any, at: _At, ctx: _CondContext) -> tuple[Condition, set[str
         child, reads = _condition(value, here, ctx)
         children = (child,)
     elif op == "plan_type_in":
-        types = _str_list(value, here, lower=True)
+        types = as_str_list(value, here, lower=True)
         for i, t in enumerate(types):
-            _choice(t, here.item(value, i), PLAN_TYPES)
+            as_choice(t, here.item(value, i), PLAN_TYPES)
         params = {"plan_types": types}
         reads = {"TypeOfRehabilitationPlan"}
     elif op == "diagnosis_code_prefix_any":
-        spec = {"prefixes": value} if isinstance(value, list) else _mapping(value, here)
+        spec = {"prefixes": value} if isinstance(value, list) else as_mapping(value, here)
         if isinstance(value, dict):
-            _keys(spec, here, (), ("prefixes", "list", "which"))
+            check_keys(spec, here, (), ("prefixes", "list", "which"))
         if ("prefixes" in spec) == ("list" in spec):
             here.fail("give exactly one of 'prefixes' or 'list'")
         if "list" in spec:
-            name = _str(spec["list"], here.key(spec, "list"))
+            name = as_str(spec["list"], here.key(spec, "list"))
             if name not in ctx.code_lists:
                 here.key(spec, "list").fail(
                     f"unknown code list '{name}'; known: {', '.join(sorted(ctx.code_lists)) or 'none'}")
@@ -460,70 +292,70 @@ def _condition(raw: Any, at: _At, ctx: _CondContext) -> tuple[Condition, set[str
         else:
             name = None
             prefixes = _sks_prefixes(spec["prefixes"], here.key(spec, "prefixes") if isinstance(value, dict) else here)
-        which = _choice(spec.get("which", "all"), here.key(spec, "which"), DIAGNOSIS_SCOPES)
+        which = as_choice(spec.get("which", "all"), here.key(spec, "which"), DIAGNOSIS_SCOPES)
         params = {"prefixes": prefixes, "list": name, "which": which}
         reads = {"ICD10Diagnoses"}
     elif op == "icf_gradient_at_least":
-        spec = _mapping(value, here)
-        _keys(spec, here, ("code_prefix", "min"))
+        spec = as_mapping(value, here)
+        check_keys(spec, here, ("code_prefix", "min"))
         raw_prefix = spec["code_prefix"]
-        prefixes = (_str_list(raw_prefix, here.key(spec, "code_prefix"), lower=True)
-                    if isinstance(raw_prefix, list) else (_str(raw_prefix, here.key(spec, "code_prefix")).lower(),))
+        prefixes = (as_str_list(raw_prefix, here.key(spec, "code_prefix"), lower=True)
+                    if isinstance(raw_prefix, list) else (as_str(raw_prefix, here.key(spec, "code_prefix")).lower(),))
         for p in prefixes:
             if not _ICF_PREFIX.match(p):
                 here.key(spec, "code_prefix").fail(f"'{p}' is not an ICF code prefix (b, d, e or s and digits)")
-        params = {"code_prefixes": prefixes, "min": _int(spec["min"], here.key(spec, "min"), 0, 4)}
+        params = {"code_prefixes": prefixes, "min": as_int(spec["min"], here.key(spec, "min"), 0, 4)}
         reads = {"ICFClassifications"}
     elif op == "icf_chapters_at_least":
-        spec = _mapping(value, here)
-        _keys(spec, here, ("min",), ("components", "gradient_min"))
+        spec = as_mapping(value, here)
+        check_keys(spec, here, ("min",), ("components", "gradient_min"))
         comps: tuple[str, ...] = ("b", "d", "s")
         if "components" in spec:
             comp_at = here.key(spec, "components")
-            comps = _str_list(spec["components"], comp_at, lower=True)
+            comps = as_str_list(spec["components"], comp_at, lower=True)
             for i, comp in enumerate(comps):
-                _choice(comp, comp_at.item(spec["components"], i), ICF_COMPONENTS)
-        params = {"min": _int(spec["min"], here.key(spec, "min"), 1),
+                as_choice(comp, comp_at.item(spec["components"], i), ICF_COMPONENTS)
+        params = {"min": as_int(spec["min"], here.key(spec, "min"), 1),
                   "components": comps,
-                  "gradient_min": _int(spec.get("gradient_min", 1), here.key(spec, "gradient_min"), 0, 4)}
+                  "gradient_min": as_int(spec.get("gradient_min", 1), here.key(spec, "gradient_min"), 0, 4)}
         reads = {"ICFClassifications"}
     elif op == "text_mentions_any":
-        spec = _mapping(value, here)
-        _keys(spec, here, ("fields", "terms"))
+        spec = as_mapping(value, here)
+        check_keys(spec, here, ("fields", "terms"))
         fields = _text_fields(spec["fields"], here.key(spec, "fields"))
-        params = {"fields": fields, "terms": _str_list(spec["terms"], here.key(spec, "terms"), lower=True)}
+        params = {"fields": fields, "terms": as_str_list(spec["terms"], here.key(spec, "terms"), lower=True)}
         reads = set(fields)
     elif op == "text_domains_at_least":
-        spec = _mapping(value, here)
-        _keys(spec, here, ("fields", "domains", "min"))
+        spec = as_mapping(value, here)
+        check_keys(spec, here, ("fields", "domains", "min"))
         fields = _text_fields(spec["fields"], here.key(spec, "fields"))
         dom_at = here.key(spec, "domains")
-        domains = _mapping(spec["domains"], dom_at)
+        domains = as_mapping(spec["domains"], dom_at)
         if not domains:
             dom_at.fail("must not be empty")
-        parsed_domains = tuple((str(name), _str_list(terms, dom_at.key(domains, name), lower=True))
+        parsed_domains = tuple((str(name), as_str_list(terms, dom_at.key(domains, name), lower=True))
                                for name, terms in domains.items())
         params = {"fields": fields, "domains": parsed_domains,
-                  "min": _int(spec["min"], here.key(spec, "min"), 1, len(parsed_domains))}
+                  "min": as_int(spec["min"], here.key(spec, "min"), 1, len(parsed_domains))}
         reads = set(fields)
     elif op == "age_below":
         if isinstance(value, dict):
-            _keys(value, here, ("years",))
-            years = _int(value["years"], here.key(value, "years"), 1, 150)
+            check_keys(value, here, ("years",))
+            years = as_int(value["years"], here.key(value, "years"), 1, 150)
         else:
-            years = _int(value, here, 1, 150)
+            years = as_int(value, here, 1, 150)
         params = {"years": years}
         reads = {"CivilRegistrationNumber", "CurrentHospitalContact/ExpectedEnd"}
     elif op in RULE_REF_PREDICATES:
-        ids = _str_list(value, here)
+        ids = as_str_list(value, here)
         for i, rid in enumerate(ids):
             ctx.rule_refs.append((rid, here.item(value, i)))
         params = {"rules": ids}
     return Condition(op, MappingProxyType(params), children, label, here.path), reads
 
 
-def _sks_prefixes(value: Any, at: _At) -> tuple[str, ...]:
-    prefixes = _str_list(value, at)
+def _sks_prefixes(value: Any, at: At) -> tuple[str, ...]:
+    prefixes = as_str_list(value, at)
     out = []
     for i, p in enumerate(prefixes):
         norm = p.upper().replace(".", "").replace(" ", "")
@@ -533,39 +365,39 @@ def _sks_prefixes(value: Any, at: _At) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _text_fields(value: Any, at: _At) -> tuple[str, ...]:
-    fields = _str_list(value, at)
+def _text_fields(value: Any, at: At) -> tuple[str, ...]:
+    fields = as_str_list(value, at)
     for i, f in enumerate(fields):
-        _choice(f, at.item(value, i), TEXT_FIELDS)
+        as_choice(f, at.item(value, i), TEXT_FIELDS)
     return fields
 
 
-def _effect(value: Any, at: _At) -> Effect:
+def _effect(value: Any, at: At) -> Effect:
     if isinstance(value, str):
         if value not in ("no_proposal", "note"):
             at.fail(f"unknown effect '{value}'; use no_proposal, note, {{propose: <level>}} or {{lean: <level>}}")
         return Effect(value)
-    m = _mapping(value, at)
+    m = as_mapping(value, at)
     if "propose" in m:
-        _keys(m, at, ("propose",), ("strength",))
-        level = _choice(m["propose"], at.key(m, "propose"), LEVELS)
-        strength = _choice(m.get("strength", "normal"), at.key(m, "strength"), STRENGTHS)
+        check_keys(m, at, ("propose",), ("strength",))
+        level = as_choice(m["propose"], at.key(m, "propose"), LEVELS)
+        strength = as_choice(m.get("strength", "normal"), at.key(m, "strength"), STRENGTHS)
         return Effect("propose", level, strength)
     if "lean" in m:
-        _keys(m, at, ("lean",))
-        return Effect("lean", _choice(m["lean"], at.key(m, "lean"), LEVELS))
+        check_keys(m, at, ("lean",))
+        return Effect("lean", as_choice(m["lean"], at.key(m, "lean"), LEVELS))
     at.fail("an effect mapping needs 'propose' or 'lean'")
 
 
 def _strat_rule(rule_id: str, entry: _Entry, ctx: _CondContext) -> StratRule:
     raw, at = entry.raw, entry.at
-    _keys(raw, at, ("id", "inputs", "when", "effect", "reason_da", "reason_en", "legal_basis"),
+    check_keys(raw, at, ("id", "inputs", "when", "effect", "reason_da", "reason_en", "legal_basis"),
           ("title", "valid_from", "valid_to", "disabled"))
     inputs_at = at.key(raw, "inputs")
-    inputs = _list(raw["inputs"], inputs_at, nonempty=False)
-    names = tuple(_str(v, inputs_at.item(inputs, i)) for i, v in enumerate(inputs))
+    inputs = as_list(raw["inputs"], inputs_at, nonempty=False)
+    names = tuple(as_str(v, inputs_at.item(inputs, i)) for i, v in enumerate(inputs))
     for i, name in enumerate(names):
-        _choice(name, inputs_at.item(inputs, i), INPUTS)
+        as_choice(name, inputs_at.item(inputs, i), INPUTS)
     when, reads = _condition(raw["when"], at.key(raw, "when"), ctx)
     if missing := sorted(reads - set(names)):
         inputs_at.fail(f"'when' reads {', '.join(missing)}, which 'inputs' does not list")
@@ -577,12 +409,12 @@ def _strat_rule(rule_id: str, entry: _Entry, ctx: _CondContext) -> StratRule:
         at.key(raw, "valid_to").fail("valid_to is before valid_from")
     return StratRule(
         id=rule_id,
-        title=_str(raw["title"], at.key(raw, "title")) if "title" in raw else rule_id,
+        title=as_str(raw["title"], at.key(raw, "title")) if "title" in raw else rule_id,
         inputs=names,
         when=when,
         effect=_effect(raw["effect"], at.key(raw, "effect")),
-        reason_da=_str(raw["reason_da"], at.key(raw, "reason_da")),
-        reason_en=_str(raw["reason_en"], at.key(raw, "reason_en")),
+        reason_da=as_str(raw["reason_da"], at.key(raw, "reason_da")),
+        reason_en=as_str(raw["reason_en"], at.key(raw, "reason_en")),
         legal_basis=_legal_basis(raw["legal_basis"], at.key(raw, "legal_basis")),
         valid_from=valid_from,
         valid_to=valid_to,
@@ -590,7 +422,7 @@ def _strat_rule(rule_id: str, entry: _Entry, ctx: _CondContext) -> StratRule:
     )
 
 
-def _rule_order(rules: list[StratRule], refs: dict[str, list[str]], at_of: dict[str, _At]) -> list[StratRule]:
+def _rule_order(rules: list[StratRule], refs: dict[str, list[str]], at_of: dict[str, At]) -> list[StratRule]:
     """Rules in file order, except that a rule comes after the rules it refers to."""
     by_id = {r.id: r for r in rules}
     out: list[StratRule] = []
@@ -613,21 +445,21 @@ def _rule_order(rules: list[StratRule], refs: dict[str, list[str]], at_of: dict[
     return out
 
 
-def _load_stratification(default: tuple[dict, _At], overrides: list[tuple[dict, _At]]) -> StratificationRules:
+def _load_stratification(default: tuple[dict, At], overrides: list[tuple[dict, At]]) -> StratificationRules:
     doc, at = default
-    _keys(doc, at, ("rules", "combination"), ("kind", "version", "vocabulary", "code_lists"))
+    check_keys(doc, at, ("rules", "combination"), ("kind", "version", "vocabulary", "code_lists"))
     if "kind" in doc and doc["kind"] != "stratification":
         at.key(doc, "kind").fail("expected 'stratification'")
 
-    vocab: dict[str, tuple[Any, _At]] = {}
-    lists: dict[str, tuple[Any, _At]] = {}
-    combo: dict[str, tuple[Any, _At]] = {}
+    vocab: dict[str, tuple[Any, At]] = {}
+    lists: dict[str, tuple[Any, At]] = {}
+    combo: dict[str, tuple[Any, At]] = {}
     merge = _RuleMerge()
     sections = [(doc, at, True)] + [(sec, sat, False) for sec, sat in overrides]
     for sec, sat, is_default in sections:
         for key, target in (("vocabulary", vocab), ("code_lists", lists), ("combination", combo)):
             if key in sec:
-                _merge_mapping(target, _mapping(sec[key], sat.key(sec, key)), sat.key(sec, key))
+                _merge_mapping(target, as_mapping(sec[key], sat.key(sec, key)), sat.key(sec, key))
         if "rules" in sec:
             merge.add_file(sec["rules"], sat.key(sec, "rules"), default=is_default)
 
@@ -641,7 +473,7 @@ def _load_stratification(default: tuple[dict, _At], overrides: list[tuple[dict, 
     rules = [_strat_rule(rule_id, entry, ctx) for rule_id, entry in merge.ordered_active()]
     known = set(merge.active) | set(merge.disabled)
     refs: dict[str, list[str]] = {}
-    at_of: dict[str, _At] = {}
+    at_of: dict[str, At] = {}
     for rule in rules:
         at_of[rule.id] = merge.active[rule.id].at
     for rid, here in ctx.rule_refs:
@@ -661,13 +493,13 @@ def _refs_of(cond: Condition) -> set[str]:
     return out
 
 
-def _vocabulary(vocab: dict[str, tuple[Any, _At]], at: _At) -> TextVocabulary:
+def _vocabulary(vocab: dict[str, tuple[Any, At]], at: At) -> TextVocabulary:
     allowed = ("negation_words", "negation_window_words", "negating_prefixes", "inflection_endings")
     for k, (_, here) in vocab.items():
         if k not in allowed:
             here.fail(f"unknown key '{k}'; allowed: {', '.join(allowed)}")
 
-    def get(k: str, default: Any) -> tuple[Any, _At]:
+    def get(k: str, default: Any) -> tuple[Any, At]:
         return vocab.get(k, (default, at))
 
     words, w_at = get("negation_words", [])
@@ -675,14 +507,14 @@ def _vocabulary(vocab: dict[str, tuple[Any, _At]], at: _At) -> TextVocabulary:
     prefixes, p_at = get("negating_prefixes", [])
     endings, e_at = get("inflection_endings", [])
     return TextVocabulary(
-        negation_words=_str_list(words, w_at, lower=True) if words else (),
-        negation_window_words=_int(window, win_at, 0, 20),
-        negating_prefixes=_str_list(prefixes, p_at, lower=True) if prefixes else (),
-        inflection_endings=_str_list(endings, e_at, lower=True) if endings else (),
+        negation_words=as_str_list(words, w_at, lower=True) if words else (),
+        negation_window_words=as_int(window, win_at, 0, 20),
+        negating_prefixes=as_str_list(prefixes, p_at, lower=True) if prefixes else (),
+        inflection_endings=as_str_list(endings, e_at, lower=True) if endings else (),
     )
 
 
-def _combination(combo: dict[str, tuple[Any, _At]], at: _At, active: set[str], known: set[str]) -> Combination:
+def _combination(combo: dict[str, tuple[Any, At]], at: At, active: set[str], known: set[str]) -> Combination:
     allowed = ("stop_if_fired", "decisive", "count", "otherwise", "neutralise", "change_window_days")
     for k, (_, here) in combo.items():
         if k not in allowed:
@@ -691,48 +523,48 @@ def _combination(combo: dict[str, tuple[Any, _At]], at: _At, active: set[str], k
         if k not in combo:
             at.key({}, k).fail(f"missing key '{k}'")
 
-    def rule_id(value: Any, here: _At) -> str | None:
-        rid = _str(value, here)
+    def rule_id(value: Any, here: At) -> str | None:
+        rid = as_str(value, here)
         if rid not in known:
             here.fail(f"unknown rule id '{rid}'")
         return rid if rid in active else None  # a disabled rule drops out
 
     stop_v, stop_at = combo.get("stop_if_fired", ([], at))
-    stop = tuple(r for i, v in enumerate(_list(stop_v, stop_at, nonempty=False))
+    stop = tuple(r for i, v in enumerate(as_list(stop_v, stop_at, nonempty=False))
                  if (r := rule_id(v, stop_at.item(stop_v, i))))
 
     dec_v, dec_at = combo.get("decisive", ([], at))
     decisive = []
-    for i, item in enumerate(_list(dec_v, dec_at, nonempty=False)):
+    for i, item in enumerate(as_list(dec_v, dec_at, nonempty=False)):
         here = dec_at.item(dec_v, i)
-        m = _mapping(item, here)
-        _keys(m, here, ("rule", "level"))
+        m = as_mapping(item, here)
+        check_keys(m, here, ("rule", "level"))
         rid = rule_id(m["rule"], here.key(m, "rule"))
-        level = _choice(m["level"], here.key(m, "level"), LEVELS)
+        level = as_choice(m["level"], here.key(m, "level"), LEVELS)
         if rid:
             decisive.append((rid, level))
 
     count_v, count_at = combo["count"]
-    count = _mapping(count_v, count_at)
-    _keys(count, count_at, ("rules", "at_least", "level"))
-    rules_v = _list(count["rules"], count_at.key(count, "rules"))
+    count = as_mapping(count_v, count_at)
+    check_keys(count, count_at, ("rules", "at_least", "level"))
+    rules_v = as_list(count["rules"], count_at.key(count, "rules"))
     counted = tuple(r for i, v in enumerate(rules_v)
                     if (r := rule_id(v, count_at.key(count, "rules").item(rules_v, i))))
-    at_least = _int(count["at_least"], count_at.key(count, "at_least"), 1)
-    count_level = _choice(count["level"], count_at.key(count, "level"), LEVELS)
+    at_least = as_int(count["at_least"], count_at.key(count, "at_least"), 1)
+    count_level = as_choice(count["level"], count_at.key(count, "level"), LEVELS)
 
     otherwise_v, otherwise_at = combo["otherwise"]
-    otherwise = _choice(otherwise_v, otherwise_at, LEVELS)
+    otherwise = as_choice(otherwise_v, otherwise_at, LEVELS)
 
     neu_v, neu_at = combo.get("neutralise", ([], at))
     neutralise = []
-    for i, item in enumerate(_list(neu_v, neu_at, nonempty=False)):
+    for i, item in enumerate(as_list(neu_v, neu_at, nonempty=False)):
         here = neu_at.item(neu_v, i)
-        m = _mapping(item, here)
-        _keys(m, here, ("by", "rule", "only_if_labels"))
+        m = as_mapping(item, here)
+        check_keys(m, here, ("by", "rule", "only_if_labels"))
         by = rule_id(m["by"], here.key(m, "by"))
         target = rule_id(m["rule"], here.key(m, "rule"))
-        labels = frozenset(_str_list(m["only_if_labels"], here.key(m, "only_if_labels")))
+        labels = frozenset(as_str_list(m["only_if_labels"], here.key(m, "only_if_labels")))
         if by and target:
             neutralise.append(Neutralisation(by, target, labels))
 
@@ -745,7 +577,7 @@ def _combination(combo: dict[str, tuple[Any, _At]], at: _At, active: set[str], k
         count_level=count_level,
         otherwise=otherwise,
         neutralise=tuple(neutralise),
-        change_window_days=_int(window_v, window_at, 0, 365),
+        change_window_days=as_int(window_v, window_at, 0, 365),
         source_file=at.file,
     )
 
@@ -755,18 +587,18 @@ def _combination(combo: dict[str, tuple[Any, _At]], at: _At, active: set[str], k
 # --------------------------------------------------------------------------------------------
 
 
-def _settings(merged: dict[str, tuple[Any, _At]]) -> tuple[dict[str, Any], dict[str, date], int]:
+def _settings(merged: dict[str, tuple[Any, At]]) -> tuple[dict[str, Any], dict[str, date], int]:
     dates: dict[str, date] = {}
     due_soon = 48
     out: dict[str, Any] = {}
     for k, (v, here) in merged.items():
         if k == "due_soon_hours":
-            due_soon = _int(v, here, 0, 24 * 30)
+            due_soon = as_int(v, here, 0, 24 * 30)
             out[k] = due_soon
         elif k == "optional_days_off":
-            names = _str_list(v, here, lower=True) if v else ()
+            names = as_str_list(v, here, lower=True) if v else ()
             for j, name in enumerate(names):
-                _choice(name, here.item(v, j), tuple(sorted(OPTIONAL_DAYS)))
+                as_choice(name, here.item(v, j), tuple(sorted(OPTIONAL_DAYS)))
             out[k] = frozenset(names)
         else:
             dates[k] = _date(v, here)
@@ -774,15 +606,15 @@ def _settings(merged: dict[str, tuple[Any, _At]]) -> tuple[dict[str, Any], dict[
     return out, dates, due_soon
 
 
-def _applicability(value: Any, at: _At, dates: dict[str, date]) -> tuple[Applicability, ...]:
+def _applicability(value: Any, at: At, dates: dict[str, date]) -> tuple[Applicability, ...]:
     out = []
     for raw, here in _one_or_many(value, at):
-        m = _mapping(raw, here)
-        _keys(m, here, ("plan_types",), ("valid_from", "valid_to", "valid_before",
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("plan_types",), ("valid_from", "valid_to", "valid_before",
                                          "patient_age_below", "patient_age_not_below"))
-        types = _str_list(m["plan_types"], here.key(m, "plan_types"), lower=True)
+        types = as_str_list(m["plan_types"], here.key(m, "plan_types"), lower=True)
         for j, t in enumerate(types):
-            _choice(t, here.key(m, "plan_types").item(m["plan_types"], j), PLAN_TYPES)
+            as_choice(t, here.key(m, "plan_types").item(m["plan_types"], j), PLAN_TYPES)
         valid_from = _date(m["valid_from"], here.key(m, "valid_from"), dates) if "valid_from" in m else None
         if "valid_to" in m and "valid_before" in m:
             here.key(m, "valid_before").fail("give valid_to or valid_before, not both")
@@ -795,9 +627,9 @@ def _applicability(value: Any, at: _At, dates: dict[str, date]) -> tuple[Applica
             here.fail("the period ends before it starts")
         out.append(Applicability(
             plan_types=types, valid_from=valid_from, valid_to=valid_to,
-            patient_age_below=(_int(m["patient_age_below"], here.key(m, "patient_age_below"), 1, 150)
+            patient_age_below=(as_int(m["patient_age_below"], here.key(m, "patient_age_below"), 1, 150)
                                if "patient_age_below" in m else None),
-            patient_age_not_below=(_int(m["patient_age_not_below"], here.key(m, "patient_age_not_below"), 1, 150)
+            patient_age_not_below=(as_int(m["patient_age_not_below"], here.key(m, "patient_age_not_below"), 1, 150)
                                    if "patient_age_not_below" in m else None),
         ))
     return tuple(out)
@@ -805,10 +637,10 @@ def _applicability(value: Any, at: _At, dates: dict[str, date]) -> tuple[Applica
 
 def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: dict[str, TaskCode]) -> DeadlineRule:
     raw, at = entry.raw, entry.at
-    _keys(raw, at, ("id", "task", "applies_to", "clock", "plan_deadline", "owner", "reason_da", "reason_en",
+    check_keys(raw, at, ("id", "task", "applies_to", "clock", "plan_deadline", "owner", "reason_da", "reason_en",
                     "legal_basis"),
           ("title", "offset", "before", "same_as", "at", "trigger", "disabled"))
-    task = _str(raw["task"], at.key(raw, "task"))
+    task = as_str(raw["task"], at.key(raw, "task"))
     if task not in tasks:
         at.key(raw, "task").fail(f"unknown task code '{task}'; known: {', '.join(sorted(tasks))}")
     timing = [k for k in ("offset", "before", "same_as") if k in raw]
@@ -817,27 +649,27 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
     offset = before = same_as = None
     if "offset" in raw:
         here = at.key(raw, "offset")
-        m = _mapping(raw["offset"], here)
-        _keys(m, here, ("days", "unit"))
-        offset = Offset(_int(m["days"], here.key(m, "days"), 0, 3660), _choice(m["unit"], here.key(m, "unit"), UNITS))
+        m = as_mapping(raw["offset"], here)
+        check_keys(m, here, ("days", "unit"))
+        offset = Offset(as_int(m["days"], here.key(m, "days"), 0, 3660), as_choice(m["unit"], here.key(m, "unit"), UNITS))
     elif "before" in raw:
         here = at.key(raw, "before")
-        m = _mapping(raw["before"], here)
-        _keys(m, here, ("working_days",), ("at",))
-        before = Before(_int(m["working_days"], here.key(m, "working_days"), 0, 60),
+        m = as_mapping(raw["before"], here)
+        check_keys(m, here, ("working_days",), ("at",))
+        before = Before(as_int(m["working_days"], here.key(m, "working_days"), 0, 60),
                         _time(m["at"], here.key(m, "at")) if "at" in m else None)
     else:
-        same_as = _str(raw["same_as"], at.key(raw, "same_as"))
-    clock = _choice(raw["clock"], at.key(raw, "clock"), CLOCKS)
-    trigger = _choice(raw["trigger"], at.key(raw, "trigger"), TRIGGERS) if "trigger" in raw else None
+        same_as = as_str(raw["same_as"], at.key(raw, "same_as"))
+    clock = as_choice(raw["clock"], at.key(raw, "clock"), CLOCKS)
+    trigger = as_choice(raw["trigger"], at.key(raw, "trigger"), TRIGGERS) if "trigger" in raw else None
     if (clock == "course_start") != (trigger == "course-started"):
         at.key(raw, "clock").fail("clock course_start goes with trigger course-started, and only with it")
-    plan_deadline = _choice(raw["plan_deadline"], at.key(raw, "plan_deadline"), PLAN_DEADLINE_USES)
+    plan_deadline = as_choice(raw["plan_deadline"], at.key(raw, "plan_deadline"), PLAN_DEADLINE_USES)
     if plan_deadline != "ignore" and (clock != "discharge" or offset is None):
         at.key(raw, "plan_deadline").fail(f"'{plan_deadline}' needs clock discharge and an offset")
     return DeadlineRule(
         id=rule_id,
-        title=_str(raw["title"], at.key(raw, "title")) if "title" in raw else rule_id,
+        title=as_str(raw["title"], at.key(raw, "title")) if "title" in raw else rule_id,
         task=task,
         applies_to=_applicability(raw["applies_to"], at.key(raw, "applies_to"), dates),
         clock=clock,
@@ -846,38 +678,38 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
         same_as=same_as,
         at=_time(raw["at"], at.key(raw, "at")) if "at" in raw else None,
         plan_deadline=plan_deadline,
-        owner=_choice(raw["owner"], at.key(raw, "owner"), OWNERS),
+        owner=as_choice(raw["owner"], at.key(raw, "owner"), OWNERS),
         trigger=trigger,
-        reason_da=_str(raw["reason_da"], at.key(raw, "reason_da")),
-        reason_en=_str(raw["reason_en"], at.key(raw, "reason_en")),
+        reason_da=as_str(raw["reason_da"], at.key(raw, "reason_da")),
+        reason_en=as_str(raw["reason_en"], at.key(raw, "reason_en")),
         legal_basis=_legal_basis(raw["legal_basis"], at.key(raw, "legal_basis")),
         source_file=at.file,
     )
 
 
-def _extra_task_codes(value: Any, at: _At, tasks: dict[str, TaskCode]) -> None:
-    items = _list(value, at)
+def _extra_task_codes(value: Any, at: At, tasks: dict[str, TaskCode]) -> None:
+    items = as_list(value, at)
     for i, raw in enumerate(items):
         here = at.item(items, i)
-        m = _mapping(raw, here)
-        _keys(m, here, ("code", "display"), ("display_en", "definition"))
-        code = _str(m["code"], here.key(m, "code"))
-        tasks[code] = TaskCode(code, _str(m["display"], here.key(m, "display")),
-                               _str(m["display_en"], here.key(m, "display_en")) if "display_en" in m else None,
-                               _str(m["definition"], here.key(m, "definition")) if "definition" in m else None)
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("code", "display"), ("display_en", "definition"))
+        code = as_str(m["code"], here.key(m, "code"))
+        tasks[code] = TaskCode(code, as_str(m["display"], here.key(m, "display")),
+                               as_str(m["display_en"], here.key(m, "display_en")) if "display_en" in m else None,
+                               as_str(m["definition"], here.key(m, "definition")) if "definition" in m else None)
 
 
-def _load_deadlines(default: tuple[dict, _At], overrides: list[tuple[dict, _At]],
+def _load_deadlines(default: tuple[dict, At], overrides: list[tuple[dict, At]],
                     tasks: dict[str, TaskCode]) -> DeadlineRules:
     doc, at = default
-    _keys(doc, at, ("rules",), ("kind", "version", "settings"))
+    check_keys(doc, at, ("rules",), ("kind", "version", "settings"))
     if "kind" in doc and doc["kind"] != "deadlines":
         at.key(doc, "kind").fail("expected 'deadlines'")
-    settings: dict[str, tuple[Any, _At]] = {}
+    settings: dict[str, tuple[Any, At]] = {}
     merge = _RuleMerge()
     for sec, sat, is_default in [(doc, at, True)] + [(s, a, False) for s, a in overrides]:
         if "settings" in sec:
-            _merge_mapping(settings, _mapping(sec["settings"], sat.key(sec, "settings")), sat.key(sec, "settings"))
+            _merge_mapping(settings, as_mapping(sec["settings"], sat.key(sec, "settings")), sat.key(sec, "settings"))
         if "task_codes" in sec:
             _extra_task_codes(sec["task_codes"], sat.key(sec, "task_codes"), tasks)
         if "rules" in sec:
@@ -917,13 +749,13 @@ def load_rules(default_dir: Path = DEFAULT_DIR, override_files: Sequence[Path] =
     """Load the default rules from ``default_dir`` and apply the override files in order."""
     default_dir = Path(default_dir)
     tasks, task_system = _read_task_codes(default_dir / TASK_CODES_FILE)
-    strat_default = _read_yaml(default_dir / STRATIFICATION_FILE)
-    dl_default = _read_yaml(default_dir / DEADLINES_FILE)
-    strat_over: list[tuple[dict, _At]] = []
-    dl_over: list[tuple[dict, _At]] = []
+    strat_default = read_yaml(default_dir / STRATIFICATION_FILE)
+    dl_default = read_yaml(default_dir / DEADLINES_FILE)
+    strat_over: list[tuple[dict, At]] = []
+    dl_over: list[tuple[dict, At]] = []
     for path in override_files:
-        doc, at = _read_yaml(Path(path))
-        _keys(doc, at, (), ("municipality", "description", "stratification", "deadlines"))
+        doc, at = read_yaml(Path(path))
+        check_keys(doc, at, (), ("municipality", "description", "stratification", "deadlines"))
         if (s := _section(doc, at, "stratification", ("rules", "combination", "vocabulary", "code_lists"))):
             strat_over.append(s)
         if (d := _section(doc, at, "deadlines", ("rules", "settings", "task_codes"))):

@@ -1,4 +1,4 @@
-"""Data of the rule engine: rules as loaded from ``mappings/`` and the results of applying them.
+"""Data of the rule engine: rules as loaded from ``adapter/mappings/`` and the results of applying them.
 
 All classes are frozen dataclasses. Rules come from :func:`adapter.rules.loader.load_rules`;
 results from :func:`adapter.rules.stratify.stratify`, :func:`adapter.rules.schedule.schedule`

@@ -3,7 +3,7 @@
     sched = schedule(msg, load_rules(), received_at, DanishCalendar())
     later = reevaluate(sched, now, TaskUpdates(offered_start=date(2026, 3, 6)))
 
-Rules come from ``mappings/deadlines.yaml``. Everything is Danish local time
+Rules come from ``adapter/mappings/deadlines.yaml``. Everything is Danish local time
 (Europe/Copenhagen). Day 0 is the discharge *date* as written in the plan
 (``CurrentHospitalContact/ExpectedEnd/Date``); the time of discharge is not used, so a
 late-evening discharge or a summer-time change never moves a calendar-day deadline. A

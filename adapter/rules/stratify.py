@@ -3,7 +3,7 @@
     proposal = stratify(msg, load_rules(), at=date(2026, 3, 2))
 
 Decision support only: a therapist decides (S0), so ``confirmed`` is always False here. The
-rules and their combination come from ``mappings/stratification.yaml`` (see that file for the
+rules and their combination come from ``adapter/mappings/stratification.yaml`` (see that file for the
 predicate vocabulary). Pure: no clock, no I/O.
 
 Evidence never carries the patient's free text: a text match gives the rule's *term* and the
