@@ -41,7 +41,7 @@ def _parse_received_at(value: str | None) -> dt.datetime | None:
     except ValueError:
         raise click.BadParameter("expected an ISO date-time such as 2026-03-02T10:15:00+01:00") from None
     if parsed.tzinfo is None:
-        from adapter.fhir.context import DANISH_TIME
+        from adapter.danish_time import DANISH_TIME
         parsed = parsed.replace(tzinfo=DANISH_TIME)
     return parsed
 

@@ -16,7 +16,6 @@ from adapter.data import MAPPINGS_DIR
 from adapter.errors import ConfigError, issue
 
 
-
 @dataclass(frozen=True)
 class Target:
     system: str

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-
 from functools import lru_cache
 
 from adapter.codes import CodeTables, load_code_tables
+from adapter.danish_time import DANISH_TIME, iso_instant, local_datetime
 from adapter.errors import (
-    AdapterError, BusinessRuleError, InputError, Issue, MappingError, UnsupportedMessageError, errors_of, issue,
+    AdapterError,
+    BusinessRuleError,
+    InputError,
+    Issue,
+    MappingError,
+    UnsupportedMessageError,
+    errors_of,
+    issue,
 )
 from adapter.fhir.bundle import check_with_models, transaction_bundle
-from adapter.fhir.context import DANISH_TIME, MapContext, iso_instant, local_datetime
+from adapter.fhir.context import MapContext
 from adapter.fhir.letter import resources_from_letter
 from adapter.fhir.plan import resources_from_plan
 from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
 from adapter.medcom.detect import Parsed, parse_message
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
-from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address, salvage_sent
+from adapter.medcom.receipt_writer import (
+    ReceiptAddress,
+    build_receipt,
+    salvage_address,
+    salvage_sent,
+)
 from adapter.medcom.schema import schema_findings
 from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_xml
 from adapter.rules.calendar import DanishCalendar

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Callable
-
 import json
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.engine import Engine

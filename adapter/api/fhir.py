@@ -35,8 +35,8 @@ import re
 import uuid
 from dataclasses import dataclass
 from email.utils import format_datetime
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -46,11 +46,19 @@ from adapter.api import access
 from adapter.api.app import current_client, services
 from adapter.api.capability import TYPES, UPDATABLE, capability_statement
 from adapter.api.task_update import UpdateRejected, update_task
+from adapter.danish_time import as_utc
 from adapter.errors import CATALOGUE
 from adapter.outcome import ISSUE_CODE_SYSTEM
 from adapter.store.resources import iso
 from adapter.store.search import (
-    DEFAULT_COUNT, MAX_COUNT, SearchError, as_utc, history, parse_search, read, search, vread,
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    SearchError,
+    history,
+    parse_search,
+    read,
+    search,
+    vread,
 )
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.api.access import safe_name
 from adapter.codes import CodeTables
+from adapter.danish_time import as_utc
 from adapter.fhir.context import ADAPTER_BASE, MapContext
 from adapter.fhir.task import task_from_deadline, task_role
 from adapter.medcom.model import GgopMessage
@@ -56,7 +57,7 @@ from adapter.rules.model import LEVELS, LevelChange, RuleSet, Schedule, TaskUpda
 from adapter.rules.schedule import reevaluate
 from adapter.store.resources import iso, save_resource
 from adapter.store.schema import messages, resource_history, resources
-from adapter.store.search import Ref, Scope, as_utc as _utc
+from adapter.store.search import Ref, Scope
 
 TASK_STATUSES = ("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
                  "on-hold", "failed", "completed", "entered-in-error")
@@ -557,7 +558,7 @@ def _reevaluate_plan(conn: Connection, row, task_id: str, new: dict, keep: froze
     if not isinstance(msg, GgopMessage) or msg.sender is None or msg.sender.ean is None \
             or msg.letter.identifier is None:
         return {}
-    at = _datetime(sr.content.get("authoredOn") or "") or _utc(message.received_at)
+    at = _datetime(sr.content.get("authoredOn") or "") or as_utc(message.received_at)
     proposal, base, _issues = apply_rules(msg, at, rules)
 
     sr_ref = f"ServiceRequest/{sr.id}"
@@ -575,8 +576,8 @@ def _reevaluate_plan(conn: Connection, row, task_id: str, new: dict, keep: froze
                                   resource_history.c.last_updated, resource_history.c.content)
                            .where(and_(resource_history.c.type == "Task", resource_history.c.id.in_(sorted(tasks)),
                                        resource_history.c.municipality == row.municipality)))
-    versions = [TaskVersion(_utc(h.last_updated), h.id, h.version_id, h.content) for h in history]
-    versions.append(TaskVersion(_utc(now), task_id, row.version_id + 1, new))
+    versions = [TaskVersion(as_utc(h.last_updated), h.id, h.version_id, h.content) for h in history]
+    versions.append(TaskVersion(as_utc(now), task_id, row.version_id + 1, new))
     sched, level_changes = replay(base, versions, now, tables)
 
     ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value, received_at=at,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from adapter.fhir.context import MapContext, fhir_datetime
+from adapter.danish_time import fhir_datetime
+from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import prune, v
 from adapter.medcom.model import GgopMessage
 

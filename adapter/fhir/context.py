@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from adapter.codes import CodeTables
+from adapter.danish_time import iso_instant
 
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 ADAPTER_BASE = "http://ggop-adapter.dk/fhir"
 # Fixed namespace for uuid5 resource ids: never change it, or resent messages
 # would get new resource ids.
@@ -43,32 +42,3 @@ class MapContext:
     @property
     def received_iso(self) -> str:
         return iso_instant(self.received_at)
-
-
-def iso_instant(value: dt.datetime) -> str:
-    return value.astimezone(DANISH_TIME).isoformat(timespec="seconds")
-
-
-def local_datetime(date: str | None, time: str | None) -> dt.datetime | None:
-    """MedCom date + hh:mm are Danish local time."""
-    if not date:
-        return None
-    try:
-        d = dt.date.fromisoformat(date)
-        t = dt.time.fromisoformat(time) if time else dt.time(0, 0)
-    except ValueError:
-        return None
-    return dt.datetime.combine(d, t, tzinfo=DANISH_TIME)
-
-
-def fhir_datetime(date: str | None, time: str | None) -> str | None:
-    """A FHIR dateTime: the date alone when no time is given, else with the Danish offset."""
-    if not date:
-        return None
-    if not time:
-        try:
-            return dt.date.fromisoformat(date).isoformat()
-        except ValueError:
-            return None
-    value = local_datetime(date, time)
-    return value.isoformat(timespec="seconds") if value else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from adapter.fhir.context import MapContext, fhir_datetime
+from adapter.danish_time import fhir_datetime
+from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import GLN_SYSTEM, prune, v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource

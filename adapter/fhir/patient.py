@@ -6,8 +6,17 @@ import re
 
 from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import (
-    CPR_SYSTEM, GLN_SYSTEM, XECPR_SYSTEM, YDERNUMMER_SYSTEM, address, email, human_name,
-    party_identifiers, prune, telecom, v,
+    CPR_SYSTEM,
+    GLN_SYSTEM,
+    XECPR_SYSTEM,
+    YDERNUMMER_SYSTEM,
+    address,
+    email,
+    human_name,
+    party_identifiers,
+    prune,
+    telecom,
+    v,
 )
 from adapter.medcom.identifiers import cpr_birth_date, cpr_sex
 from adapter.medcom.model import Party, Patient, Relative

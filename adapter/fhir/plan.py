@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from adapter.danish_time import fhir_datetime
 from adapter.fhir.care_plan import care_plan_from_plan
-from adapter.fhir.condition import condition_resource, condition_role, free_text_condition
+from adapter.fhir.condition import (
+    condition_resource,
+    condition_role,
+    free_text_condition,
+)
 from adapter.fhir.consent import consent_from_plan
-from adapter.fhir.context import MapContext, fhir_datetime
+from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource

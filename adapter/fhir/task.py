@@ -3,7 +3,8 @@ rule makes the region the owner (rehabilitering from 2027)."""
 
 from __future__ import annotations
 
-from adapter.fhir.context import MapContext, iso_instant
+from adapter.danish_time import iso_instant
+from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import prune
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import GgopMessage

@@ -31,6 +31,7 @@ from .common import (
     danish_date,
     email_for,
     fill_formatted,
+    given_name,
     hhmm,
     iso_minutes,
     lines_to_formatted,
@@ -45,7 +46,6 @@ from .common import (
     staff_person,
     sub,
     surname,
-    given_name,
 )
 from .ids import corrupt_gln, gln_is_valid, make_gln, org_gln
 

@@ -12,10 +12,21 @@ from typing import Iterable
 
 from adapter.errors import Issue, issue
 from adapter.medcom.identifiers import (
-    cpr_birth_date, cpr_mod11_ok, gln_is_valid, gln_is_wellformed, normalise_municipality_code,
+    cpr_birth_date,
+    cpr_mod11_ok,
+    gln_is_valid,
+    gln_is_wellformed,
+    normalise_municipality_code,
 )
 from adapter.medcom.model import (
-    CorrespondenceMessage, DateTimeVal, GgopMessage, Letter, Party, Patient, ReceiptMessage, Where,
+    CorrespondenceMessage,
+    DateTimeVal,
+    GgopMessage,
+    Letter,
+    Party,
+    Patient,
+    ReceiptMessage,
+    Where,
 )
 from adapter.medcom.nodes import Val
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from adapter.medcom.model import (
-    Address, Envelope, Letter, Party, Patient, Person, Relative, Telephone, Where,
+    Address,
+    Envelope,
+    Letter,
+    Party,
+    Patient,
+    Person,
+    Relative,
+    Telephone,
+    Where,
 )
 from adapter.medcom.nodes import Node
 

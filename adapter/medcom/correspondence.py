@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from adapter.medcom.common import read_envelope, read_letter, read_party, read_patient, where
-from adapter.medcom.model import CorrespondenceMessage, Envelope, Letter, Reference, Where
+from adapter.medcom.common import (
+    read_envelope,
+    read_letter,
+    read_party,
+    read_patient,
+    where,
+)
+from adapter.medcom.model import (
+    CorrespondenceMessage,
+    Envelope,
+    Letter,
+    Reference,
+    Where,
+)
 from adapter.medcom.nodes import Node
 
 

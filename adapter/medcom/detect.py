@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from adapter.errors import Issue, UnsupportedMessageError, issue
 from adapter.medcom.correspondence import read_correspondence
-from adapter.medcom.ggop import NAMESPACES as GGOP_NAMESPACES, read_ggop
+from adapter.medcom.ggop import NAMESPACES as GGOP_NAMESPACES
+from adapter.medcom.ggop import read_ggop
 from adapter.medcom.model import NS_2005, NS_2006, Message
 from adapter.medcom.nodes import Node, local, ns
 from adapter.medcom.receipts import RECEIPT_TYPES, read_receipt

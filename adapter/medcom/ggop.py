@@ -8,11 +8,27 @@ schema check reports the exact namespace deviations as warnings.
 from __future__ import annotations
 
 from adapter.medcom.common import (
-    read_envelope, read_letter, read_party, read_patient, read_person, read_relative, where,
+    read_envelope,
+    read_letter,
+    read_party,
+    read_patient,
+    read_person,
+    read_relative,
+    where,
 )
 from adapter.medcom.model import (
-    NS_M100, NS_M104, Coded, DateTimeVal, Diagnosis, Envelope, GgopMessage, IcfClassification,
-    JournalExcerpt, Letter, Reference, Where,
+    NS_M100,
+    NS_M104,
+    Coded,
+    DateTimeVal,
+    Diagnosis,
+    Envelope,
+    GgopMessage,
+    IcfClassification,
+    JournalExcerpt,
+    Letter,
+    Reference,
+    Where,
 )
 from adapter.medcom.nodes import Node
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from adapter.danish_time import DANISH_TIME
 from adapter.errors import Issue
-from adapter.fhir.context import DANISH_TIME
 from adapter.medcom.model import NS_2005
 
 REFUSE_CODES = ("ikke_specificeret", "ukendt_lokationsnummer", "problem_med_modtagerID",

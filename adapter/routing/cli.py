@@ -15,6 +15,8 @@ import sys
 
 import click
 
+from adapter.danish_time import utc_now
+
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG = 0, 2, 3
 ROUTES_OPTION = click.option("--routes", "routes_file", type=click.Path(dir_okay=False),
                              help="Routing table (default: $ADAPTER_ROUTING_FILE or adapter/mappings/routing.yaml).")
@@ -41,9 +43,6 @@ def _engine(settings):
 
     return open_store(settings.database_url)
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ def outbox_list(states: tuple[str, ...], show_all: bool, recipient: str | None, 
     engine = _engine(_settings())
     if not states and not show_all:
         states = (box.PENDING, box.UNROUTABLE, box.DEAD)
-    now = _now()
+    now = utc_now()
     with engine.connect() as conn:
         counts = box.counts(conn)
         rows = box.list_rows(conn, states=() if show_all else states, recipient=recipient, message_id=message_id,
@@ -213,9 +212,9 @@ def outbox_show(row_id: int, with_payload: bool) -> None:
     for f in fields:
         value = getattr(row, f)
         if isinstance(value, dt.datetime):
-            value = box._t(value)
+            value = box.utc_text(value)
         click.echo(f"{f:<16} {value if value is not None else '-'}")
-    click.echo(f"{'why':<16} {view.why(_now())}")
+    click.echo(f"{'why':<16} {view.why(utc_now())}")
     payload = payload or {}
     kinds: dict[str, int] = {}
     for e in payload.get("entry", []):
@@ -240,7 +239,7 @@ def outbox_replay(row_ids: tuple[int, ...], recipient: str | None, include_deliv
         raise click.UsageError("name outbox ids, or --recipient KEY")
     engine = _engine(_settings())
     with engine.begin() as conn:
-        done = box.replay(conn, ids=row_ids, recipient=recipient, include_delivered=include_delivered, now=_now())
+        done = box.replay(conn, ids=row_ids, recipient=recipient, include_delivered=include_delivered, now=utc_now())
         counts = box.counts(conn)
     engine.dispose()
     click.echo(f"replayed {len(done)} row(s)" + (": " + ", ".join(f"#{i}" for i in done) if done else ""))
@@ -260,7 +259,7 @@ def outbox_cancel(row_ids: tuple[int, ...]) -> None:
 
     engine = _engine(_settings())
     with engine.begin() as conn:
-        done = box.cancel(conn, row_ids, reason=f"cancelled by an operator at {box._t(_now())}")
+        done = box.cancel(conn, row_ids, reason=f"cancelled by an operator at {box.utc_text(utc_now())}")
         counts = box.counts(conn)
     engine.dispose()
     click.echo(f"cancelled {len(done)} row(s)" + (": " + ", ".join(f"#{i}" for i in done) if done else ""))

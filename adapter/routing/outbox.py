@@ -19,8 +19,14 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.codes import CodeTables
+from adapter.danish_time import as_utc
 from adapter.medcom.model import CorrespondenceMessage
-from adapter.routing.recipients import Recipient, letter_tasks, recipients_of, with_tasks
+from adapter.routing.recipients import (
+    Recipient,
+    letter_tasks,
+    recipients_of,
+    with_tasks,
+)
 from adapter.store.resources import bundle_resources, save_resource
 from adapter.store.schema import outbox
 
@@ -96,7 +102,7 @@ class RowView:
         r = self.row
         if r.state == DELIVERED:
             how = "pulled from /fhir (mode pull)" if r.mode == "pull" else f"pushed to {r.endpoint}"
-            return f"delivered {_t(r.delivered_at)}: {how}"
+            return f"delivered {utc_text(r.delivered_at)}: {how}"
         if r.state == CANCELLED:
             return "cancelled by an operator" + (f" ({r.last_error})" if r.last_error else "")
         if r.state == DEAD:
@@ -104,33 +110,27 @@ class RowView:
             return f"dead letter after {r.attempts} attempt(s), {status}: {r.last_error or '-'}"
         if r.state == UNROUTABLE:
             return (f"ALERT unroutable: {r.last_error or 'no route for ' + r.recipient}; "
-                    f"checked again at {_t(r.next_attempt_at)}")
+                    f"checked again at {utc_text(r.next_attempt_at)}")
         parts = []
         if self.blocked_by is not None:
             parts.append(f"waits for outbox #{self.blocked_by[0]} ({self.blocked_by[1]}): same patient and "
                          "recipient, delivered in order")
-        due = _aware(r.next_attempt_at)
+        due = as_utc(r.next_attempt_at) if r.next_attempt_at else None
         if due is None:
             parts.append("due now")
         elif due <= now:
-            parts.append(f"due now (next attempt was set for {_t(due)})")
+            parts.append(f"due now (next attempt was set for {utc_text(due)})")
         else:
-            parts.append(f"next attempt at {_t(due)}")
+            parts.append(f"next attempt at {utc_text(due)}")
         if r.attempts:
             last = f"last status {r.last_status}" if r.last_status else "no response"
             parts.append(f"after {r.attempts} attempt(s), {last}: {r.last_error or '-'}")
         return "; ".join(parts)
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _t(value: dt.datetime | None) -> str:
-    value = _aware(value)
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+def utc_text(value: dt.datetime | None) -> str:
+    """A stored time for an operator: UTC to the second, ``-`` for none."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
 
 
 def blocker(conn: Connection, row) -> tuple[int, str] | None:

@@ -40,8 +40,15 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from adapter.codes import load_code_tables
+from adapter.config_files import (
+    At,
+    as_choice,
+    as_mapping,
+    as_str,
+    check_keys,
+    read_yaml,
+)
 from adapter.data import MAPPINGS_DIR
-from adapter.config_files import At, as_choice, as_mapping, as_str, check_keys, read_yaml
 from adapter.errors import ConfigError
 from adapter.medcom.identifiers import gln_is_valid
 

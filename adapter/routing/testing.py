@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading

@@ -40,9 +40,11 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from adapter.danish_time import as_utc, utc_now
 from adapter.errors import ConfigError
-from adapter.routing.delivery import DELIVERED as OK, PERMANENT, Outcome, deliver
-from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE, _aware
+from adapter.routing.delivery import DELIVERED as OK
+from adapter.routing.delivery import PERMANENT, Outcome, deliver
+from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE
 from adapter.routing.routes import PULL, PUSH, Retry, RoutingTable
 from adapter.store.schema import outbox, resources
 
@@ -69,9 +71,6 @@ class Stats:
                 f"unroutable {self.unroutable}")
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(UTC)
-
 
 class Worker:
     def __init__(self, engine: Engine, routes, *, clock: Callable[[], dt.datetime] | None = None,
@@ -80,7 +79,7 @@ class Worker:
                  alert_interval: float = 3600.0, env: dict | None = None):
         self.engine = engine
         self.routes = routes  # RoutesFile or FixedRoutes: .load() and .refresh()
-        self.clock = clock or _utc_now
+        self.clock = clock or utc_now
         self._stop = threading.Event()
         self.sleep = sleep or self._stop.wait
         self.rng = rng or random.Random()
@@ -286,7 +285,7 @@ class Worker:
                      outcome.reason, outcome.elapsed, attempts)
             return dict(common, state=DELIVERED, delivered_at=after, next_attempt_at=None, last_error=None,
                         failing_since=None)
-        since = _aware(row.failing_since) or after
+        since = as_utc(row.failing_since) if row.failing_since else after
         if outcome.kind == PERMANENT:
             self.stats.dead += 1
             log.warning("ALERT %s: dead letter, refused by %s: %s", where, route.base_url, outcome.reason)

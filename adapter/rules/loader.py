@@ -42,16 +42,43 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Sequence
 
-
-from adapter.data import MAPPINGS_DIR
 from adapter.config_files import (
-    At, as_bool, as_choice, as_int, as_list, as_mapping, as_str, as_str_list, check_keys, read_yaml,
+    At,
+    as_bool,
+    as_choice,
+    as_int,
+    as_list,
+    as_mapping,
+    as_str,
+    as_str_list,
+    check_keys,
+    read_yaml,
 )
+from adapter.data import MAPPINGS_DIR
 from adapter.rules.calendar import OPTIONAL_DAYS
 from adapter.rules.model import (
-    CLOCKS, LEVELS, OWNERS, PLAN_DEADLINE_USES, PLAN_TYPES, STRENGTHS, TRIGGERS, UNITS,
-    Applicability, Before, Combination, Condition, DeadlineRule, DeadlineRules, Effect,
-    LegalBasis, Neutralisation, Offset, RuleSet, StratificationRules, StratRule, TaskCode,
+    CLOCKS,
+    LEVELS,
+    OWNERS,
+    PLAN_DEADLINE_USES,
+    PLAN_TYPES,
+    STRENGTHS,
+    TRIGGERS,
+    UNITS,
+    Applicability,
+    Before,
+    Combination,
+    Condition,
+    DeadlineRule,
+    DeadlineRules,
+    Effect,
+    LegalBasis,
+    Neutralisation,
+    Offset,
+    RuleSet,
+    StratificationRules,
+    StratRule,
+    TaskCode,
     TextVocabulary,
 )
 

@@ -32,20 +32,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
+from adapter.danish_time import DANISH_TIME, as_danish
 from adapter.medcom.model import GgopMessage
 from adapter.rules.calendar import DanishCalendar
 from adapter.rules.deadline_text import ParsedDeadline, parse_deadline_text
 from adapter.rules.model import (
-    LEVELS, Deadline, DeadlineRule, LevelChange, PendingDeadline, RuleSet, Schedule, ScheduleWarning,
+    LEVELS,
+    Deadline,
+    DeadlineRule,
+    LevelChange,
+    PendingDeadline,
+    RuleSet,
+    Schedule,
+    ScheduleWarning,
     TaskUpdates,
 )
 from adapter.rules.stratify import discharge_date, patient_age, plan_type_of
 
-__all__ = ["TZ", "END_OF_DAY", "schedule", "reevaluate", "business_status"]
+__all__ = ["END_OF_DAY", "schedule", "reevaluate", "business_status"]
 
-TZ = ZoneInfo("Europe/Copenhagen")
 END_OF_DAY = time(23, 59, 59)
 
 W_NO_DISCHARGE = "GGOP-W332"
@@ -62,21 +68,14 @@ _COMPLETES_LEVEL = ("visitate-level", "visitate-child")
 # --------------------------------------------------------------------------------------------
 
 
-def _local(dt: datetime) -> datetime:
-    """An aware datetime in Europe/Copenhagen; a naive one is read as Danish local time."""
-    if not isinstance(dt, datetime):
-        raise TypeError(f"expected a datetime, got {type(dt).__name__}")
-    return dt.replace(tzinfo=TZ) if dt.tzinfo is None else dt.astimezone(TZ)
-
-
-def _utc(dt: datetime) -> datetime:
+def _utc(value: datetime) -> datetime:
     # Aware datetimes that share a tzinfo compare and subtract by wall-clock time in Python;
     # going through UTC makes both exact across summer-time changes.
-    return _local(dt).astimezone(timezone.utc)
+    return as_danish(value).astimezone(timezone.utc)
 
 
 def _due(day: date, at: time | None) -> datetime:
-    return datetime.combine(day, at or END_OF_DAY, tzinfo=TZ)
+    return datetime.combine(day, at or END_OF_DAY, tzinfo=DANISH_TIME)
 
 
 def business_status(due: datetime, now: datetime, due_soon_hours: int = 48) -> str:
@@ -165,7 +164,7 @@ def _timing(rule: DeadlineRule, rules_by_id: dict[str, DeadlineRule], clocks: di
 
 def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: DanishCalendar) -> Schedule:
     """The deadlines that ``msg`` starts, with business statuses as of ``received_at``."""
-    received = _local(received_at)
+    received = as_danish(received_at)
     warnings: list[ScheduleWarning] = []
     hours = rules.deadlines.due_soon_hours
     plan_type = plan_type_of(msg)
@@ -258,12 +257,12 @@ def _materialise(p: PendingDeadline, day0: date, day0_from: str, calendar: Danis
 def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Schedule:
     """Statuses as of ``now``, tasks completed by ``updates``, pending deadlines whose trigger
     happened, and level changes (flagged after the change window)."""
-    now = _local(now)
+    now = as_danish(now)
     hours = schedule.due_soon_hours
     if updates.confirmed_level is not None and updates.confirmed_level not in LEVELS:
         raise ValueError(f"confirmed_level must be one of {LEVELS}, got {updates.confirmed_level!r}")
     offered_start = updates.offered_start or schedule.offered_start
-    offered_at = _local(updates.offered_at) if updates.offered_at else schedule.offered_at
+    offered_at = as_danish(updates.offered_at) if updates.offered_at else schedule.offered_at
     warnings = list(schedule.warnings)
 
     # pending deadlines whose trigger happened
@@ -288,7 +287,7 @@ def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Sched
     confirmed_level, confirmed_at = schedule.confirmed_level, schedule.confirmed_at
     changes = list(schedule.level_changes)
     if updates.confirmed_level is not None:
-        at = _local(updates.confirmed_at) if updates.confirmed_at else now
+        at = as_danish(updates.confirmed_at) if updates.confirmed_at else now
         if confirmed_level is None:
             confirmed_level, confirmed_at = updates.confirmed_level, at
         elif updates.confirmed_level != confirmed_level:

@@ -21,7 +21,13 @@ from typing import Callable, Mapping
 from adapter.medcom.model import GgopMessage
 from adapter.medcom.nodes import Val
 from adapter.rules.model import (
-    PLAN_TYPES, Condition, Evidence, FiredRule, RuleSet, StratificationProposal, StratificationRules,
+    PLAN_TYPES,
+    Condition,
+    Evidence,
+    FiredRule,
+    RuleSet,
+    StratificationProposal,
+    StratificationRules,
     TextVocabulary,
 )
 

@@ -26,14 +26,13 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, false, func, select
 from sqlalchemy.engine import Connection, Row
 
+from adapter.danish_time import DANISH_TIME
 from adapter.store.schema import resource_history, resources
 
-TZ = ZoneInfo("Europe/Copenhagen")
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -152,10 +151,6 @@ def searchable_types() -> list[str]:
     return list(SEARCH_PARAMS)
 
 
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """A stored time as aware UTC (SQLite gives back naive UTC)."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
 
 # --------------------------------------------------------------------------------------------
 # Values
@@ -262,7 +257,7 @@ def parse_date(raw: str, param: str = "_lastUpdated") -> DateBound:
 
 
 def _date_range(year, month, day, hour, minute, second, frac, zone) -> tuple[dt.datetime, dt.datetime]:
-    tz: dt.tzinfo = TZ
+    tz: dt.tzinfo = DANISH_TIME
     if zone == "Z":
         tz = dt.timezone.utc
     elif zone:
