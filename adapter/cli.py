@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from adapter import __version__
 from adapter.errors import AdapterError, InputError, Issue, issue
 from adapter.fhir.bundle import to_json
 from adapter.outcome import operation_outcome
+
+if TYPE_CHECKING:
+    from adapter.runtime import Runtime
 
 EXIT_OK, EXIT_REFUSED, EXIT_INTERNAL = 0, 2, 3
 
@@ -56,19 +60,14 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _settings():
-    from adapter.config import Settings
-    return Settings.load()
+def _runtime() -> Runtime:
+    """The process runtime from the settings (defaults < ADAPTER_CONFIG < ADAPTER_* environment),
+    the same for every command; a broken setting or file is a located line and exit 3."""
+    from adapter.runtime import load_runtime
 
-
-def _rules(settings):
-    """The rules: defaults plus the municipality's override files (ADAPTER_RULE_OVERRIDES)."""
-    from adapter.pipeline import default_rules
-    from adapter.rules.loader import load_rules
-
-    if not settings.rule_overrides:
-        return default_rules()
-    return load_rules(override_files=[Path(p) for p in settings.rule_overrides])
+    with _Guard("-"):
+        return load_runtime()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _Guard:
@@ -107,22 +106,17 @@ def main() -> None:
 def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool,
             no_model_check: bool) -> None:
     """Convert MedCom XML FILES to FHIR R4 transaction Bundles."""
-    from adapter.pipeline import Limits, convert_bytes
-
     at = _parse_received_at(received_at)
     paths = _expand(files)
     if out_dir is None and len(paths) != 1:
         raise click.UsageError("several inputs need --out DIR")
-    with _Guard("-"):
-        settings = _settings()
-        rules = _rules(settings)
-    limits = Limits(settings.max_bytes, settings.max_depth)
+    runtime = _runtime()
+    check_models = runtime.settings.check_models and not no_model_check
     refused = 0
     for n, path in enumerate(paths, 1):
         with _Guard(str(path)):
             try:
-                result = convert_bytes(_read(path), received_at=at, limits=limits, rules=rules,
-                                       check_models=settings.check_models and not no_model_check)
+                result = runtime.convert(_read(path), at, check_models=check_models)
             except AdapterError as exc:
                 refused += 1
                 _print_issues(str(path), exc.issues, sys.stderr)
@@ -145,14 +139,13 @@ def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print FHIR OperationOutcome(s) instead of lines.")
 def validate(files: tuple[str, ...], as_json: bool) -> None:
     """Check MedCom XML FILES: one line per issue, exit 2 when any is refused."""
-    from adapter.pipeline import validate_bytes
-
     paths = _expand(files)
+    runtime = _runtime()
     refused = 0
     for path in paths:
         with _Guard(str(path)):
             try:
-                result = validate_bytes(_read(path))
+                result = runtime.validate(_read(path))
                 issues, accepted = result.issues, result.accepted
             except InputError as exc:
                 issues, accepted = exc.issues, False
@@ -170,11 +163,10 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
 def receipt(file: str, received_at: str | None) -> None:
     """Print the MedCom receipt the sender gets: XCTL03 when accepted, XCTL02 when refused."""
-    from adapter.pipeline import receipt_for
-
+    runtime = _runtime()
     with _Guard(file):
         try:
-            result = receipt_for(_read(Path(file)), received_at=_parse_received_at(received_at))
+            result = runtime.receipt(_read(Path(file)), _parse_received_at(received_at))
         except InputError as exc:
             _print_issues(file, exc.issues, sys.stderr)
             sys.exit(EXIT_REFUSED)
@@ -221,14 +213,12 @@ def generate(count: int, seed: int, out_dir: str) -> None:
 def explain(file: str, received_at: str | None, lang: str, as_json: bool) -> None:
     """Explain a G-GOP: plan type, the proposed level with every rule that fired, and each
     deadline with its date, rule id and legal basis (Danish and English)."""
-    from adapter.pipeline import convert_bytes
     from adapter.rules.trace import explain as render
 
+    runtime = _runtime()
     with _Guard(file):
-        rules = _rules(_settings())
         try:
-            result = convert_bytes(_read(Path(file)), received_at=_parse_received_at(received_at),
-                                   check_models=False, rules=rules)
+            result = runtime.convert(_read(Path(file)), _parse_received_at(received_at), check_models=False)
         except InputError as exc:
             _print_issues(file, exc.issues, sys.stderr)
             sys.exit(EXIT_REFUSED)
@@ -281,11 +271,12 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     """Run the service: POST /medcom for hospitals, /fhir for municipalities (gunicorn)."""
     from adapter.api.app import create_app
     from adapter.api.server import AdapterServer
-    from adapter.store.engine import open_store
+    from adapter.runtime import load_runtime
 
+    runtime = _runtime()
+    settings = runtime.settings
     with _Guard("-"):
-        settings = _settings()
-        open_store(settings.database_url).dispose()  # migrate once before the workers start
+        runtime.engine.dispose()  # migrate once before the workers start
     click.echo(f"ggop-adapter {__version__}: database {settings.database_url}, "
                f"clients {settings.clients_file or '(none: /medcom open, /fhir closed)'}", err=True)
     click.echo(f"listening on http://{host}:{port}  (POST /medcom, GET /fhir/metadata, /healthz)", err=True)
@@ -293,9 +284,10 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
         import threading
 
         from adapter.service.inbox import watch
-        threading.Thread(target=watch, args=(Path(inbox_dir), settings), daemon=True).start()
+        threading.Thread(target=watch, args=(Path(inbox_dir), runtime), daemon=True).start()
         click.echo(f"watching inbox {inbox_dir}", err=True)
-    AdapterServer(lambda: create_app(settings), {
+    # each gunicorn worker builds its own runtime from the same settings (no shared connections)
+    AdapterServer(lambda: create_app(load_runtime(settings)), {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": 4,
         "accesslog": "-",
         # the path only: a query string may carry a CPR number (identifier searches)
@@ -313,13 +305,13 @@ def inbox(directory: str, once: bool, interval: float) -> None:
     failed/ with its receipt beside it. Nothing is lost when the process is killed midway."""
     from adapter.service.inbox import process_inbox, watch
 
+    runtime = _runtime()
     with _Guard("-"):
-        settings = _settings()
         if once:
-            counts = process_inbox(Path(directory), settings)
+            counts = process_inbox(Path(directory), runtime)
             click.echo(f"inbox {directory}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
             return
-        watch(Path(directory), settings, interval=interval)
+        watch(Path(directory), runtime, interval=interval)
 
 
 @main.command()
@@ -328,18 +320,15 @@ def inbox(directory: str, once: bool, interval: float) -> None:
 def reevaluate(interval: float | None) -> None:
     """Re-evaluate every open plan now: business statuses of deadline Tasks, and the
     free-choice Task where a start deadline passed without an offer."""
-    import datetime as dt
     import time
 
-    from adapter.codes import load_code_tables
+    from adapter.danish_time import utc_now
     from adapter.service.sweep import reevaluate_all
-    from adapter.store.engine import open_store
 
+    runtime = _runtime()
     with _Guard("-"):
-        settings = _settings()
-        engine, tables, rules = open_store(settings.database_url), load_code_tables(), _rules(settings)
         while True:
-            counts = reevaluate_all(engine, dt.datetime.now(dt.timezone.utc), tables, rules)
+            counts = reevaluate_all(runtime, utc_now())
             click.echo(f"re-evaluated {counts['plans']} plans, {counts['changed']} resources changed", err=True)
             if interval is None:
                 return
@@ -352,8 +341,8 @@ def reevaluate(interval: float | None) -> None:
 def demo(work_dir: str, count: int) -> None:
     """Generate sample messages and convert them: a first look without any setup."""
     from adapter.generate import generate_messages
-    from adapter.pipeline import convert_bytes
 
+    runtime = _runtime()
     base = Path(work_dir)
     inbox, out = base / "messages", base / "bundles"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -361,7 +350,7 @@ def demo(work_dir: str, count: int) -> None:
     kinds: dict[str, int] = {}
     for m in generate_messages(count, seed=1):
         (inbox / m.filename).write_bytes(m.xml)
-        result = convert_bytes(m.xml)
+        result = runtime.convert(m.xml)
         (out / (Path(m.filename).stem + ".json")).write_text(to_json(result.bundle) + "\n", encoding="utf-8")
         kinds[m.kind] = kinds.get(m.kind, 0) + 1
     click.echo(f"generated {count} messages in {inbox}")

@@ -23,6 +23,8 @@ class Settings:
     database_url: str = "sqlite:///var/adapter.db"
     clients_file: str | None = None
     rule_overrides: tuple[str, ...] = ()  # a municipality's own rule files (os.pathsep-separated in env)
+    mappings_dir: str | None = None  # code tables and rules; default: the package's own mappings/
+    routing_file: str | None = None  # routing table; default: routing.yaml in the mappings
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
     check_models: bool = True

@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from adapter.codes import load_code_tables  # noqa: E402
+from adapter.config import Settings  # noqa: E402
 from adapter.generate import generate_messages  # noqa: E402
-from adapter.pipeline import default_rules  # noqa: E402
-from adapter.routing.testing import FhirServer, StubEndpoint  # noqa: E402
+from tests.support.fhir_endpoints import FhirServer, StubEndpoint  # noqa: E402
+from adapter.runtime import load_runtime  # noqa: E402
 from adapter.service.ingest import ingest  # noqa: E402
 from adapter.store.engine import drop_schema, make_engine, open_store  # noqa: E402
 from adapter.store.schema import outbox  # noqa: E402
@@ -76,9 +76,9 @@ def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: b
         reset(url)
     engine = open_store(url)
     at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
-    tables, rules = load_code_tables(), default_rules()
+    runtime = load_runtime(Settings(database_url=url, check_models=False), engine=engine)
     for m in generate_messages(messages, seed=99):
-        ingest(engine, m.xml, received_at=at, tables=tables, rules=rules, check_models=False)
+        ingest(runtime, m.xml, received_at=at)
     with engine.connect() as conn:
         keys = sorted(set(conn.execute(select(outbox.c.recipient)).scalars()))
         rows = conn.execute(select(func.count()).select_from(outbox)).scalar_one()

@@ -63,3 +63,37 @@ def store_url(request, tmp_path):
         pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL (make test starts a local server)")
     _reset_postgres(url)
     return url
+
+
+@pytest.fixture
+def engine(store_url):
+    """The store of ``store_url``, migrated, disposed after the test."""
+    from adapter.store.engine import open_store
+
+    e = open_store(store_url)
+    yield e
+    e.dispose()
+
+
+_BASE_RUNTIME = None
+
+
+def runtime_for(engine=None, **settings):
+    """The runtime every entry point builds (package defaults, or the given settings), on
+    ``engine``: what the service, the CLI, the inbox and the worker use."""
+    import dataclasses
+
+    from adapter.config import Settings
+    from adapter.runtime import load_runtime
+
+    global _BASE_RUNTIME
+    if settings:
+        return load_runtime(Settings(**settings), engine=engine)
+    if _BASE_RUNTIME is None:
+        _BASE_RUNTIME = load_runtime(Settings())
+    return dataclasses.replace(_BASE_RUNTIME, _engine=engine)
+
+
+@pytest.fixture
+def runtime(engine):
+    return runtime_for(engine)

@@ -18,18 +18,16 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from adapter.codes import load_code_tables
 from adapter.generate import generate_messages
-from adapter.pipeline import default_rules
 from adapter.routing.routes import RoutesFile
-from adapter.routing.testing import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
+from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
 from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
-from adapter.service.process import ServiceDidNotStart, start_service
+from tests.support.service_process import ServiceDidNotStart, start_service
 from adapter.store.engine import open_store
 from adapter.store.resources import bundle_resources
 from adapter.store.schema import outbox
-from conftest import DATA, REPO
+from conftest import DATA, REPO, runtime_for
 
 pytestmark = pytest.mark.slow
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
@@ -44,13 +42,6 @@ def fhir(tmp_path_factory):
         pytest.skip(f"no FHIR server: {exc}")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def engine(store_url):
-    e = open_store(store_url)
-    yield e
-    e.dispose()
 
 
 class Clock:
@@ -156,8 +147,7 @@ def test_generated_plans_posted_to_the_adapter_arrive_whole_gp_copy_only_with_co
 def test_endpoint_down_when_the_message_arrives_is_delivered_once_it_is_up(engine, tmp_path):
     port = free_port()
     later = FhirServer(tmp_path / "later", port=port)
-    ingest(engine, (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0,
-           tables=load_code_tables(), rules=default_rules())
+    ingest(runtime_for(engine), (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0)
     clock = Clock()
     w = Worker(engine, routes_file(tmp_path, [route("municipality:0851", later.base_url)]), clock=clock,
                rng=random.Random(3), env={"MUNI_TOKEN": later.token})
@@ -183,7 +173,7 @@ def test_endpoint_down_when_the_message_arrives_is_delivered_once_it_is_up(engin
 
 def test_503_then_the_real_server_is_delivered_once(fhir, engine, tmp_path):
     letter = (DATA / "xdis91" / "letter-to-municipality.xml").read_bytes()
-    ingest(engine, letter, received_at=T0, tables=load_code_tables(), rules=default_rules())
+    ingest(runtime_for(engine), letter, received_at=T0)
     with StubEndpoint([Reply(503, headers={"Retry-After": "30"})], upstream=fhir.base_url,
                       upstream_headers=fhir.headers) as stub:
         clock = Clock()
@@ -201,8 +191,7 @@ def test_503_then_the_real_server_is_delivered_once(fhir, engine, tmp_path):
 
 
 def test_a_refusal_by_the_real_server_is_a_dead_letter_with_its_reason(fhir, engine, tmp_path):
-    ingest(engine, (DATA / "ggop" / "minimal-almen.xml").read_bytes(), received_at=T0, tables=load_code_tables(),
-           rules=default_rules())
+    ingest(runtime_for(engine), (DATA / "ggop" / "minimal-almen.xml").read_bytes(), received_at=T0)
     wrong_base = fhir.base_url + "/Patient"  # a misconfigured base URL: the server says 400
     Worker(engine, routes_file(tmp_path, [route("municipality:0461", wrong_base)]), clock=Clock(),
            env={"MUNI_TOKEN": fhir.token}).run(once=True)
@@ -212,8 +201,7 @@ def test_a_refusal_by_the_real_server_is_a_dead_letter_with_its_reason(fhir, eng
 
 
 def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, store_url, tmp_path):
-    result = ingest(engine, (DATA / "ggop" / "rehabilitering-corrected.xml").read_bytes(), received_at=T0,
-                    tables=load_code_tables(), rules=default_rules())
+    result = ingest(runtime_for(engine), (DATA / "ggop" / "rehabilitering-corrected.xml").read_bytes(), received_at=T0)
     assert result.state == "accepted"
     import threading
 
@@ -242,8 +230,7 @@ def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, 
 
 
 def test_the_training_hospital_gets_a_message_bundle_the_real_server_processes(fhir, engine, tmp_path):
-    ingest(engine, (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0,
-           tables=load_code_tables(), rules=default_rules())
+    ingest(runtime_for(engine), (DATA / "ggop" / "full-specialiseret.xml").read_bytes(), received_at=T0)
     Worker(engine, routes_file(tmp_path, [route("gln:5790001112226", fhir.base_url, ", payload: message")]),
            clock=Clock(), env={"MUNI_TOKEN": fhir.token}).run(once=True)
     states = {r.role: (r.state, r.mode) for r in outbox_rows(engine)}

@@ -15,15 +15,13 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from adapter.codes import load_code_tables
-from adapter.pipeline import default_rules
 from adapter.routing.routes import RoutesFile
-from adapter.routing.testing import Reply, StubEndpoint
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 from adapter.routing.worker import Worker, WorkerBusy
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from conftest import DATA, REPO
+from conftest import DATA, REPO, runtime_for
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
@@ -45,13 +43,6 @@ class Clock:
 
 
 @pytest.fixture
-def engine(store_url):
-    e = open_store(store_url)
-    yield e
-    e.dispose()
-
-
-@pytest.fixture
 def stub():
     s = StubEndpoint().start()
     yield s
@@ -59,7 +50,7 @@ def stub():
 
 
 def push(engine, raw=MINIMAL, at=T0):
-    result = ingest(engine, raw, received_at=at, tables=load_code_tables(), rules=default_rules(), client="test")
+    result = ingest(runtime_for(engine), raw, received_at=at, client="test")
     assert result.state == "accepted"
     return result
 

@@ -155,13 +155,14 @@ class World:
 
 def make_world(tmp_path: Path, url: str | None = None) -> World:
     from adapter.api.app import create_app
+    from adapter.runtime import load_runtime
 
     url = url or f"sqlite:///{tmp_path}/adapter.db"
     engine = open_store(url)
     times = load_store(engine)
     clock = Clock(dt.datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
     settings = Settings(database_url=url, clients_file=str(write_clients(tmp_path / "clients.yaml")))
-    app = create_app(settings, engine, clock)
+    app = create_app(load_runtime(settings, engine=engine), clock)
     return World(app, app.test_client(), engine, clock, times)
 
 
@@ -900,14 +901,15 @@ def test_concurrent_updates_of_one_plan(world):
 def test_update_without_stored_message_skips_reevaluation(tmp_path):
     """A Task whose plan has no raw message row (stored without message_id) is still updated."""
     from adapter.api.app import create_app
+    from adapter.runtime import load_runtime
 
     url = f"sqlite:///{tmp_path}/a.db"
     engine = open_store(url)
     p = plan("minimal-almen")
     with engine.begin() as conn:
         save_bundle(conn, p.bundle, now=T0, municipality="0461", message_id=None, changed_by="test")
-    app = create_app(Settings(database_url=url, clients_file=str(write_clients(tmp_path / "c.yaml"))), engine,
-                     Clock(dt.datetime(2026, 3, 20, tzinfo=UTC)))
+    settings = Settings(database_url=url, clients_file=str(write_clients(tmp_path / "c.yaml")))
+    app = create_app(load_runtime(settings, engine=engine), Clock(dt.datetime(2026, 3, 20, tzinfo=UTC)))
     w = World(app, app.test_client(), engine, Clock(T0))
     r = put_task(w, p.task("offer-start"), status="accepted")
     assert r.status_code == 200
@@ -941,7 +943,7 @@ def test_errors_are_operation_outcomes(world, method, path, status):
 
 
 def test_internal_error_is_500_without_traceback(world, monkeypatch):
-    import adapter.api.fhir as fhir
+    import adapter.api.fhir_rest as fhir
 
     def broken(*_a, **_k):
         raise RuntimeError("secret detail 0103450017")

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from adapter.config import Settings
+from adapter.runtime import load_runtime
 from adapter.service.inbox import process_inbox
 from adapter.store.engine import open_store
 from adapter.store.schema import message_keys, messages
@@ -30,7 +31,7 @@ def test_files_end_in_done_or_failed_with_receipts(tmp_path):
     (inbox / "junk.xml").write_bytes(b"not xml at all")
     (inbox / "notes.txt").write_text("left alone")
     settings = Settings(database_url=f"sqlite:///{tmp_path}/a.db")
-    counts = process_inbox(inbox, settings, clock=CLOCK)
+    counts = process_inbox(inbox, load_runtime(settings), clock=CLOCK)
     assert counts == {"accepted": 1, "refused": 2}
     assert b"<PositiveReceipt>" in (inbox / "done" / "plan.receipt.xml").read_bytes()
     assert (inbox / "done" / "plan.xml").exists()
@@ -45,11 +46,11 @@ def test_leftover_in_processing_is_ingested_again_without_doubling(tmp_path):
     raw = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
     settings = Settings(database_url=f"sqlite:///{tmp_path}/a.db")
     (inbox / "a.xml").write_bytes(raw)
-    process_inbox(inbox, settings, clock=CLOCK)
+    process_inbox(inbox, load_runtime(settings), clock=CLOCK)
     first_receipt = (inbox / "done" / "a.receipt.xml").read_bytes()
     # a run killed after the commit but before the move leaves the file in processing/
     (inbox / "processing" / "a.xml").write_bytes(raw)
-    counts = process_inbox(inbox, settings, clock=CLOCK)
+    counts = process_inbox(inbox, load_runtime(settings), clock=CLOCK)
     assert counts == {"duplicate": 1}
     assert (inbox / "done" / "a.receipt.xml").read_bytes() == first_receipt
     engine = open_store(settings.database_url)

@@ -10,15 +10,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from adapter.cli import main
-from adapter.codes import load_code_tables
-from adapter.pipeline import default_rules
 from adapter.routing.routes import RoutesFile
-from adapter.routing.testing import Reply, StubEndpoint
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from conftest import DATA
+from conftest import DATA, runtime_for
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
@@ -32,7 +30,7 @@ def stuck(store_url, tmp_path, monkeypatch):
     monkeypatch.setenv("ADAPTER_DATABASE_URL", store_url)
     engine = open_store(store_url)
     for raw in (FULL, MINIMAL):
-        assert ingest(engine, raw, received_at=T0, tables=load_code_tables(), rules=default_rules()).state == "accepted"
+        assert ingest(runtime_for(engine), raw, received_at=T0).state == "accepted"
     with StubEndpoint([Reply(503, headers={"Retry-After": "600"}),
                        Reply(400, {"resourceType": "OperationOutcome", "issue": [
                            {"severity": "error", "code": "required", "diagnostics": "Karen Marie Demodatter"}]})]) \

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from sqlalchemy import select
 
-from adapter.codes import load_code_tables
-from adapter.pipeline import default_rules
 from adapter.routing.outbox import payload_of
 from adapter.service.ingest import ingest
-from adapter.store.engine import open_store
 from adapter.store.schema import outbox, resources
-from conftest import DATA
+from conftest import DATA, runtime_for
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 LETTER = (DATA / "xdis91" / "letter-to-municipality.xml").read_bytes()
@@ -21,14 +17,7 @@ T0 = dt.datetime(2026, 4, 7, 15, 0, tzinfo=dt.timezone.utc)
 
 
 def push(engine, raw, at=T0):
-    return ingest(engine, raw, received_at=at, tables=load_code_tables(), rules=default_rules(), client="test")
-
-
-@pytest.fixture
-def engine(store_url):
-    e = open_store(store_url)
-    yield e
-    e.dispose()
+    return ingest(runtime_for(engine), raw, received_at=at, client="test")
 
 
 def rows(engine):

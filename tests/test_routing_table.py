@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from adapter.cli import main
 from adapter.errors import ConfigError
 from adapter.routing.routes import PULL, PUSH, load_routing
-from adapter.routing.testing import StubEndpoint
+from tests.support.fhir_endpoints import StubEndpoint
 
 GOOD = """\
 defaults:

@@ -8,7 +8,7 @@ import os
 import pytest
 import requests
 
-from adapter.service.process import kill_service, start_service, stop_service
+from tests.support.service_process import kill_service, start_service, stop_service
 
 from conftest import DATA, REPO
 

@@ -9,19 +9,17 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from adapter.codes import load_code_tables
-from adapter.pipeline import default_rules
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import audit, message_keys, messages, outbox, resource_history, resources
-from conftest import DATA
+from conftest import DATA, runtime_for
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
 
 
 def push(engine, raw, at=T0, client="test-hospital"):
-    return ingest(engine, raw, received_at=at, tables=load_code_tables(), rules=default_rules(), client=client)
+    return ingest(runtime_for(engine), raw, received_at=at, client=client)
 
 
 def count(engine, table, *where):
@@ -30,13 +28,6 @@ def count(engine, table, *where):
         for w in where:
             q = q.where(w)
         return conn.execute(q).scalar_one()
-
-
-@pytest.fixture
-def engine(store_url):
-    e = open_store(store_url)
-    yield e
-    e.dispose()
 
 
 def test_accepted_message_is_stored_with_resources_outbox_and_audit(engine):
@@ -152,23 +143,23 @@ def test_refused_message_corrected_under_the_same_ids_is_processed_again(engine)
 
 
 def test_a_hospital_may_only_send_as_its_own_location_numbers(engine):
-    other = ingest(engine, MINIMAL, received_at=T0, tables=load_code_tables(), rules=default_rules(),
+    other = ingest(runtime_for(engine), MINIMAL, received_at=T0,
                    client="other-hospital", allowed_senders=("5790000000005",))
     assert other.state == "refused" and other.http_status == 403 and other.receipt is None
     assert count(engine, resources) == 0
-    own = ingest(engine, MINIMAL, received_at=T0, tables=load_code_tables(), rules=default_rules(),
+    own = ingest(runtime_for(engine), MINIMAL, received_at=T0,
                  client="test-hospital", allowed_senders=("5790001234560",))
     assert own.state == "accepted"
 
 
 def test_a_processing_defect_keeps_the_message_as_failed(engine, monkeypatch):
     from adapter.errors import MappingError, issue
-    import adapter.service.ingest as ingest_module
+    import adapter.runtime as runtime_module
 
     def broken(*args, **kwargs):
         raise MappingError(issue("GGOP-E401", detail="test"))
 
-    monkeypatch.setattr(ingest_module, "convert_bytes", broken)
+    monkeypatch.setattr(runtime_module.Runtime, "convert", broken)
     with pytest.raises(MappingError):
         push(engine, MINIMAL)
     with engine.connect() as conn:

@@ -7,13 +7,11 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from adapter.codes import load_code_tables
-from adapter.pipeline import default_rules
 from adapter.service.ingest import ingest
 from adapter.service.sweep import reevaluate_all
 from adapter.store.engine import open_store
 from adapter.store.schema import resources
-from conftest import DATA
+from conftest import DATA, runtime_for
 
 T0 = dt.datetime(2026, 3, 2, 8, 15, tzinfo=dt.timezone.utc)  # envelope Sent of minimal-almen
 
@@ -26,22 +24,18 @@ def tasks(engine):
 
 def test_time_passing_moves_statuses_and_adds_free_choice(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path}/a.db")
-    ingest(engine, (DATA / "ggop" / "minimal-almen.xml").read_bytes(), received_at=T0,
-           tables=load_code_tables(), rules=default_rules())
+    ingest(runtime_for(engine), (DATA / "ggop" / "minimal-almen.xml").read_bytes(), received_at=T0)
     before = tasks(engine)
     assert before["offer-start"]["businessStatus"]["coding"][0]["code"] == "on-time"
     assert "inform-free-choice" not in before
     # the plan shortens the start to 5 days after discharge (2026-03-01): due 2026-03-06
-    counts = reevaluate_all(engine, dt.datetime(2026, 3, 5, 12, 0, tzinfo=dt.timezone.utc),
-                            load_code_tables(), default_rules())
+    counts = reevaluate_all(runtime_for(engine), dt.datetime(2026, 3, 5, 12, 0, tzinfo=dt.timezone.utc))
     assert counts["plans"] == 1
     assert tasks(engine)["offer-start"]["businessStatus"]["coding"][0]["code"] == "due-soon"
-    reevaluate_all(engine, dt.datetime(2026, 3, 12, 12, 0, tzinfo=dt.timezone.utc), load_code_tables(),
-                   default_rules())
+    reevaluate_all(runtime_for(engine), dt.datetime(2026, 3, 12, 12, 0, tzinfo=dt.timezone.utc))
     after = tasks(engine)
     assert after["offer-start"]["businessStatus"]["coding"][0]["code"] == "overdue"
     assert after["inform-free-choice"]["status"] == "requested"
     assert after["offer-start"]["meta"]["versionId"] == "3"
     # nothing more happens when nothing more changes
-    assert reevaluate_all(engine, dt.datetime(2026, 3, 12, 12, 5, tzinfo=dt.timezone.utc), load_code_tables(),
-                          default_rules())["changed"] == 0
+    assert reevaluate_all(runtime_for(engine), dt.datetime(2026, 3, 12, 12, 5, tzinfo=dt.timezone.utc))["changed"] == 0

@@ -8,19 +8,20 @@ answer it got the first time.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, json, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, request
+from sqlalchemy import insert
 
-from adapter.api.app import current_client, services
-from adapter.errors import MappingError, issue
-from adapter.outcome import operation_outcome
-from adapter.pipeline import Limits
+from adapter.api.auth import Client
+from adapter.api.context import Services, current_client, services
+from adapter.api.responses import FHIR_JSON, outcome_response
+from adapter.errors import issue
+from adapter.outcome import operation_outcome, outcome_issue
 from adapter.service.ingest import ingest
+from adapter.store.schema import audit
 
 blueprint = Blueprint("medcom", __name__)
 
 XML_TYPES = ("application/xml", "text/xml", "application/octet-stream")
-FHIR_JSON = "application/fhir+json"
 
 
 def _wants_fhir() -> bool:
@@ -33,52 +34,33 @@ def _wants_fhir() -> bool:
     return max(explicit.values()) > xml_q
 
 
-def _outcome(issues, status: int) -> Response:
-    return Response(json.dumps(operation_outcome(issues), ensure_ascii=False), status=status,
-                    mimetype=FHIR_JSON)
-
-
-@blueprint.errorhandler(RequestEntityTooLarge)
-def _too_large(_exc):
-    limit = services().settings.max_bytes
-    return _outcome([issue("GGOP-E003", None, "/", f"limit {limit} bytes")], 413)
-
-
-def _audit_refusal(svc, client, status: int, detail: str | None = None) -> None:
-    from sqlalchemy import insert
-
-    from adapter.store.schema import audit
-
+def _audit_refusal(svc: Services, client: Client | None, status: int) -> None:
     with svc.engine.begin() as conn:
         conn.execute(insert(audit).values(at=svc.clock(), client=client.name if client else None,
                                           role=client.role if client else None, action="push",
-                                          target="/medcom", outcome=str(status), detail=detail))
+                                          target="/medcom", outcome=str(status), detail=None))
 
 
 @blueprint.post("/medcom")
-def push():
+def push() -> Response:
     svc = services()
     client = current_client()
     if not svc.clients.empty and (client is None or client.role not in ("hospital", "operator")):
         status = 401 if client is None else 403
         _audit_refusal(svc, client, status)
-        return _outcome([issue("GGOP-E901" if status == 401 else "GGOP-E902", None, "/medcom")], status)
+        code = "GGOP-E901" if status == 401 else "GGOP-E902"
+        return outcome_response([outcome_issue(issue(code, None, "/medcom"))], status)
     mimetype = (request.mimetype or "").lower()
     if mimetype not in XML_TYPES:
-        return _outcome([issue("GGOP-E010", None, "/", f"got {mimetype or 'none'}; send application/xml")], 415)
+        return outcome_response([outcome_issue(issue("GGOP-E010", None, "/", f"got {mimetype or 'none'}; "
+                                                     "send application/xml"))], 415)
     raw = request.get_data(cache=False)
-    if len(raw) > svc.settings.max_bytes:
-        return _outcome([issue("GGOP-E003", None, "/", f"limit {svc.settings.max_bytes} bytes")], 413)
-    limits = Limits(svc.settings.max_bytes, svc.settings.max_depth)
-    try:
-        result = ingest(svc.engine, raw, received_at=svc.clock(), tables=svc.tables, rules=svc.rules,
-                        limits=limits, client=client.name if client else None,
-                        check_models=svc.settings.check_models,
-                        allowed_senders=client.sender_eans if client else ())
-    except MappingError as exc:
-        return _outcome(exc.issues, 500)
+    limit = svc.settings.max_bytes
+    if len(raw) > limit:
+        return outcome_response([outcome_issue(issue("GGOP-E003", None, "/", f"limit {limit} bytes"))], 413)
+    result = ingest(svc.runtime, raw, received_at=svc.clock(), client=client.name if client else None,
+                    allowed_senders=client.sender_eans if client else ())
     headers = {"X-Message-Id": str(result.message_id), "X-Message-State": result.state}
     if _wants_fhir() or result.receipt is None:
-        return Response(json.dumps(operation_outcome(result.issues), ensure_ascii=False),
-                        status=result.http_status, mimetype=FHIR_JSON, headers=headers)
+        return outcome_response(operation_outcome(result.issues)["issue"], result.http_status, headers)
     return Response(result.receipt, status=result.http_status, mimetype="application/xml", headers=headers)

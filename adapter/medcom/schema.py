@@ -49,6 +49,12 @@ def load_schema(key: str, schema_dir: Path = SCHEMA_DIR) -> etree.XMLSchema:
                                 type(exc).__name__)) from None
 
 
+def preload_schemas(schema_dir: Path = SCHEMA_DIR) -> None:
+    """Compile every schema of the catalog now (a process start), not on the first message."""
+    for key in catalog(schema_dir):
+        load_schema(key, schema_dir)
+
+
 def _xpath_index(root: etree._Element) -> dict[int, str]:
     """First element starting on each line → its XPath of local names."""
     index: dict[int, str] = {}

@@ -12,37 +12,41 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from adapter.danish_time import utc_now
+from adapter.errors import AdapterError
+
+if TYPE_CHECKING:
+    from adapter.runtime import Runtime
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG = 0, 2, 3
 ROUTES_OPTION = click.option("--routes", "routes_file", type=click.Path(dir_okay=False),
                              help="Routing table (default: $ADAPTER_ROUTING_FILE or adapter/mappings/routing.yaml).")
 
 
-def _settings():
-    from adapter.config import Settings
+def _runtime(routes_file: str | None = None) -> Runtime:
+    """The process runtime (the same settings, tables and rules as every other entry point);
+    ``--routes`` replaces the routing file it names."""
+    from dataclasses import replace
+
     from adapter.errors import ConfigError
+    from adapter.runtime import load_runtime
 
     try:
-        return Settings.load()
+        runtime = load_runtime()
     except ConfigError as exc:
         _fail(exc)
+    return replace(runtime, routing_file=Path(routes_file)) if routes_file else runtime
 
 
-def _fail(exc) -> None:
+def _fail(exc: AdapterError) -> NoReturn:
     for i in exc.issues:
         click.echo(i.render_line(i.location.xpath.split("#", 1)[0] if i.location.xpath else "-"), err=True)
     sys.exit(EXIT_CONFIG)
-
-
-def _engine(settings):
-    from adapter.store.engine import open_store
-
-    return open_store(settings.database_url)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,15 +66,13 @@ def worker(once: bool, routes_file: str | None, poll_interval: float, quiet: boo
     Several workers may run against PostgreSQL; SQLite allows one. SIGTERM stops after the
     delivery in hand."""
     from adapter.errors import ConfigError
-    from adapter.routing.routes import RoutesFile
     from adapter.routing.worker import Worker, WorkerBusy
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = _settings()
-    engine = _engine(settings)
-    w = Worker(engine, RoutesFile(routes_file), poll_interval=poll_interval)
+    runtime = _runtime(routes_file)
+    w = Worker(runtime.engine, runtime.routes(), poll_interval=poll_interval)
     signal.signal(signal.SIGTERM, w.stop)
     signal.signal(signal.SIGINT, w.stop)
     try:
@@ -81,7 +83,7 @@ def worker(once: bool, routes_file: str | None, poll_interval: float, quiet: boo
     except ConfigError as exc:
         _fail(exc)
     finally:
-        engine.dispose()
+        runtime.engine.dispose()
     if once:
         click.echo(f"worker: {stats.line()}", err=True)
 
@@ -108,7 +110,8 @@ def routes_check(routes_file: str | None, probe: bool) -> None:
     from adapter.routing.routes import PUSH, load_routing
 
     try:
-        table = load_routing(routes_file)
+        runtime = _runtime(routes_file)
+        table = load_routing(runtime.routing_file, runtime.tables)
     except ConfigError as exc:
         _fail(exc)
     push = [r for r in table.routes.values() if r.mode == PUSH]
@@ -160,7 +163,7 @@ def outbox_list(states: tuple[str, ...], show_all: bool, recipient: str | None, 
     """Counts per state, then one line per row with why it is where it is."""
     from adapter.routing import outbox as box
 
-    engine = _engine(_settings())
+    engine = _runtime().engine
     if not states and not show_all:
         states = (box.PENDING, box.UNROUTABLE, box.DEAD)
     now = utc_now()
@@ -196,7 +199,7 @@ def outbox_show(row_id: int, with_payload: bool) -> None:
     """Everything about one row (the payload only as counts unless --payload)."""
     from adapter.routing import outbox as box
 
-    engine = _engine(_settings())
+    engine = _runtime().engine
     with engine.connect() as conn:
         row = box.get_row(conn, row_id)
         blocked = box.blocker(conn, row) if row is not None and row.state == box.PENDING else None
@@ -237,7 +240,7 @@ def outbox_replay(row_ids: tuple[int, ...], recipient: str | None, include_deliv
 
     if not row_ids and not recipient:
         raise click.UsageError("name outbox ids, or --recipient KEY")
-    engine = _engine(_settings())
+    engine = _runtime().engine
     with engine.begin() as conn:
         done = box.replay(conn, ids=row_ids, recipient=recipient, include_delivered=include_delivered, now=utc_now())
         counts = box.counts(conn)
@@ -257,7 +260,7 @@ def outbox_cancel(row_ids: tuple[int, ...]) -> None:
     """Stop delivering rows that are not delivered yet (pending, unroutable or dead)."""
     from adapter.routing import outbox as box
 
-    engine = _engine(_settings())
+    engine = _runtime().engine
     with engine.begin() as conn:
         done = box.cancel(conn, row_ids, reason=f"cancelled by an operator at {box.utc_text(utc_now())}")
         counts = box.counts(conn)

@@ -22,6 +22,7 @@ from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
 from adapter.medcom.model import CorrespondenceMessage
 from adapter.routing.recipients import (
+    LetterTerms,
     Recipient,
     letter_tasks,
     recipients_of,
@@ -36,14 +37,14 @@ STATES = (PENDING, UNROUTABLE, DELIVERED, DEAD, CANCELLED)
 BLOCKING = (PENDING, UNROUTABLE, DEAD)
 
 
-def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables, at: dt.datetime,
-            municipality: str | None, order_key: str, changed_by: str | None) -> list[Recipient]:
+def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables, letter_terms: LetterTerms,
+            at: dt.datetime, municipality: str | None, order_key: str, changed_by: str | None) -> list[Recipient]:
     """Write the accepted message's outbox rows (and a letter's Tasks) in the caller's transaction."""
     at = at.astimezone(dt.timezone.utc)  # SQLite keeps no offset: every outbox time is UTC
     bundle = conversion.bundle
     tasks = []
     if isinstance(conversion.message, CorrespondenceMessage):
-        tasks = letter_tasks(conversion.message, bundle, tables)
+        tasks = letter_tasks(conversion.message, bundle, tables, letter_terms)
     payload = with_tasks(bundle, tasks)
     if tasks:
         patient = next((e["resource"]["id"] for e in bundle["entry"]

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from adapter.codes import load_code_tables
+from adapter.codes import CodeTables, load_code_tables
 from adapter.config_files import (
     At,
     as_choice,
@@ -52,18 +52,13 @@ from adapter.data import MAPPINGS_DIR
 from adapter.errors import ConfigError
 from adapter.medcom.identifiers import gln_is_valid
 
-ROUTING_FILE = MAPPINGS_DIR / "routing.yaml"
-ENV_ROUTING_FILE = "ADAPTER_ROUTING_FILE"
+ROUTING_FILE = MAPPINGS_DIR / "routing.yaml"  # the sample table; ADAPTER_ROUTING_FILE names another
 PUSH, PULL = "push", "pull"
 TRANSACTION, MESSAGE = "transaction", "message"
 
 _KEY = re.compile(r"^(municipality|gln|sor|ydernummer|region):([0-9]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-
-def routing_file(env: dict | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get(ENV_ROUTING_FILE) or ROUTING_FILE)
 
 
 @dataclass(frozen=True)
@@ -202,10 +197,10 @@ def _auth(value: Any, at) -> Auth:
     return Auth()
 
 
-def load_routing(path: Path | str | None = None) -> RoutingTable:
+def load_routing(path: Path | str = ROUTING_FILE, tables: CodeTables | None = None) -> RoutingTable:
     """Read and check a routing file; any problem is one located GGOP-E501 issue."""
 
-    path = Path(path) if path is not None else routing_file()
+    path = Path(path)
     doc, at = read_yaml(path)
     check_keys(doc, at, ("routes",), ("defaults",))
     d_at = at.key(doc, "defaults")
@@ -226,7 +221,7 @@ def load_routing(path: Path | str | None = None) -> RoutingTable:
     municipalities = as_choice(defaults.get("municipalities", PULL), d_at.key(defaults, "municipalities"),
                              (PULL, "none"))
 
-    municipality_codes = load_code_tables().municipalities
+    municipality_codes = (tables or load_code_tables()).municipalities
     r_at = at.key(doc, "routes")
     raw_routes = doc["routes"] if doc["routes"] is not None else {}
     raw_routes = as_mapping(raw_routes, r_at)
@@ -265,8 +260,9 @@ def load_routing(path: Path | str | None = None) -> RoutingTable:
 class RoutesFile:
     """The routing file, read again when it changes (the worker asks before each round)."""
 
-    def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path is not None else routing_file()
+    def __init__(self, path: Path | str = ROUTING_FILE, tables: CodeTables | None = None):
+        self.path = Path(path)
+        self.tables = tables
         self._mtime: float | None = None
         self.table: RoutingTable | None = None
 
@@ -279,7 +275,7 @@ class RoutesFile:
 
     def load(self) -> RoutingTable:
         stamp = self._stamp()
-        self.table = load_routing(self.path)
+        self.table = load_routing(self.path, self.tables)
         self._mtime = stamp
         return self.table
 
@@ -289,7 +285,7 @@ class RoutesFile:
         if self.table is not None and stamp == self._mtime:
             return self.table, False
         try:
-            table = load_routing(self.path)
+            table = load_routing(self.path, self.tables)
         except ConfigError:
             self._mtime = stamp  # report it once per change, not every round
             raise

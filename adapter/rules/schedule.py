@@ -258,14 +258,24 @@ def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Sched
     """Statuses as of ``now``, tasks completed by ``updates``, pending deadlines whose trigger
     happened, and level changes (flagged after the change window)."""
     now = as_danish(now)
-    hours = schedule.due_soon_hours
     if updates.confirmed_level is not None and updates.confirmed_level not in LEVELS:
         raise ValueError(f"confirmed_level must be one of {LEVELS}, got {updates.confirmed_level!r}")
     offered_start = updates.offered_start or schedule.offered_start
     offered_at = as_danish(updates.offered_at) if updates.offered_at else schedule.offered_at
+    deadlines, still_pending = _triggered(schedule, now, offered_start)
+    confirmed_level, confirmed_at, changes = _level_after(schedule, deadlines, updates, now)
     warnings = list(schedule.warnings)
+    statuses = [_deadline_status(d, now, schedule.due_soon_hours, offered_start, offered_at, confirmed_at, warnings)
+                for d in deadlines]
+    return replace(schedule, evaluated_at=now, deadlines=statuses, pending=still_pending, warnings=warnings,
+                   offered_start=offered_start, offered_at=offered_at, confirmed_level=confirmed_level,
+                   confirmed_at=confirmed_at, level_changes=changes)
 
-    # pending deadlines whose trigger happened
+
+def _triggered(schedule: Schedule, now: datetime,
+               offered_start: date | None) -> tuple[list[Deadline], list[PendingDeadline]]:
+    """The deadlines with those whose trigger happened by ``now`` added, and those still pending."""
+    hours = schedule.due_soon_hours
     deadlines = list(schedule.deadlines)
     start = next((d for d in deadlines if d.task_code == "offer-start"), None)
     still_pending: list[PendingDeadline] = []
@@ -282,60 +292,65 @@ def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Sched
             still_pending.append(p)
         else:
             deadlines.append(added)
+    return deadlines, still_pending
 
-    # level confirmation and changes
+
+def _level_after(schedule: Schedule, deadlines: list[Deadline], updates: TaskUpdates,
+                 now: datetime) -> tuple[str | None, datetime | None, list[LevelChange]]:
+    """The confirmed level and when, and every level change with its flag after the window."""
     confirmed_level, confirmed_at = schedule.confirmed_level, schedule.confirmed_at
     changes = list(schedule.level_changes)
-    if updates.confirmed_level is not None:
-        at = as_danish(updates.confirmed_at) if updates.confirmed_at else now
-        if confirmed_level is None:
-            confirmed_level, confirmed_at = updates.confirmed_level, at
-        elif updates.confirmed_level != confirmed_level:
-            window = next((d for d in deadlines if d.task_code == "change-level-window"), None)
-            window_end = window.due if window else None
-            flagged = window_end is not None and _utc(at) > _utc(window_end)
-            if flagged:
-                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level} efter "
-                      f"ændringsvinduet (sluttede {window_end.date().isoformat()}).")
-                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level} after the "
-                      f"change window (closed {window_end.date().isoformat()}).")
-            elif window_end is None:
-                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level}; forløbet er "
-                      "ikke startet, så ændringsvinduet er ikke begyndt.")
-                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level}; the course "
-                      "has not started, so the change window has not begun.")
-            else:
-                da = (f"Niveauet er ændret fra {confirmed_level} til {updates.confirmed_level} inden for "
-                      "ændringsvinduet.")
-                en = (f"The level was changed from {confirmed_level} to {updates.confirmed_level} within the "
-                      "change window.")
-            changes.append(LevelChange(confirmed_level, updates.confirmed_level, at, window_end, flagged, da, en))
-            confirmed_level = updates.confirmed_level
+    if updates.confirmed_level is None:
+        return confirmed_level, confirmed_at, changes
+    at = as_danish(updates.confirmed_at) if updates.confirmed_at else now
+    if confirmed_level is None:
+        return updates.confirmed_level, at, changes
+    if updates.confirmed_level != confirmed_level:
+        window = next((d for d in deadlines if d.task_code == "change-level-window"), None)
+        changes.append(_level_change(confirmed_level, updates.confirmed_level, at, window.due if window else None))
+    return updates.confirmed_level, confirmed_at, changes
 
-    # statuses
-    new: list[Deadline] = []
-    for d in deadlines:
-        done = d.completed_at
-        status = None
-        if d.task_code == "offer-start" and offered_start is not None:
-            done = done or offered_at or now
-            status = "on-time" if offered_start <= d.due.date() else "overdue"
-            if d.not_before is not None and offered_start < d.not_before:
-                w = ScheduleWarning(
-                    W_START_BEFORE_EARLIEST,
-                    f"Den tilbudte opstart ligger før planens tidligste opstart ({d.not_before.isoformat()}).",
-                    f"The offered start is before the plan's earliest start ({d.not_before.isoformat()}).",
-                    rule_id=d.rule_id)
-                if w not in warnings:
-                    warnings.append(w)
-        elif d.task_code == "inform-citizen" and offered_at is not None:
-            done = done or offered_at
-        elif d.task_code in _COMPLETES_LEVEL and confirmed_at is not None:
-            done = done or confirmed_at
-        if status is None:
-            status = _status_when_done(d.due, done) if done is not None else business_status(d.due, now, hours)
-        new.append(replace(d, business_status=status, completed_at=done))
 
-    return replace(schedule, evaluated_at=now, deadlines=new, pending=still_pending, warnings=warnings,
-                   offered_start=offered_start, offered_at=offered_at, confirmed_level=confirmed_level,
-                   confirmed_at=confirmed_at, level_changes=changes)
+def _level_change(old: str, new: str, at: datetime, window_end: datetime | None) -> LevelChange:
+    """A level change, flagged when it comes after the change window closed, with its reason."""
+    flagged = window_end is not None and _utc(at) > _utc(window_end)
+    if flagged and window_end is not None:
+        closed = window_end.date().isoformat()
+        da = f"Niveauet er ændret fra {old} til {new} efter ændringsvinduet (sluttede {closed})."
+        en = f"The level was changed from {old} to {new} after the change window (closed {closed})."
+    elif window_end is None:
+        da = (f"Niveauet er ændret fra {old} til {new}; forløbet er ikke startet, så ændringsvinduet er "
+              "ikke begyndt.")
+        en = (f"The level was changed from {old} to {new}; the course has not started, so the change "
+              "window has not begun.")
+    else:
+        da = f"Niveauet er ændret fra {old} til {new} inden for ændringsvinduet."
+        en = f"The level was changed from {old} to {new} within the change window."
+    return LevelChange(old, new, at, window_end, flagged, da, en)
+
+
+def _deadline_status(d: Deadline, now: datetime, hours: int, offered_start: date | None,
+                     offered_at: datetime | None, confirmed_at: datetime | None,
+                     warnings: list[ScheduleWarning]) -> Deadline:
+    """The deadline with its business status and completion as of ``now`` (a start offered
+    before the plan's earliest start adds a warning)."""
+    done = d.completed_at
+    status = None
+    if d.task_code == "offer-start" and offered_start is not None:
+        done = done or offered_at or now
+        status = "on-time" if offered_start <= d.due.date() else "overdue"
+        if d.not_before is not None and offered_start < d.not_before:
+            w = ScheduleWarning(
+                W_START_BEFORE_EARLIEST,
+                f"Den tilbudte opstart ligger før planens tidligste opstart ({d.not_before.isoformat()}).",
+                f"The offered start is before the plan's earliest start ({d.not_before.isoformat()}).",
+                rule_id=d.rule_id)
+            if w not in warnings:
+                warnings.append(w)
+    elif d.task_code == "inform-citizen" and offered_at is not None:
+        done = done or offered_at
+    elif d.task_code in _COMPLETES_LEVEL and confirmed_at is not None:
+        done = done or confirmed_at
+    if status is None:
+        status = _status_when_done(d.due, done) if done is not None else business_status(d.due, now, hours)
+    return replace(d, business_status=status, completed_at=done)

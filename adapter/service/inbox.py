@@ -15,14 +15,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from adapter.codes import load_code_tables
-from adapter.config import Settings
+from adapter.danish_time import utc_now
 from adapter.outcome import operation_outcome
-from adapter.pipeline import Limits, default_rules
+from adapter.runtime import Runtime
 from adapter.service.ingest import ingest
-from adapter.store.engine import open_store
 
 log = logging.getLogger("ggop.inbox")
 SUFFIXES = (".xml", ".XML")
@@ -37,18 +36,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def process_inbox(directory: Path, settings: Settings, engine=None, clock=None,
-                  rules=None) -> dict[str, int]:
+def process_inbox(directory: Path, runtime: Runtime,
+                  clock: Callable[[], dt.datetime] = utc_now) -> dict[str, int]:
     """Ingest every file waiting in ``directory`` (and any left in ``processing/``)."""
     directory = Path(directory)
     processing, done, failed = directory / "processing", directory / "done", directory / "failed"
     for d in (processing, done, failed):
         d.mkdir(parents=True, exist_ok=True)
-    engine = engine or open_store(settings.database_url)
-    tables = load_code_tables()
-    rules = rules or default_rules()
-    clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
-    limits = Limits(settings.max_bytes, settings.max_depth)
     counts: dict[str, int] = {}
 
     waiting = sorted(processing.iterdir())  # left over from an interrupted run first
@@ -61,8 +55,7 @@ def process_inbox(directory: Path, settings: Settings, engine=None, clock=None,
         if not path.is_file() or path.name.endswith(".tmp"):
             continue
         raw = path.read_bytes()
-        result = ingest(engine, raw, received_at=clock(), tables=tables, rules=rules, limits=limits,
-                        client=f"inbox:{directory.name}", check_models=settings.check_models)
+        result = ingest(runtime, raw, received_at=clock(), client=f"inbox:{directory.name}")
         ok = result.state in ("accepted", "duplicate") and result.http_status == 200
         folder = done if ok else failed
         if result.receipt is not None:
@@ -76,11 +69,10 @@ def process_inbox(directory: Path, settings: Settings, engine=None, clock=None,
     return counts
 
 
-def watch(directory: Path, settings: Settings, interval: float = 2.0) -> None:  # pragma: no cover - loop
-    engine = open_store(settings.database_url)
+def watch(directory: Path, runtime: Runtime, interval: float = 2.0) -> None:  # pragma: no cover - loop
     while True:
         try:
-            process_inbox(directory, settings, engine=engine)
+            process_inbox(directory, runtime)
         except OSError as exc:
             log.error("inbox %s: %s", directory, type(exc).__name__)
         time.sleep(interval)

@@ -15,20 +15,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from adapter.codes import CodeTables
 from adapter.errors import AdapterError, Issue, MappingError, issue
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
-from adapter.pipeline import Limits, convert_bytes, validate_bytes
-from adapter.rules.model import RuleSet
+from adapter.routing.outbox import enqueue
 from adapter.store.resources import save_bundle
 from adapter.store.schema import audit, message_keys, messages
+
+if TYPE_CHECKING:
+    from adapter.runtime import Runtime
 
 ACCEPTED, REFUSED, DUPLICATE, SUPERSEDED = "accepted", "refused", "duplicate", "superseded"
 
@@ -93,17 +95,17 @@ def _http_status(issues: list[Issue], accepted: bool) -> int:
     return first.info.http_status if first is not None else 422
 
 
-def ingest(engine: Engine, raw: bytes, *, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
-           limits: Limits | None = None, client: str | None = None, check_models: bool = True,
+def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: str | None = None,
            allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     """Store, deduplicate, process and answer one message. Safe to call concurrently.
 
     ``allowed_senders``: when given, the GLNs the pushing client may send as; a message
     from another sender is stored, refused with 403 and gets no receipt."""
+    engine = runtime.engine
     for _attempt in range(3):
         try:
             with engine.begin() as conn:
-                return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
+                return _ingest(conn, runtime, raw, received_at, client, allowed_senders)
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
         except MappingError as exc:
@@ -117,18 +119,17 @@ def ingest(engine: Engine, raw: bytes, *, received_at: dt.datetime, tables: Code
                        ",".join(sorted({i.code for i in exc.issues})))
             raise
     with engine.begin() as conn:  # pragma: no cover - only under pathological contention
-        return _ingest(conn, raw, received_at, tables, rules, limits, client, check_models, allowed_senders)
+        return _ingest(conn, runtime, raw, received_at, client, allowed_senders)
 
 
-def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: CodeTables, rules: RuleSet,
-            limits: Limits | None, client: str | None, check_models: bool,
+def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.datetime, client: str | None,
             allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     sha = hashlib.sha256(raw).hexdigest()
     message_id = conn.execute(insert(messages).values(
         received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
     )).inserted_primary_key[0]
 
-    validation = validate_bytes(raw, tables, limits)
+    validation = runtime.validate(raw)
     ident = identity_of(validation.message)
     conn.execute(update(messages).where(messages.c.id == message_id).values(
         kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
@@ -154,7 +155,7 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
         if existing is not None:
             if existing.sha256 == sha:
                 return _duplicate(conn, message_id, existing.message_id, client)
-            return _refuse(conn, message_id, raw, received_at, tables, limits, client,
+            return _refuse(conn, message_id, raw, received_at, client,
                            [issue("GGOP-E321", None, "/Emessage/Envelope/Identifier",
                                   "the envelope and letter id were used before for other content")], ident)
         earlier = conn.execute(select(messages.c.id, messages.c.sha256).where(and_(
@@ -164,7 +165,7 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
             # the same bytes committed by a concurrent copy after our key lookup above
             return _duplicate(conn, message_id, earlier.id, client)
         if earlier is not None and ident.letter_status not in ("rettetbrev", "annulleretbrev"):
-            return _refuse(conn, message_id, raw, received_at, tables, limits, client,
+            return _refuse(conn, message_id, raw, received_at, client,
                            [issue("GGOP-E321", None, "/Emessage", "the letter id was used before; a change must be "
                                   "sent as rettetbrev")], ident)
     else:
@@ -174,15 +175,14 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
         issues = validation.issues
         if isinstance(validation.message, ReceiptMessage):
             return _receipt_message(conn, message_id, client, ident)
-        return _refuse(conn, message_id, raw, received_at, tables, limits, client, issues, ident)
+        return _refuse(conn, message_id, raw, received_at, client, issues, ident)
 
     try:
-        conversion = convert_bytes(raw, received_at=received_at, tables=tables, limits=limits, rules=rules,
-                                   check_models=check_models, validation=validation)
+        conversion = runtime.convert(raw, received_at, validation=validation)
     except MappingError as exc:
         raise exc  # a defect of ours: roll back, answer 500, nothing half-stored
     except AdapterError as exc:
-        return _refuse(conn, message_id, raw, received_at, tables, limits, client, exc.issues, ident)
+        return _refuse(conn, message_id, raw, received_at, client, exc.issues, ident)
 
     save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
                 message_id=message_id, changed_by=client)
@@ -203,8 +203,8 @@ def _ingest(conn: Connection, raw: bytes, received_at: dt.datetime, tables: Code
                     if e["resource"]["resourceType"] == "Patient"), None)
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,
     # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
-    from adapter.routing.outbox import enqueue
-    enqueue(conn, message_id=message_id, conversion=conversion, tables=tables, at=received_at,
+    enqueue(conn, message_id=message_id, conversion=conversion, tables=runtime.tables,
+            letter_terms=runtime.letter_terms, at=received_at,
             municipality=ident.municipality, order_key=patient or str(message_id), changed_by=client)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
            f"{ident.kind} {ident.letter_status or 'nytbrev'}" + (f" supersedes message/{earlier.id}" if earlier else ""))
@@ -222,8 +222,8 @@ def _duplicate(conn: Connection, message_id: int, original_id: int, client: str 
                         bool(original.receipt_positive))
 
 
-def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datetime, tables: CodeTables,
-            limits: Limits | None, client: str | None, issues: list[Issue], ident: Identity) -> IngestResult:
+def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datetime, client: str | None,
+            issues: list[Issue], ident: Identity) -> IngestResult:
     errors = [i for i in issues if i.is_error] or issues
     addr = None
     if ident.complete and ident.receiver_ean:

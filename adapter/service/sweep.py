@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import false, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
-from adapter.api.task_update import _reevaluate_plan
-from adapter.codes import CodeTables
-from adapter.rules.model import RuleSet
+from adapter.service.replan import replan
 from adapter.store.resources import save_resource
 from adapter.store.schema import resources
+
+if TYPE_CHECKING:
+    from adapter.runtime import Runtime
 
 log = logging.getLogger("ggop.sweep")
 ACTOR = "ggop-adapter"
 OPEN = ("requested", "accepted", "received", "ready", "in-progress", "on-hold")
 
 
-def reevaluate_all(engine: Engine, now: dt.datetime, tables: CodeTables, rules: RuleSet) -> dict[str, int]:
+def reevaluate_all(runtime: Runtime, now: dt.datetime) -> dict[str, int]:
     """Re-evaluate every active plan as of ``now``; one transaction per plan."""
+    engine = runtime.engine
     with engine.connect() as conn:
         plans = [(r.id, r.municipality) for r in conn.execute(
             select(resources.c.id, resources.c.municipality, resources.c.content)
@@ -34,12 +37,11 @@ def reevaluate_all(engine: Engine, now: dt.datetime, tables: CodeTables, rules: 
     for sr_id, municipality in plans:
         with engine.begin() as conn:
             counts["plans"] += 1
-            counts["changed"] += _sweep_plan(conn, sr_id, municipality, now, tables, rules)
+            counts["changed"] += _sweep_plan(conn, runtime, sr_id, municipality, now)
     return counts
 
 
-def _sweep_plan(conn, sr_id: str, municipality: str | None, now: dt.datetime, tables: CodeTables,
-                rules: RuleSet) -> int:
+def _sweep_plan(conn: Connection, runtime: Runtime, sr_id: str, municipality: str | None, now: dt.datetime) -> int:
     ref = f"ServiceRequest/{sr_id}"
     conn.execute(select(resources.c.version_id).where(
         resources.c.type == "ServiceRequest", resources.c.id == sr_id).with_for_update()).first()
@@ -53,7 +55,7 @@ def _sweep_plan(conn, sr_id: str, municipality: str | None, now: dt.datetime, ta
         return 0
     # The plan is replayed as if this Task were written again unchanged: no new outputs, so
     # only the passing of time changes anything.
-    changes = _reevaluate_plan(conn, task, task.id, task.content, frozenset(), now, tables, rules)
+    changes = replan(conn, task, task.id, task.content, frozenset(), now, runtime.tables, runtime.rules)
     for item in changes.values():
         save_resource(conn, item.content, now=now, municipality=item.municipality, patient_id=item.patient_id,
                       message_id=item.message_id, changed_by=ACTOR)

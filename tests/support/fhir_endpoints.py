@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from adapter.service.process import free_port
+from tests.support.service_process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SEKMET_PACKAGE = "sekmet-fhir"

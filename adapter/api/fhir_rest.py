@@ -35,20 +35,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException
 
 from adapter.api import access
-from adapter.api.app import current_client, services
 from adapter.api.capability import TYPES, UPDATABLE, capability_statement
-from adapter.api.task_update import UpdateRejected, update_task
+from adapter.api.context import current_client, services
+from adapter.api.errors import audit_detail, error_response
+from adapter.api.responses import FhirError, fhir_json
+from adapter.api.task_update import update_task
 from adapter.danish_time import as_utc
-from adapter.errors import CATALOGUE
-from adapter.outcome import ISSUE_CODE_SYSTEM
+from adapter.outcome import operation_outcome, plain_issue
 from adapter.store.resources import iso
 from adapter.store.search import (
     DEFAULT_COUNT,
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
 
-FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json")
 FORMAT_VALUES = ("json", "application/json", "application/fhir+json", "application/json+fhir")
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -75,46 +73,6 @@ _VERSION = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 # --------------------------------------------------------------------------------------------
 # Responses
 # --------------------------------------------------------------------------------------------
-
-
-class FhirError(Exception):
-    def __init__(self, status: int, code: str, text: str, expression: list[str] | None = None,
-                 headers: dict[str, str] | None = None, catalogue: str | None = None,
-                 issues: list[dict] | None = None):
-        super().__init__(text)
-        self.status = status
-        self.headers = headers or {}
-        self.issues = issues or [_issue("error", code, text, expression, catalogue)]
-
-
-def _issue(severity: str, code: str, text: str, expression: list[str] | None = None,
-           catalogue: str | None = None) -> dict:
-    details: dict[str, Any] = {"text": text}
-    if catalogue:
-        details["coding"] = [{"system": ISSUE_CODE_SYSTEM, "code": catalogue, "display": CATALOGUE[catalogue].title}]
-    out: dict[str, Any] = {"severity": severity, "code": code, "details": details}
-    if expression:
-        out["expression"] = expression
-    return out
-
-
-def _outcome(issues: list[dict]) -> dict:
-    return {"resourceType": "OperationOutcome", "issue": issues}
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    pretty = request.args.get("_pretty") == "true"
-    text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
-                      separators=None if pretty else (",", ":"))
-    resp = Response(text, status=status, mimetype=FHIR_JSON)
-    resp.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
-
-
-def _error_response(err: FhirError) -> Response:
-    return _json(_outcome(err.issues), err.status, err.headers)
 
 
 def _base() -> str:
@@ -233,35 +191,16 @@ def fhir(path: str) -> Response:
         else:
             resp = _update(client, route)
             audit_in_update = True
-    except access.Denied as exc:
-        code = "login" if exc.status == 401 else "forbidden"
-        catalogue = "GGOP-E901" if exc.status == 401 else "GGOP-E902"
-        headers = {"WWW-Authenticate": 'Bearer realm="ggop-adapter"'} if exc.status == 401 else None
-        resp = _error_response(FhirError(exc.status, code, exc.reason, headers=headers, catalogue=catalogue))
-    except FhirError as exc:
-        resp = _error_response(exc)
-        detail = ",".join(e for i in exc.issues for e in i.get("expression", [])) or None
-    except SearchError as exc:
-        resp = _error_response(FhirError(exc.status, "invalid", f"Search parameter {access.safe_name(exc.param)}: "
-                                                               f"{exc.reason}.", [access.safe_name(exc.param)]))
-        detail = access.safe_name(exc.param)
-    except UpdateRejected as exc:
-        resp = _error_response(FhirError(exc.status, exc.issue_type, "", issues=[
-            _issue("error", exc.issue_type, text, [expr] if expr else None) for expr, text in exc.issues]))
-        detail = ",".join(e for e, _ in exc.issues if e) or None
-    except HTTPException as exc:
-        resp = _error_response(FhirError(exc.code or 400, "invalid" if (exc.code or 400) < 500 else "exception",
-                                         exc.name or "Bad request."))
-    except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-        log.error("fhir %s failed: %s", route.action, type(exc).__name__)
-        resp = _error_response(FhirError(500, "exception", "Internal error."))
+    except Exception as exc:  # every refusal and failure is answered by its handler
+        resp = error_response(exc)
+        detail = audit_detail(exc)
     if audit_in_update:  # written in the update's own transaction
         return resp
     try:
         access.record(svc.engine, svc.clock(), client, route.action, route.target, resp.status_code, detail)
     except Exception as exc:  # noqa: BLE001 - no answer without its audit row
         log.error("audit write failed: %s", type(exc).__name__)
-        return _error_response(FhirError(503, "transient", "The audit trail cannot be written; try again."))
+        return error_response(FhirError(503, "transient", "The audit trail cannot be written; try again."))
     return resp
 
 
@@ -272,12 +211,12 @@ def fhir(path: str) -> Response:
 
 def _metadata() -> Response:
     if request.method not in ("GET", "HEAD"):
-        return _error_response(FhirError(405, "not-supported", "metadata is read-only."))
+        return error_response(FhirError(405, "not-supported", "metadata is read-only."))
     try:
         _check_format()
     except FhirError as exc:
-        return _error_response(exc)
-    return _json(capability_statement(_base(), services().clock()))
+        return error_response(exc)
+    return fhir_json(capability_statement(_base(), services().clock()))
 
 
 def _if_none_match(version: int) -> bool:
@@ -300,7 +239,7 @@ def _read(client, route: _Route) -> Response:
         resp = Response(status=304)
         resp.headers.update(headers)
         return resp
-    return _json(row.content, 200, headers)
+    return fhir_json(row.content, 200, headers)
 
 
 def _vread(client, route: _Route) -> Response:
@@ -309,7 +248,7 @@ def _vread(client, route: _Route) -> Response:
         row = vread(conn, route.rtype, route.rid, route.vid or "", access.scope_for(client))
     if row is None:
         raise FhirError(404, "not-found", "No such resource version.")
-    return _json(row.content, 200, _resource_headers(row.version_id, row.last_updated))
+    return fhir_json(row.content, 200, _resource_headers(row.version_id, row.last_updated))
 
 
 def _strict() -> bool:
@@ -363,7 +302,7 @@ def _links(path: str, pairs: list[tuple[str, str]], count: int, offset: int, tot
 
 
 def _ignored_outcome(ignored: list[tuple[str, str]]) -> list[dict]:
-    return [_issue("warning", "not-supported", f"Parameter {access.safe_name(name)} was ignored: {why}.",
+    return [plain_issue("warning", "not-supported", f"Parameter {access.safe_name(name)} was ignored: {why}.",
                    [access.safe_name(name)]) for name, why in ignored]
 
 
@@ -390,7 +329,7 @@ def _history(client, route: _Route) -> Response:
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "history", "total": total,
               "link": _links(f"{route.rtype}/{route.rid}/_history", pairs, count, offset, total), "entry": entries}
-    return _json(bundle)
+    return fhir_json(bundle)
 
 
 def _search(client, route: _Route) -> tuple[Response, str]:
@@ -409,11 +348,11 @@ def _search(client, route: _Route) -> tuple[Response, str]:
                 for r in result.included]
     if parsed.ignored:
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                        "resource": _outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
+                        "resource": operation_outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "searchset", "total": result.total,
               "link": _links(route.rtype, pairs, parsed.count, parsed.offset, result.total), "entry": entries}
-    return _json(bundle), f"total={result.total}"
+    return fhir_json(bundle), f"total={result.total}"
 
 
 def _update(client, route: _Route) -> Response:
@@ -429,7 +368,7 @@ def _update(client, route: _Route) -> Response:
         with svc.engine.begin() as conn:
             stored = update_task(conn, task_id=route.rid, body=body, if_match=request.headers.get("If-Match"),
                                  scope=access.scope_for(client), client_name=client.name, now=now,
-                                 tables=svc.tables, rules=svc.rules)
+                                 tables=svc.runtime.tables, rules=svc.runtime.rules)
             access.record_in(conn, now, client, "update", route.target, 200)
     except IntegrityError:  # a concurrent writer got there first
         raise FhirError(409, "conflict", "The Task or its plan changed at the same time; read it again.") from None
@@ -443,6 +382,6 @@ def _update(client, route: _Route) -> Response:
         resp.headers.update(headers)
         return resp
     if "return=OperationOutcome" in prefer:
-        return _json(_outcome([_issue("information", "informational", "The Task was updated.")]), 200, headers)
-    return _json(stored, 200, headers)
+        return fhir_json(operation_outcome([plain_issue("information", "informational", "The Task was updated.")]), 200, headers)
+    return fhir_json(stored, 200, headers)
 

@@ -1,0 +1,41 @@
+"""FHIR JSON responses: a resource or Bundle, and an OperationOutcome with its status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+
+from adapter.outcome import plain_issue
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirError(Exception):
+    """An answer other than success: status, OperationOutcome issues and extra headers."""
+
+    def __init__(self, status: int, code: str, text: str, expression: list[str] | None = None,
+                 headers: dict[str, str] | None = None, catalogue: str | None = None,
+                 issues: list[dict] | None = None):
+        super().__init__(text)
+        self.status = status
+        self.headers = headers or {}
+        self.issues = issues or [plain_issue("error", code, text, expression, catalogue)]
+
+
+def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    pretty = request.args.get("_pretty") == "true"
+    text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
+                      separators=None if pretty else (",", ":"))
+    resp = Response(text, status=status, mimetype=FHIR_JSON)
+    resp.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def outcome_response(issues: list[dict], status: int, headers: dict[str, str] | None = None) -> Response:
+    from adapter.outcome import operation_outcome
+
+    return fhir_json(operation_outcome(issues), status, headers)
