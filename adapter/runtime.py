@@ -16,6 +16,7 @@ that never touch the store (``convert``, ``validate``) need no database.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,14 +57,18 @@ class Runtime:
     limits: Limits
     routing_file: Path
     _engine: Engine | None = field(default=None, repr=False)
+    _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def engine(self) -> Engine:
-        """The store (migrated to the newest schema when first opened)."""
+        """The store (migrated to the newest schema when first opened; once per runtime, also
+        when several request threads ask at the same time)."""
         if self._engine is None:
-            from adapter.store.engine import open_store
+            with self._engine_lock:
+                if self._engine is None:
+                    from adapter.store.engine import open_store
 
-            self._engine = open_store(self.settings.database_url)
+                    self._engine = open_store(self.settings.database_url)
         return self._engine
 
     def routes(self) -> RoutesFile:
