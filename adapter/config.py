@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
 
 from adapter.errors import ConfigError, issue
 from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
@@ -30,7 +30,7 @@ class Settings:
     check_models: bool = True
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def load(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         settings = cls()
         path = env.get(ENV_PREFIX + "CONFIG")
@@ -40,7 +40,7 @@ class Settings:
                      if ENV_PREFIX + f.name.upper() in env}
         return settings._merge(overrides, "environment")
 
-    def _merge(self, values: Mapping[str, object], source: str) -> "Settings":
+    def _merge(self, values: Mapping[str, object], source: str) -> Settings:
         known = {f.name: f for f in fields(self)}
         changes = {}
         for key, raw in values.items():

@@ -84,12 +84,12 @@ class At:
     path: str = ""
     line: int | None = None
 
-    def key(self, container: Any, k: str) -> "At":
+    def key(self, container: Any, k: str) -> At:
         lines = getattr(container, "key_lines", None) or {}
         line = lines.get(k, getattr(container, "line", None) or self.line)
         return At(self.file, f"{self.path}.{k}" if self.path else str(k), line)
 
-    def item(self, container: Any, i: int) -> "At":
+    def item(self, container: Any, i: int) -> At:
         lines = getattr(container, "item_lines", None)
         line = lines[i] if lines and i < len(lines) else self.line
         return At(self.file, f"{self.path}[{i}]", line)
@@ -176,7 +176,7 @@ def read_yaml(path: Path) -> tuple[dict, At]:
     except (OSError, UnicodeDecodeError) as exc:
         at.fail(f"cannot read the file ({type(exc).__name__})")
     try:
-        data = yaml.load(text, Loader=_SafeLineLoader)  # noqa: S506 - _SafeLineLoader is a SafeLoader
+        data = yaml.load(text, Loader=_SafeLineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -11,8 +11,8 @@ the CLI, the API and the MedCom negative receipt all render the same issues.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 ERROR = "error"
 WARNING = "warning"

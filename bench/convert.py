@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lxml import etree  # noqa: E402
+from lxml import etree
 
-from adapter.codes import load_code_tables  # noqa: E402
-from adapter.fhir.bundle import to_json  # noqa: E402
-from adapter.generate import generate_messages  # noqa: E402
-from adapter.pipeline import convert_bytes  # noqa: E402
+from adapter.codes import load_code_tables
+from adapter.fhir.bundle import to_json
+from adapter.generate import generate_messages
+from adapter.pipeline import convert_bytes
 
 
 def percentile(values: list[float], q: float) -> float:

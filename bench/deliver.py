@@ -30,15 +30,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select, text
 
-from adapter.config import Settings  # noqa: E402
-from adapter.generate import generate_messages  # noqa: E402
-from tests.support.fhir_endpoints import FhirServer, StubEndpoint  # noqa: E402
-from adapter.runtime import load_runtime  # noqa: E402
-from adapter.service.ingest import ingest  # noqa: E402
-from adapter.store.engine import drop_schema, make_engine, open_store  # noqa: E402
-from adapter.store.schema import outbox  # noqa: E402
+from adapter.config import Settings
+from adapter.generate import generate_messages
+from adapter.runtime import load_runtime
+from adapter.service.ingest import ingest
+from adapter.store.engine import drop_schema, make_engine, open_store
+from adapter.store.schema import outbox
+from tests.support.fhir_endpoints import FhirServer, StubEndpoint
 
 
 def bench_database(url: str) -> str:
@@ -57,7 +57,7 @@ def reset(url: str) -> None:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class _StubServer:
@@ -75,7 +75,7 @@ def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: b
     if url.startswith("postgresql"):
         reset(url)
     engine = open_store(url)
-    at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
     runtime = load_runtime(Settings(database_url=url, check_models=False), engine=engine)
     for m in generate_messages(messages, seed=99):
         ingest(runtime, m.xml, received_at=at)

@@ -21,13 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapter.generate import generate_messages  # noqa: E402
-from tests.support.service_process import start_service, stop_service  # noqa: E402
-from adapter.store.engine import drop_schema  # noqa: E402
+from adapter.generate import generate_messages
+from adapter.store.engine import drop_schema
+from tests.support.service_process import start_service, stop_service
 
 
 def reset(url: str) -> None:

@@ -9,13 +9,24 @@ import re
 
 import pytest
 from sqlalchemy import select
+from test_fhir_api import (  # noqa: F401  (world and postgres_url are fixtures)
+    AALBORG,
+    HOSPITAL,
+    MUNICIPALITY_CODES,
+    ODENSE,
+    OPERATOR,
+    UTC,
+    ids,
+    plan,
+    plans,
+    postgres_url,
+    put_task,
+    search_all,
+    world,
+)
 
 from adapter.store.resources import save_resource
 from adapter.store.schema import audit, resource_history, resources
-from test_fhir_api import (  # noqa: F401  (world and postgres_url are fixtures)
-    AALBORG, HOSPITAL, MUNICIPALITY_CODES, ODENSE, OPERATOR, UTC, ids, plan, plans, postgres_url, put_task, search_all,
-    world,
-)
 
 UNKNOWN = "6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10"
 

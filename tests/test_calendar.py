@@ -194,7 +194,7 @@ def test_rejects_bad_arguments() -> None:
 def test_calendar_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         CAL.optional_days_off = frozenset()  # type: ignore[misc]
-    assert CAL == DanishCalendar()
+    assert DanishCalendar() == CAL
     assert hash(CAL) == hash(DanishCalendar())
 
 

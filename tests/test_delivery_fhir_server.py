@@ -16,21 +16,21 @@ import time
 
 import pytest
 import requests
+from conftest import DATA, REPO, runtime_for
 from sqlalchemy import select
 
 from adapter.generate import generate_messages
 from adapter.routing.routes import RoutesFile
-from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
 from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
-from tests.support.service_process import ServiceDidNotStart, start_service
 from adapter.store.engine import open_store
 from adapter.store.resources import bundle_resources
 from adapter.store.schema import outbox
-from conftest import DATA, REPO, runtime_for
+from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
+from tests.support.service_process import ServiceDidNotStart, start_service
 
 pytestmark = pytest.mark.slow
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
 
 

@@ -13,19 +13,19 @@ import sys
 import time
 
 import pytest
+from conftest import DATA, REPO, runtime_for
 from sqlalchemy import select, update
 
 from adapter.routing.routes import RoutesFile
-from tests.support.fhir_endpoints import Reply, StubEndpoint
 from adapter.routing.worker import Worker, WorkerBusy
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from conftest import DATA, REPO, runtime_for
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 OUTCOME_WITH_PATIENT_DATA = {"resourceType": "OperationOutcome", "issue": [{
     "severity": "error", "code": "invalid", "diagnostics": "Patient Tove Testesen 0103450017 is not acceptable",
     "expression": ["Bundle.entry[2].resource.subject"], "details": {"text": "Tove Testesen"}}]}
@@ -76,7 +76,7 @@ def rows(engine):
 
 
 def aware(value):
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def test_a_municipality_without_an_entry_pulls(engine, tmp_path):
@@ -294,8 +294,9 @@ def test_two_workers_on_postgresql_never_deliver_the_same_row_twice(tmp_path):
     url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL")
-    from adapter.generate import generate_messages
     from conftest import _reset_postgres
+
+    from adapter.generate import generate_messages
 
     _reset_postgres(url)
     engine = open_store(url)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import DATA
 
 from adapter.cli import main
 from adapter.pipeline import convert_bytes
-from conftest import DATA
 
 PLANS = sorted((DATA / "ggop").glob("*.xml"))
 INPUT_SYSTEM = "http://ggop-adapter.dk/fhir/CodeSystem/task-input-types"
@@ -42,7 +42,7 @@ def test_service_request_carries_the_proposed_level(path):
     result = convert_bytes(path.read_bytes())
     sr = next(e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
     level = result.trace["stratification"]["level"]
-    levels = [c for c in sr["category"][1:]]
+    levels = list(sr["category"][1:])
     if level is None:
         assert levels == []
     else:

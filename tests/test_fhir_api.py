@@ -28,7 +28,7 @@ from adapter.store.schema import messages, resource_history
 
 REPO = Path(__file__).resolve().parents[1]
 GGOP = REPO / "tests" / "data" / "ggop"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 TASK_CODES = "http://ggop-adapter.dk/fhir/CodeSystem/task-codes"
@@ -300,9 +300,9 @@ def test_answers_are_valid_r4(world):
     """CapabilityStatement, searchset and history Bundles and an OperationOutcome pass an
     independent R4 check and the fhir.resources models."""
     import fhirkit
+    from invariants import independent_r4_check
 
     from adapter.fhir.models import model_class
-    from invariants import independent_r4_check
 
     task = plan("minimal-almen").task("offer-start")
     world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)

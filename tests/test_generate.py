@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapter.generate import GeneratedMessage, generate_messages
-from adapter.generate import catalog, ggop, xdis91
+from adapter.generate import GeneratedMessage, catalog, generate_messages, ggop, xdis91
 from adapter.generate.common import make_context
 from adapter.generate.ids import (
     cpr_birth_date,
@@ -485,7 +484,7 @@ def test_every_ggop_uses_only_known_paths(ggops):
     if not MEDCOM_GGOP_EXAMPLE.is_file():
         pytest.skip(f"MedCom's example G-GOP is not available at {MEDCOM_GGOP_EXAMPLE}")
     example = etree.parse(str(MEDCOM_GGOP_EXAMPLE), PARSER).getroot()
-    ex_order, ex_prefix = _paths(example)
+    _ex_order, ex_prefix = _paths(example)
     allowed_extra = {(M104, name) for name in ("Deselected", "NoTelephoneReason",
                                                 "ExpectedEndText", "ExpectedStartText", "Text")}
     child_order = _child_order(example)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import DATA, REPO
 from sqlalchemy import func, select
 
 from adapter.config import Settings
@@ -18,9 +19,8 @@ from adapter.runtime import load_runtime
 from adapter.service.inbox import process_inbox
 from adapter.store.engine import open_store
 from adapter.store.schema import message_keys, messages
-from conftest import DATA, REPO
 
-CLOCK = lambda: dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)  # noqa: E731
+CLOCK = lambda: dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 
 
 def test_files_end_in_done_or_failed_with_receipts(tmp_path):

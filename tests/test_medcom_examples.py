@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import DATA, invalid_inputs
 from lxml import etree
 
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt
 from adapter.pipeline import convert_bytes, receipt_for, validate_bytes
-from conftest import DATA, invalid_inputs
 
 
 def resources(bundle, kind):
@@ -131,7 +131,7 @@ def test_our_negative_receipts_validate_against_medcoms_schema(medcom, xctl_sche
 
 def test_receipt_without_letter_identifier_validates(medcom, xctl_schema):
     addr = ReceiptAddress("KUVERT1", None, None, "5790001234560", "5790007654324")
-    xml = build_receipt(addr, dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc), [], "syntaksfejl")
+    xml = build_receipt(addr, dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), [], "syntaksfejl")
     assert xctl_schema.validate(etree.fromstring(xml)), xctl_schema.error_log
 
 
@@ -141,7 +141,7 @@ def test_alternative_identifier_system_only_for_the_x_ecpr_format(tables):
     from adapter.medcom.model import Patient, Where
     from adapter.medcom.nodes import Val
 
-    ctx = MapContext("5790001234560", "L1", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), tables)
+    ctx = MapContext("5790001234560", "L1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), tables)
     x = Patient(Where(1, "/P"), alternative_identifier=Val("0103451AB7", 1, "/P/AlternativeIdentifier"))
     other = Patient(Where(1, "/P"), alternative_identifier=Val("HOSP-4711", 1, "/P/AlternativeIdentifier"))
     assert patient_identifier(x, ctx) == {"system": "urn:oid:1.2.208.176.1.6.1.1", "value": "0103451AB7"}

@@ -7,20 +7,20 @@ import random
 
 import pytest
 from click.testing import CliRunner
+from conftest import DATA, runtime_for
 from sqlalchemy import select
 
 from adapter.cli import main
 from adapter.routing.routes import RoutesFile
-from tests.support.fhir_endpoints import Reply, StubEndpoint
 from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from conftest import DATA, runtime_for
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
-T0 = dt.datetime(2026, 4, 7, 15, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 4, 7, 15, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def stuck(store_url, tmp_path, monkeypatch):
         path = tmp_path / "routing.yaml"
         path.write_text(f'routes:\n  "municipality:0851": {{mode: push, base_url: "{stub.base_url}"}}\n'
                         f'  "gln:5790001112226": {{mode: push, base_url: "{stub.base_url}"}}\n')
-        clock = lambda: T0 + dt.timedelta(minutes=5)  # noqa: E731
+        clock = lambda: T0 + dt.timedelta(minutes=5)
         Worker(engine, RoutesFile(path), clock=clock, rng=random.Random(1)).run(once=True)
         yield engine, stub, path
     engine.dispose()
@@ -79,7 +79,7 @@ def test_show_one_row_without_its_patient_data(stuck):
 
 
 def test_replay_a_dead_letter_and_cancel_an_unroutable_row(stuck):
-    engine, stub, _path = stuck
+    engine, _stub, _path = stuck
     result = cli("replay", "3")
     assert result.exit_code == 0 and "replayed 1 row(s): #3" in result.output
     assert "dead 0" in result.output

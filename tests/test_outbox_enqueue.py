@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from conftest import DATA, runtime_for
 from sqlalchemy import select
 
 from adapter.routing.outbox import payload_of
 from adapter.service.ingest import ingest
 from adapter.store.schema import outbox, resources
-from conftest import DATA, runtime_for
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 LETTER = (DATA / "xdis91" / "letter-to-municipality.xml").read_bytes()
-T0 = dt.datetime(2026, 4, 7, 15, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 4, 7, 15, 0, tzinfo=dt.UTC)
 
 
 def push(engine, raw, at=T0):
@@ -44,7 +44,7 @@ def test_one_row_per_recipient_each_with_the_payload(engine):
 
 
 def test_a_letter_stores_its_tasks_and_sends_them(engine):
-    push(engine, LETTER, at=dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.timezone.utc))
+    push(engine, LETTER, at=dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC))
     (row,) = rows(engine)
     assert row.recipient == "municipality:0851"
     tasks = [e["resource"] for e in row.payload["entry"] if e["resource"]["resourceType"] == "Task"]

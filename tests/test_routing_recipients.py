@@ -5,13 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import DATA
 
 from adapter.fhir.bundle import check_with_models
 from adapter.pipeline import convert_bytes
 from adapter.routing.recipients import (
-    load_letter_terms, letter_task_rules, letter_tasks, recipients_of, region_owns, with_tasks,
+    letter_task_rules,
+    letter_tasks,
+    load_letter_terms,
+    recipients_of,
+    region_owns,
+    with_tasks,
 )
-from conftest import DATA
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
@@ -118,7 +123,7 @@ def test_which_letters_create_tasks(tables, subject, first, expected):
     raw = (LETTER.replace(b"Barn med varig funktionsneds\xc3\xa6ttelse - tr\xc3\xa6ning og vejledning",
                           subject.encode())
            .replace(HEADING.encode() + b"<Break/>", first.encode() + b"<Break/>")
-           .replace("Vi beder om svar senest 2026-05-18.".encode(), b"Med venlig hilsen"))
+           .replace(b"Vi beder om svar senest 2026-05-18.", b"Med venlig hilsen"))
     c = convert_bytes(raw, check_models=False)
     assert [r.rule for r in letter_task_rules(c.message, load_letter_terms())] == expected
 
@@ -127,7 +132,7 @@ def test_generated_messages_route_as_their_facts_say(tables):
     from adapter.generate import generate_messages
 
     for m in generate_messages(120, seed=5):
-        c = convert_bytes(m.xml, check_models=False, received_at=dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc))
+        c = convert_bytes(m.xml, check_models=False, received_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
         got = recipients_of(c.message, c.trace, tables)
         f = m.facts
         assert got[0].key == f"municipality:{f['municipality_code']}" and got[0].role == "primary"

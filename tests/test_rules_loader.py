@@ -8,11 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from test_stratify import ggop
 
 from adapter.errors import ConfigError
 from adapter.rules.loader import DEFAULT_DIR, load_rules
 from adapter.rules.stratify import stratify
-from test_stratify import ggop
 
 DATA = Path(__file__).resolve().parent / "data" / "rules"
 OVERRIDE_R7_R6_D7 = DATA / "municipality-r7-age-16-no-r6.yaml"
@@ -188,8 +188,8 @@ DEFAULT_BROKEN = [
      "age_below: {years: 18}", "age_under: {years: 18}",
      "rules[7].when.age_under", "unknown predicate 'age_under'", "age_under"),
     ("bad-date", "stratification.yaml",
-     "    effect: {lean: avanceret}\n    reason_da: Barn", "    valid_from: 2027-13-01\n    effect: {lean: avanceret}\n"
-     "    reason_da: Barn",
+     "    effect: {lean: avanceret}\n    reason_da: Barn", ("    valid_from: 2027-13-01\n    effect: {lean: avanceret}\n"
+     "    reason_da: Barn"),
      "rules[7].valid_from", "'2027-13-01' is not a valid date", "valid_from"),
     ("date-not-iso", "deadlines.yaml",
      'rehabilitering_region_from: "2027-01-01"', 'rehabilitering_region_from: "1.1.2027"',
@@ -198,8 +198,8 @@ DEFAULT_BROKEN = [
      "    title: Child under 18", "    titel: Child under 18",
      "rules[7].titel", "unknown key 'titel'", "titel"),
     ("duplicate-key", "stratification.yaml",
-     "    effect: {lean: avanceret}\n    reason_da: Barn", "    effect: {lean: avanceret}\n    effect: note\n"
-     "    reason_da: Barn",
+     "    effect: {lean: avanceret}\n    reason_da: Barn", ("    effect: {lean: avanceret}\n    effect: note\n"
+     "    reason_da: Barn"),
      "/", "duplicate key 'effect'", "effect: note"),
     ("yaml-syntax", "deadlines.yaml",
      "    task: offer-start\n", "    task: [offer-start\n",
@@ -274,22 +274,22 @@ OVERRIDE_BROKEN = [
      "stratification:\n  rules:\n    - {disabled: true}\n",
      "stratification.rules[0].id", "missing key 'id'"),
     ("cycle-between-rules",
-     "stratification:\n  rules:\n"
+     ("stratification:\n  rules:\n"
      "    - id: STRAT-R1-ABI\n      inputs: []\n      when: {rules_fired_none: [STRAT-R9-DEFAULT-BASAL]}\n"
      "      effect: {propose: avanceret, strength: strong}\n      reason_da: x\n      reason_en: x\n"
-     "      legal_basis: {document: d, section: s}\n",
+     "      legal_basis: {document: d, section: s}\n"),
      "stratification.rules[0]", "cycle"),
     ("bad-date-in-rule",
-     "stratification:\n  rules:\n"
+     ("stratification:\n  rules:\n"
      "    - id: STRAT-R11-X\n      inputs: []\n      when: {rules_fired_any: [STRAT-R1-ABI]}\n"
      "      effect: note\n      reason_da: x\n      reason_en: x\n"
-     "      legal_basis: {document: d, section: s}\n      valid_to: 2026-02-30\n",
+     "      legal_basis: {document: d, section: s}\n      valid_to: 2026-02-30\n"),
      "stratification.rules[0].valid_to", "not a valid date"),
     ("course-start-without-trigger",
-     "deadlines:\n  rules:\n"
+     ("deadlines:\n  rules:\n"
      "    - id: DL-X\n      task: offer-start\n      applies_to: {plan_types: [almen]}\n      clock: course_start\n"
      "      offset: {days: 3, unit: calendar}\n      plan_deadline: ignore\n      owner: receiver\n"
-     "      reason_da: x\n      reason_en: x\n      legal_basis: {document: d, section: s}\n",
+     "      reason_da: x\n      reason_en: x\n      legal_basis: {document: d, section: s}\n"),
      "deadlines.rules[0].clock", "course_start goes with trigger course-started"),
     ("empty-file", "", "/", "empty"),
 ]

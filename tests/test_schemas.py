@@ -443,13 +443,13 @@ def test_ggop_valid_snippets_really_hold_the_stylesheet_only_elements():
         # accepted variations
         ("<StatisticalCode>GGOP1<", "<StatisticalCode>GGOP2<", None),
         ("<TypeOfRehabilitationPlan>almen<", "<TypeOfRehabilitationPlan>specialiseret<", None),
-        ("<Deselected/>", "<CCReceiver><m100:EANIdentifier>5790000120314</m100:EANIdentifier>"
+        ("<Deselected/>", ("<CCReceiver><m100:EANIdentifier>5790000120314</m100:EANIdentifier>"
          "<m100:Identifier>091034</m100:Identifier><IdentifierCode>ydernummer</IdentifierCode>"
-         "<m100:OrganisationName>Lægerne</m100:OrganisationName></CCReceiver>", None),
-        ("</CurrentHospitalContact>", "</CurrentHospitalContact><ICD10Diagnoses><ICD10Diagnose>"
+         "<m100:OrganisationName>Lægerne</m100:OrganisationName></CCReceiver>"), None),
+        ("</CurrentHospitalContact>", ("</CurrentHospitalContact><ICD10Diagnoses><ICD10Diagnose>"
          "<PrimaryDiagnosis><Code>DS720</Code><TypeCode>ICD10Kode</TypeCode><Text>Fraktur</Text></PrimaryDiagnosis>"
          "<SecondaryDiagnosis><Code>DI639</Code><TypeCode>SKSdiagnosekode</TypeCode><Text>Infarkt</Text></SecondaryDiagnosis>"
-         "</ICD10Diagnose><Text>og mere</Text></ICD10Diagnoses>", None),
+         "</ICD10Diagnose><Text>og mere</Text></ICD10Diagnoses>"), None),
         # rejected values
         ("<TypeOfRehabilitationPlan>almen<", "<TypeOfRehabilitationPlan>basal<", "TypeOfRehabilitationPlan"),
         ("<TypeOfRehabilitationPlan>almen<", "<TypeOfRehabilitationPlan>Almen<", "TypeOfRehabilitationPlan"),
@@ -478,11 +478,11 @@ def test_ggop_valid_snippets_really_hold_the_stylesheet_only_elements():
         ("<Time>12:00</Time></ExpectedEnd>", "</ExpectedEnd>", "ExpectedEnd"),
         ("</Letter>", "<EpisodeOfCareIdentifier>x</EpisodeOfCareIdentifier><StatusCode>nytbrev</StatusCode></Letter>", "StatusCode"),
         ("</Letter>", "<StatusCode>slettetbrev</StatusCode></Letter>", "StatusCode"),
-        ("</CurrentHospitalContact>", "</CurrentHospitalContact><ICD10Diagnoses><ICD10Diagnose><PrimaryDiagnosis>"
-         "<Code>DS720</Code><TypeCode>ICD9kode</TypeCode><Text>x</Text></PrimaryDiagnosis></ICD10Diagnose></ICD10Diagnoses>", "TypeCode"),
+        ("</CurrentHospitalContact>", ("</CurrentHospitalContact><ICD10Diagnoses><ICD10Diagnose><PrimaryDiagnosis>"
+         "<Code>DS720</Code><TypeCode>ICD9kode</TypeCode><Text>x</Text></PrimaryDiagnosis></ICD10Diagnose></ICD10Diagnoses>"), "TypeCode"),
         ("</CurrentHospitalContact>", "</CurrentHospitalContact><ICFClassifications/>", "ICFClassifications"),
-        ("</Patient>", "<TelephoneSubscriber><m100:TelephoneSubscriberIdentifier>1</m100:TelephoneSubscriberIdentifier>"
-         "<TelephoneSubscriberCode>privat</TelephoneSubscriberCode></TelephoneSubscriber></Patient>", "TelephoneSubscriberCode"),
+        ("</Patient>", ("<TelephoneSubscriber><m100:TelephoneSubscriberIdentifier>1</m100:TelephoneSubscriberIdentifier>"
+         "<TelephoneSubscriberCode>privat</TelephoneSubscriberCode></TelephoneSubscriber></Patient>"), "TelephoneSubscriberCode"),
         ("</Patient>", "<EmailAddressIdentifier>ikke-en-adresse</EmailAddressIdentifier></Patient>", "EmailAddressIdentifier"),
         ("</RehabilitationPlan>", "<Local_Elements/></RehabilitationPlan>", "Local_Elements"),
         ("</RehabilitationPlan>", "</RehabilitationPlan><RehabilitationPlan/>", "RehabilitationPlan"),

@@ -7,15 +7,15 @@ import datetime as dt
 import threading
 
 import pytest
+from conftest import DATA, runtime_for
 from sqlalchemy import func, select
 
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import audit, message_keys, messages, outbox, resource_history, resources
-from conftest import DATA, runtime_for
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 
 
 def push(engine, raw, at=T0, client="test-hospital"):
@@ -153,8 +153,8 @@ def test_a_hospital_may_only_send_as_its_own_location_numbers(engine):
 
 
 def test_a_processing_defect_keeps_the_message_as_failed(engine, monkeypatch):
-    from adapter.errors import MappingError, issue
     import adapter.runtime as runtime_module
+    from adapter.errors import MappingError, issue
 
     def broken(*args, **kwargs):
         raise MappingError(issue("GGOP-E401", detail="test"))

@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from adapter.conformance import validator as client
 from adapter.conformance import HapiValidator, errors, format_issues
+from adapter.conformance import validator as client
 
 pytestmark = pytest.mark.conformance
 

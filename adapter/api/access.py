@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine

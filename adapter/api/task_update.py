@@ -154,8 +154,8 @@ def _check_outputs(value, tables: CodeTables) -> list[tuple[str | None, str]]:
         codes = [c.get("code") for c in codings(out.get("type")) if c.get("system") == system]
         code = codes[0] if len(codes) == 1 else None
         if code not in OUTPUT_VALUE:
-            problems.append((f"{where}.type", f"{where}.type needs one code of {system} "
-                                              f"({', '.join(OUTPUT_VALUE)})."))
+            problems.append((f"{where}.type", (f"{where}.type needs one code of {system} "
+                                              f"({', '.join(OUTPUT_VALUE)}).")))
             continue
         if code in seen:
             problems.append((f"{where}.type", f"{where}: only one {code} output per Task."))
@@ -209,8 +209,8 @@ def check_update(current: dict, proposed, tables: CodeTables) -> None:
     forbidden = [k for k in changed if k not in ALLOWED]
     if forbidden:
         raise UpdateRejected(422, "business-rule", [
-            (_element(k), f"{_element(k)} may not be changed; a municipality may change status, businessStatus, "
-                          "output and note.") for k in forbidden])
+            (_element(k), (f"{_element(k)} may not be changed; a municipality may change status, businessStatus, "
+                          "output and note.")) for k in forbidden])
     problems: list[tuple[str | None, str]] = []
     if "status" in changed:
         problems += _check_status(current.get("status"), proposed.get("status"))

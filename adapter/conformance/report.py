@@ -12,9 +12,9 @@ import re
 import shutil
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from adapter.data import MAPPINGS_DIR
 from adapter.errors import AdapterError
@@ -175,9 +175,9 @@ SEVERITY_ORDER = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
 
 
 def render_text(report: Report, verbose: bool = False) -> str:
-    lines = [f"conformance: {len(report.sources)} inputs, {sum(report.resources.values())} resources; "
+    lines = [(f"conformance: {len(report.sources)} inputs, {sum(report.resources.values())} resources; "
              f"validator ready in {report.validator.get('startupSeconds') or 0:.1f} s with "
-             f"{len(report.validator.get('packages', []))} packages"]
+             f"{len(report.validator.get('packages', []))} packages")]
     for name, issues in report.refused.items():
         lines.append(f"REFUSED {name}")
         lines += [f"  {x}" for x in issues]

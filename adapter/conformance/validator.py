@@ -31,8 +31,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOL_DIR = REPO_ROOT / "tools" / "fhir-validator"
@@ -264,7 +265,7 @@ class HapiValidator:
 
     # -- lifecycle
 
-    def __enter__(self) -> "HapiValidator":
+    def __enter__(self) -> HapiValidator:
         self.start()
         return self
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from . import ggop, xdis91
 from .common import Context, GeneratedMessage, load_municipalities
 
-__all__ = ["generate_messages", "GeneratedMessage"]
+__all__ = ["GeneratedMessage", "generate_messages"]
 
 GGOP_SHARE = 0.8
 

@@ -600,26 +600,26 @@ LOADS = ("fuldt", "delvist", "ikke")
 # (fits only those SKS codes); see texts_for().
 HEALTH_SUMMARY: dict[str, tuple] = {
     "hip": (
-        (("DS720",), "Indlagt efter faldulykke i hjemmet med brud på {side} lårbenshals. "
-                     "Opereret med hemialloplastik dagen efter indlæggelsen."),
-        (("DS720",), "Faldet på glat fortov og pådraget sig brud på {side} lårbenshals. "
-                     "Opereret med to skruer. Mobiliseret efter standardforløb."),
-        (("DS721", "DS722"), "Brud på {side} lårben tæt ved hoften efter fald. Opereret med "
-                             "marvsøm."),
-        (("DS721", "DS722"), "Faldet i hjemmet og pådraget sig brud på {side} lårben. Opereret "
-                             "med glideskrue og plade."),
+        (("DS720",), ("Indlagt efter faldulykke i hjemmet med brud på {side} lårbenshals. "
+                     "Opereret med hemialloplastik dagen efter indlæggelsen.")),
+        (("DS720",), ("Faldet på glat fortov og pådraget sig brud på {side} lårbenshals. "
+                     "Opereret med to skruer. Mobiliseret efter standardforløb.")),
+        (("DS721", "DS722"), ("Brud på {side} lårben tæt ved hoften efter fald. Opereret med "
+                             "marvsøm.")),
+        (("DS721", "DS722"), ("Faldet i hjemmet og pådraget sig brud på {side} lårben. Opereret "
+                             "med glideskrue og plade.")),
     ),
     "alloplastik": (
-        "Planlagt indsættelse af {side} total {joint}alloplastik pga. svær slidgigt. "
-        "Ukompliceret operation.",
-        "Indlagt til {side} {joint}alloplastik efter mange års smerter. Operationen forløb "
-        "planmæssigt, og patienten er mobiliseret på operationsdagen.",
+        ("Planlagt indsættelse af {side} total {joint}alloplastik pga. svær slidgigt. "
+        "Ukompliceret operation."),
+        ("Indlagt til {side} {joint}alloplastik efter mange års smerter. Operationen forløb "
+        "planmæssigt, og patienten er mobiliseret på operationsdagen."),
     ),
     "shoulder": (
-        (("DS422",), "Faldet og pådraget sig brud på {side} overarm tæt ved skulderen. "
-                     "Behandles konservativt med slynge i 3 uger."),
-        (("DS422",), "Brud på {side} overarm tæt ved skulderen, opereret med vinkelstabil "
-                     "plade."),
+        (("DS422",), ("Faldet og pådraget sig brud på {side} overarm tæt ved skulderen. "
+                     "Behandles konservativt med slynge i 3 uger.")),
+        (("DS422",), ("Brud på {side} overarm tæt ved skulderen, opereret med vinkelstabil "
+                     "plade.")),
         (("DM751",), "Opereret for skulderklemmesyndrom og senelæsion i {side} skulder."),
     ),
     "wrist": (
@@ -627,58 +627,58 @@ HEALTH_SUMMARY: dict[str, tuple] = {
         "Brud på {side} håndled behandlet med gips i 5 uger.",
     ),
     "ankle": (
-        (("DS826",), "Brud på {side} ankel efter vrid. Opereret med plade og skruer. Må "
-                     "{load} belaste de første 6 uger."),
+        (("DS826",), ("Brud på {side} ankel efter vrid. Opereret med plade og skruer. Må "
+                     "{load} belaste de første 6 uger.")),
         (("DS823",), "Brud på {side} underben tæt ved anklen, opereret. Gipsbandage i 6 uger."),
     ),
     "back": (
-        (("DM511",), "Opereret for diskusprolaps i lænden (L4-L5) med god effekt på "
-                     "bensmerterne."),
+        (("DM511",), ("Opereret for diskusprolaps i lænden (L4-L5) med god effekt på "
+                     "bensmerterne.")),
         (("DM480",), "Dekompression for spinalstenose i lænden. Ukompliceret forløb."),
-        (("DS320",), "Sammenfald af lændehvirvel efter fald, behandlet konservativt med "
-                     "smertestillende."),
+        (("DS320",), ("Sammenfald af lændehvirvel efter fald, behandlet konservativt med "
+                     "smertestillende.")),
     ),
     "stroke": (
-        (("DI639", "DI634"), "Indlagt med pludselig opstået {side}sidig lammelse og "
+        (("DI639", "DI634"), ("Indlagt med pludselig opstået {side}sidig lammelse og "
                              "talebesvær. MR viser blodprop i hjernen. Behandlet med "
-                             "trombolyse."),
-        (("DI639", "DI634"), "Blodprop i hjernen med {side}sidige føleforstyrrelser og nedsat "
-                             "kraft. Behandlet med trombektomi og blodfortyndende medicin."),
+                             "trombolyse.")),
+        (("DI639", "DI634"), ("Blodprop i hjernen med {side}sidige føleforstyrrelser og nedsat "
+                             "kraft. Behandlet med trombektomi og blodfortyndende medicin.")),
         (("DI619",), "Hjerneblødning med {side}sidig lammelse. Behandlet konservativt."),
-        (("DG459",), "Forbigående symptomer på blodprop i hjernen (TCI). Symptomerne er "
-                     "forsvundet, men patienten er fortsat træt."),
+        (("DG459",), ("Forbigående symptomer på blodprop i hjernen (TCI). Symptomerne er "
+                     "forsvundet, men patienten er fortsat træt.")),
     ),
     "tbi": (
-        (("DS065",), "Trafikuheld som cyklist med hovedtraume. Blødning under den hårde "
-                     "hjernehinde fjernet ved operation."),
-        (("DS065",), "Faldet ned ad trappe med hovedtraume. Subduralt hæmatom behandlet "
-                     "konservativt under observation på neurointensiv afdeling."),
+        (("DS065",), ("Trafikuheld som cyklist med hovedtraume. Blødning under den hårde "
+                     "hjernehinde fjernet ved operation.")),
+        (("DS065",), ("Faldet ned ad trappe med hovedtraume. Subduralt hæmatom behandlet "
+                     "konservativt under observation på neurointensiv afdeling.")),
         (("DS062",), "Hovedtraume ved arbejdsulykke. Diffus hjerneskade på MR."),
-        (("DS060",), "Hjernerystelse efter fald fra cykel med kortvarigt bevidsthedstab. "
-                     "Observeret i et døgn."),
+        (("DS060",), ("Hjernerystelse efter fald fra cykel med kortvarigt bevidsthedstab. "
+                     "Observeret i et døgn.")),
     ),
     "copd": (
-        "Indlagt med forværring af KOL og lungebetændelse. Behandlet med antibiotika og "
-        "prednisolon. Iltbehovet er ophørt ved udskrivelse.",
-        "Kendt med svær KOL. Indlagt med åndenød; behandlet med inhalationer og "
-        "non-invasiv ventilation i to døgn.",
+        ("Indlagt med forværring af KOL og lungebetændelse. Behandlet med antibiotika og "
+        "prednisolon. Iltbehovet er ophørt ved udskrivelse."),
+        ("Kendt med svær KOL. Indlagt med åndenød; behandlet med inhalationer og "
+        "non-invasiv ventilation i to døgn."),
     ),
     "heart": (
-        (("DI509",), "Indlagt med åndenød og væske i lungerne pga. hjertesvigt. Vanddrivende "
-                     "behandling justeret."),
-        (("DI219",), "Blodprop i hjertet behandlet med ballonudvidelse og stent. "
-                     "Ukompliceret forløb."),
+        (("DI509",), ("Indlagt med åndenød og væske i lungerne pga. hjertesvigt. Vanddrivende "
+                     "behandling justeret.")),
+        (("DI219",), ("Blodprop i hjertet behandlet med ballonudvidelse og stent. "
+                     "Ukompliceret forløb.")),
     ),
     "amputation": (
-        (("DZ895",), "Amputation af {side} underben pga. kredsløbssvigt og diabetisk fodsår. "
-                     "Sårheling tilfredsstillende."),
+        (("DZ895",), ("Amputation af {side} underben pga. kredsløbssvigt og diabetisk fodsår. "
+                     "Sårheling tilfredsstillende.")),
         (("DZ894",), "Amputation af {side} forfod efter koldbrand. Stumpen heler langsomt."),
     ),
     "geri": (
-        (("DJ189",), "Indlagt med lungebetændelse og almen svækkelse. Behandlet med "
-                     "antibiotika. Funktionsniveauet er faldet under indlæggelsen."),
-        (("DR531",), "Indlagt efter fald i hjemmet og lang tid på gulvet. Ingen brud. Udredt "
-                     "for svimmelhed uden fund. Almen svækkelse."),
+        (("DJ189",), ("Indlagt med lungebetændelse og almen svækkelse. Behandlet med "
+                     "antibiotika. Funktionsniveauet er faldet under indlæggelsen.")),
+        (("DR531",), ("Indlagt efter fald i hjemmet og lang tid på gulvet. Ingen brud. Udredt "
+                     "for svimmelhed uden fund. Almen svækkelse.")),
     ),
     "neuro_chronic": (
         "Kendt med {disease}. Indlagt med forværring og faldtendens. Medicinen er justeret.",
@@ -686,29 +686,29 @@ HEALTH_SUMMARY: dict[str, tuple] = {
     ),
     "child_fracture": (
         (("DS822",), "Brud på {side} underben efter fodboldkamp. Opereret med marvsøm."),
-        (("DS525",), "Brud på {side} underarm ved håndleddet efter fald fra trampolin. "
-                     "Behandlet med gips i 4 uger."),
+        (("DS525",), ("Brud på {side} underarm ved håndleddet efter fald fra trampolin. "
+                     "Behandlet med gips i 4 uger.")),
         (("DS721",), "Brud på {side} lårben efter trafikuheld. Opereret."),
     ),
     "child_neuro": (
-        (("DG610",), "Indlagt med tiltagende kraftnedsættelse i benene; diagnosticeret med "
-                     "Guillain-Barré syndrom og behandlet med immunglobulin."),
-        (("DS060", "DS065"), "Hovedtraume efter fald fra cykel med kortvarig bevidstløshed. "
-                             "Observeret i to døgn."),
-        (("DS065",), "Blødning under den hårde hjernehinde efter trafikuheld, behandlet "
-                     "konservativt."),
+        (("DG610",), ("Indlagt med tiltagende kraftnedsættelse i benene; diagnosticeret med "
+                     "Guillain-Barré syndrom og behandlet med immunglobulin.")),
+        (("DS060", "DS065"), ("Hovedtraume efter fald fra cykel med kortvarig bevidstløshed. "
+                             "Observeret i to døgn.")),
+        (("DS065",), ("Blødning under den hårde hjernehinde efter trafikuheld, behandlet "
+                     "konservativt.")),
     ),
     "child_ortho": (
-        (("DM412",), "Opereret for skoliose med afstivning af brysthvirvelsøjlen. "
-                     "Ukompliceret forløb."),
+        (("DM412",), ("Opereret for skoliose med afstivning af brysthvirvelsøjlen. "
+                     "Ukompliceret forløb.")),
         (("DS832",), "Kikkertoperation i {side} knæ for meniskskade efter idrætsskade."),
     ),
 }
 
 ABILITY_SUMMARY: dict[str, tuple] = {
     "hip": (
-        "Går med {aid} inden for korte afstande. Behøver hjælp til strømper og sko. "
-        "Selvhjulpen ved toiletbesøg.",
+        ("Går med {aid} inden for korte afstande. Behøver hjælp til strømper og sko. "
+        "Selvhjulpen ved toiletbesøg."),
         "Forflytter sig med let hjælp af én person. Går ca. 20 meter med {aid}.",
         "Går usikkert med {aid}; har behov for hjælp til personlig hygiejne.",
     ),
@@ -717,8 +717,8 @@ ABILITY_SUMMARY: dict[str, tuple] = {
         (("DM171",), "Bøjning i knæet 80 grader, strækning mangler 5 grader. Går med {aid}."),
     ),
     "shoulder": (
-        "Kan ikke løfte {side} arm over skulderhøjde. Behøver hjælp til påklædning af "
-        "overkroppen.",
+        ("Kan ikke løfte {side} arm over skulderhøjde. Behøver hjælp til påklædning af "
+        "overkroppen."),
         "Nedsat bevægelighed og kraft i {side} skulder; selvhjulpen med hjælpemidler.",
     ),
     "wrist": (
@@ -733,16 +733,16 @@ ABILITY_SUMMARY: dict[str, tuple] = {
         "Går med stok. Begrænset udholdenhed; kan stå i ca. 10 minutter.",
     ),
     "stroke": (
-        (("DI639", "DI634", "DI619"), "Nedsat kraft i {side} arm og ben. Går med {aid} med "
-                                      "opsyn. Behøver hjælp til påklædning."),
+        (("DI639", "DI634", "DI619"), ("Nedsat kraft i {side} arm og ben. Går med {aid} med "
+                                      "opsyn. Behøver hjælp til påklædning.")),
         "Let nedsat finmotorik i {side} hånd. Går selvstændigt, men udtrættes hurtigt.",
-        (("DI639", "DI634", "DI619"), "Afasi med ordfindingsbesvær. Forflytning med hjælp af "
-                                      "én person."),
+        (("DI639", "DI634", "DI619"), ("Afasi med ordfindingsbesvær. Forflytning med hjælp af "
+                                      "én person.")),
     ),
     "tbi": (
         "Går selvstændigt, men er hurtigt udtrættelig og har svært ved at holde fokus.",
-        (("DS065", "DS062"), "Behøver guidning i daglige aktiviteter pga. nedsat initiativ og "
-                             "hukommelse."),
+        (("DS065", "DS062"), ("Behøver guidning i daglige aktiviteter pga. nedsat initiativ og "
+                             "hukommelse.")),
         (("DS060",), "Hovedpine og lysfølsomhed; kan kun være aktiv i korte perioder."),
     ),
     "copd": (
@@ -766,19 +766,19 @@ ABILITY_SUMMARY: dict[str, tuple] = {
         "Går med {aid}; faldtendens ved vendinger. Udtrættes hurtigt.",
     ),
     "child_fracture": (
-        (("DS822", "DS721"), "Går med albuestokke uden belastning af {side} ben. Kan ikke "
-                             "deltage i idræt."),
+        (("DS822", "DS721"), ("Går med albuestokke uden belastning af {side} ben. Kan ikke "
+                             "deltage i idræt.")),
         (("DS525",), "Nedsat bevægelighed i {side} håndled efter gipsbehandling."),
     ),
     "child_neuro": (
-        (("DG610",), "Går korte afstande med støtte. Nedsat kraft i benene og hurtig "
-                     "udtrætning."),
-        (("DS060", "DS065"), "Hovedpine og træthed ved skærmbrug; kan kun være i skole få "
-                             "timer ad gangen."),
+        (("DG610",), ("Går korte afstande med støtte. Nedsat kraft i benene og hurtig "
+                     "udtrætning.")),
+        (("DS060", "DS065"), ("Hovedpine og træthed ved skærmbrug; kan kun være i skole få "
+                             "timer ad gangen.")),
     ),
     "child_ortho": (
-        (("DM412",), "Går selvstændigt. Må ikke løfte tungt eller vride i ryggen de første "
-                     "3 måneder."),
+        (("DM412",), ("Går selvstændigt. Må ikke løfte tungt eller vride i ryggen de første "
+                     "3 måneder.")),
         (("DS832",), "Går med albuestokke med delvis belastning af {side} ben."),
     ),
 }
@@ -797,8 +797,8 @@ def texts_for(table: dict[str, tuple], group: str, code: str) -> list[str]:
 
 NEED_AND_POTENTIAL: dict[str, tuple[str, ...]] = {
     "hip": (
-        "Behov for genoptræning af gangfunktion, balance og muskelstyrke i {side} ben. Godt "
-        "potentiale for at genvinde habituelt funktionsniveau.",
+        ("Behov for genoptræning af gangfunktion, balance og muskelstyrke i {side} ben. Godt "
+        "potentiale for at genvinde habituelt funktionsniveau."),
         "Behov for træning af forflytninger og gang med {aid}. Moderat potentiale.",
     ),
     "alloplastik": (
@@ -811,29 +811,29 @@ NEED_AND_POTENTIAL: dict[str, tuple[str, ...]] = {
     "ankle": ("Behov for gangtræning og balancetræning efter aflastningsperioden.",),
     "back": ("Behov for stabilitetstræning og vejledning i arbejdsstillinger. Godt potentiale.",),
     "stroke": (
-        "Behov for tværfaglig genoptræning af gang, balance, armfunktion og ADL. Godt "
-        "potentiale for yderligere bedring.",
+        ("Behov for tværfaglig genoptræning af gang, balance, armfunktion og ADL. Godt "
+        "potentiale for yderligere bedring."),
         "Behov for træning af {side} arm og hånd samt sprogtræning ved logopæd.",
     ),
     "tbi": (
-        "Behov for tværfaglig neurorehabilitering med fokus på kognition, energiforvaltning "
-        "og tilbagevenden til arbejde.",
+        ("Behov for tværfaglig neurorehabilitering med fokus på kognition, energiforvaltning "
+        "og tilbagevenden til arbejde."),
     ),
     "copd": ("Behov for konditions- og styrketræning samt vejledning i vejrtrækningsteknik.",),
     "heart": ("Behov for hjerterehabilitering med konditionstræning. Godt potentiale.",),
     "amputation": (
-        "Behov for træning af forflytninger, stumppleje og senere protesegang. Moderat "
-        "potentiale.",
+        ("Behov for træning af forflytninger, stumppleje og senere protesegang. Moderat "
+        "potentiale."),
     ),
     "geri": (
-        "Behov for træning af styrke, balance og gangfunktion for at kunne klare sig i eget "
-        "hjem. Moderat potentiale.",
+        ("Behov for træning af styrke, balance og gangfunktion for at kunne klare sig i eget "
+        "hjem. Moderat potentiale."),
     ),
     "neuro_chronic": ("Behov for træning af balance og gangfunktion. Begrænset potentiale.",),
     "child_fracture": ("Behov for træning af styrke og bevægelighed med henblik på idræt.",),
     "child_neuro": (
-        "Behov for træning af styrke, udholdenhed og balance samt gradvis tilbagevenden til "
-        "skole.",
+        ("Behov for træning af styrke, udholdenhed og balance samt gradvis tilbagevenden til "
+        "skole."),
     ),
     "child_ortho": ("Behov for træning af holdning, styrke og udholdenhed.",),
 }
@@ -848,8 +848,8 @@ PATIENT_SAFETY: tuple[str, ...] = (
     "Hjertesvigt – puls og åndenød observeres under træning.",
 )
 PATIENT_SAFETY_BY_GROUP: dict[str, tuple[str, ...]] = {
-    "alloplastik": ("Må ikke bøje hoften mere end 90 grader de første 6 uger (risiko for "
-                    "luksation).",),
+    "alloplastik": (("Må ikke bøje hoften mere end 90 grader de første 6 uger (risiko for "
+                    "luksation)."),),
     "hip": ("Må ikke bøje hoften mere end 90 grader de første 6 uger (risiko for luksation).",),
     "copd": ("Iltbehov ved anstrengelse: iltmætning skal holdes over 88 %.",),
     "heart": ("Må ikke træne med puls over 130 de første 4 uger.",),
@@ -879,8 +879,8 @@ PRACTICAL_INFO_CHILD: tuple[str, ...] = (
 INFO_FOR_PATIENT: tuple[str, ...] = (
     "Du er informeret om genoptræningsplanen og har fået en kopi med hjem.",
     "Din kommune kontakter dig inden for 4 dage om tid og sted for genoptræningen.",
-    "Du har ret til at vælge at træne hos en privat leverandør, hvis kommunen ikke kan "
-    "tilbyde opstart inden for 7 dage.",
+    ("Du har ret til at vælge at træne hos en privat leverandør, hvis kommunen ikke kan "
+    "tilbyde opstart inden for 7 dage."),
     "Pjece om øvelser efter operationen er udleveret.",
 )
 
@@ -902,8 +902,8 @@ COGNITIVE: tuple[str, ...] = (
 )
 COORDINATION: dict[str, tuple[str, ...]] = {
     "jobcenter": (
-        "Sygemeldt fra sit arbejde; behov for koordinering med jobcenter om tilbagevenden "
-        "til arbejde.",
+        ("Sygemeldt fra sit arbejde; behov for koordinering med jobcenter om tilbagevenden "
+        "til arbejde."),
         "Behov for koordinering med jobcenter vedr. delvis raskmelding.",
     ),
     "skole": (
@@ -1048,10 +1048,10 @@ CHILD_HEADING_SUBJECT = "Barn med varig funktionsnedsættelse - træning og vejl
 CHILD_LETTER_BODY: tuple[str, ...] = (
     "{name}, født {birth}, er undersøgt i vores ambulatorium d. {visit}.",
     "Diagnose: {dx_text} ({dx_code}).",
-    "{pronoun} har behov for ergo- og fysioterapeutisk træning samt vejledning af forældre "
-    "og institution i hverdagen.",
-    "Der er ikke tale om en ny funktionsnedsættelse, og der udarbejdes derfor ikke en "
-    "genoptræningsplan.",
+    ("{pronoun} har behov for ergo- og fysioterapeutisk træning samt vejledning af forældre "
+    "og institution i hverdagen."),
+    ("Der er ikke tale om en ny funktionsnedsættelse, og der udarbejdes derfor ikke en "
+    "genoptræningsplan."),
     "Forældremyndighedsindehaverne er informeret og indforstået med henvendelsen.",
 )
 CHILD_LETTER_EXTRA: tuple[str, ...] = (
@@ -1096,8 +1096,8 @@ ADULT_LETTER_SUBJECTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "Den fremsendte genoptræningsplan annulleres; ny plan følger ved udskrivelse.",
     ), "indlagt"),
     ("Patienten ønsker genoptræning i anden kommune", (
-        "Patienten har efter udskrivelsen d. {discharge_date} ønsket at træne i nærheden "
-        "af sin datter.",
+        ("Patienten har efter udskrivelsen d. {discharge_date} ønsket at træne i nærheden "
+        "af sin datter."),
         "Vi beder kommunen videresende genoptræningsplanen.",
     ), "inaktiv"),
 )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from lxml import etree
 

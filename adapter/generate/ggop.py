@@ -824,9 +824,7 @@ class _PlanBuilder:
             return False
         if ("klasse" in sentence or "skole" in sentence) and self.age < 6:
             return False
-        if "børnehave" in sentence and not 2 <= self.age < 6:
-            return False
-        return True
+        return not ("børnehave" in sentence and not 2 <= self.age < 6)
 
     def _extended_content(self) -> list:
         rng, slots = self.rng, self.slots
@@ -881,7 +879,7 @@ class _PlanBuilder:
             codes.append("b144")
         wrap = sub(plan, A, "ICFClassifications")
         for code in codes:
-            high = self.plan_type == "rehabilitering" or code.startswith("b1") and self.cognitive
+            high = self.plan_type == "rehabilitering" or (code.startswith("b1") and self.cognitive)
             grade = rng.choice((2, 3, 3, 4)) if high else rng.choice((0, 1, 1, 2, 2, 3))
             cls = sub(wrap, A, "ICFClassification")
             c = sub(cls, A, "ICFCode")

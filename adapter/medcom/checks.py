@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from adapter.errors import Issue, issue
 from adapter.medcom.identifiers import (

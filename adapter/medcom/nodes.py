@@ -53,7 +53,7 @@ def ns(el: etree._Element) -> str | None:
 
 
 class Node:
-    __slots__ = ("el", "xpath", "namespaces", "_index")
+    __slots__ = ("_index", "el", "namespaces", "xpath")
 
     def __init__(self, el: etree._Element, xpath: str, namespaces: frozenset[str]):
         self.el = el
@@ -62,7 +62,7 @@ class Node:
         self._index: dict[str, list[etree._Element]] | None = None
 
     @classmethod
-    def root(cls, el: etree._Element, namespaces: frozenset[str]) -> "Node":
+    def root(cls, el: etree._Element, namespaces: frozenset[str]) -> Node:
         return cls(el, "/" + local(el), namespaces)
 
     @property
@@ -85,13 +85,13 @@ class Node:
             self._index = index
         return self._index
 
-    def children(self, name: str) -> list["Node"]:
+    def children(self, name: str) -> list[Node]:
         found = self._children_by_name().get(name, [])
         if len(found) == 1:
             return [Node(found[0], f"{self.xpath}/{name}", self.namespaces)]
         return [Node(c, f"{self.xpath}/{name}[{i}]", self.namespaces) for i, c in enumerate(found, 1)]
 
-    def child(self, name: str) -> "Node | None":
+    def child(self, name: str) -> Node | None:
         found = self._children_by_name().get(name)
         if not found:
             return None
@@ -100,7 +100,7 @@ class Node:
     def has(self, name: str) -> bool:
         return self.child(name) is not None
 
-    def path(self, *names: str) -> "Node | None":
+    def path(self, *names: str) -> Node | None:
         node: Node | None = self
         for n in names:
             if node is None:

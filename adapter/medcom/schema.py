@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -27,7 +27,7 @@ _EXPECTED = re.compile(r"Expected is(?: one of)? \( ([^)]*) \)")
 _QNAME = re.compile(r"\{([^}]*)\}([A-Za-z0-9_.-]+)|([A-Za-z0-9_.-]+)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(schema_dir: Path = SCHEMA_DIR) -> dict:
     path = schema_dir / "catalog.json"
     try:
@@ -36,7 +36,7 @@ def catalog(schema_dir: Path = SCHEMA_DIR) -> dict:
         raise ConfigError(issue("GGOP-E501", None, str(path), type(exc).__name__)) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(key: str, schema_dir: Path = SCHEMA_DIR) -> etree.XMLSchema:
     entry = catalog(schema_dir).get(key)
     if entry is None:

@@ -40,7 +40,7 @@ BLOCKING = (PENDING, UNROUTABLE, DEAD)
 def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables, letter_terms: LetterTerms,
             at: dt.datetime, municipality: str | None, order_key: str, changed_by: str | None) -> list[Recipient]:
     """Write the accepted message's outbox rows (and a letter's Tasks) in the caller's transaction."""
-    at = at.astimezone(dt.timezone.utc)  # SQLite keeps no offset: every outbox time is UTC
+    at = at.astimezone(dt.UTC)  # SQLite keeps no offset: every outbox time is UTC
     bundle = conversion.bundle
     tasks = []
     if isinstance(conversion.message, CorrespondenceMessage):
@@ -82,8 +82,8 @@ def payload_of(conn: Connection, row) -> dict | None:
 
 def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
-    out = {s: 0 for s in STATES}
-    out.update({state: n for state, n in rows})
+    out = dict.fromkeys(STATES, 0)
+    out.update(dict(rows))
     return out
 
 

@@ -31,9 +31,9 @@ import os
 import random
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import requests
 from sqlalchemy import and_, func, or_, select, update
@@ -49,7 +49,7 @@ from adapter.routing.routes import PULL, PUSH, Retry, RoutingTable
 from adapter.store.schema import outbox, resources
 
 log = logging.getLogger("adapter.routing")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MIN_DELAY = 1.0  # seconds: a Retry-After of 0 never makes a tight loop
 CLAIM_BATCH = 50
 

@@ -28,14 +28,14 @@ wrong.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Mapping
 
 import holidays
 
-__all__ = ["OPTIONAL_DAYS", "DEFAULT_OPTIONAL_DAYS_OFF", "DanishCalendar"]
+__all__ = ["DEFAULT_OPTIONAL_DAYS_OFF", "OPTIONAL_DAYS", "DanishCalendar"]
 
 # Optional days off: key -> (month, day, Danish name). Fixed dates every year.
 OPTIONAL_DAYS: Mapping[str, tuple[int, int, str]] = MappingProxyType({
@@ -59,7 +59,7 @@ def _days_off(year: int, optional_days_off: frozenset[str]) -> Mapping[date, str
     if not _FIRST_YEAR <= year <= _LAST_YEAR:
         raise ValueError(f"year {year} is outside the supported range {_FIRST_YEAR}-{_LAST_YEAR}")
     public = holidays.country_holidays("DK", years=year, language="da")  # PUBLIC category only
-    days: dict[date, str] = {d: name for d, name in public.items()}
+    days: dict[date, str] = dict(public.items())
     for key in sorted(optional_days_off):
         month, day, name = OPTIONAL_DAYS[key]
         d = date(year, month, day)

@@ -70,10 +70,10 @@ import bisect
 import calendar as _stdlib_calendar
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Iterable, Mapping
 
 __all__ = ["KINDS", "ParsedDeadline", "parse_deadline_text"]
 

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any
 
 from adapter.config_files import (
     At,
@@ -82,7 +83,7 @@ from adapter.rules.model import (
     TextVocabulary,
 )
 
-__all__ = ["DEFAULT_DIR", "TEXT_FIELDS", "PREDICATES", "load_rules"]
+__all__ = ["DEFAULT_DIR", "PREDICATES", "TEXT_FIELDS", "load_rules"]
 
 DEFAULT_DIR = MAPPINGS_DIR
 STRATIFICATION_FILE = "stratification.yaml"

@@ -10,9 +10,10 @@ Result texts never contain the patient's free text: evidence names the matched *
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any, Mapping
+from typing import Any
 
 from adapter.rules.calendar import DanishCalendar
 from adapter.rules.deadline_text import ParsedDeadline
@@ -53,7 +54,7 @@ class Condition:
 
     op: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    children: tuple["Condition", ...] = ()
+    children: tuple[Condition, ...] = ()
     label: str | None = None
     key_path: str = ""
 

@@ -31,7 +31,7 @@ is made after the change window closed.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from adapter.danish_time import DANISH_TIME, as_danish
 from adapter.medcom.model import GgopMessage
@@ -50,7 +50,7 @@ from adapter.rules.model import (
 )
 from adapter.rules.stratify import discharge_date, patient_age, plan_type_of
 
-__all__ = ["END_OF_DAY", "schedule", "reevaluate", "business_status"]
+__all__ = ["END_OF_DAY", "business_status", "reevaluate", "schedule"]
 
 END_OF_DAY = time(23, 59, 59)
 
@@ -71,7 +71,7 @@ _COMPLETES_LEVEL = ("visitate-level", "visitate-child")
 def _utc(value: datetime) -> datetime:
     # Aware datetimes that share a tzinfo compare and subtract by wall-clock time in Python;
     # going through UTC makes both exact across summer-time changes.
-    return as_danish(value).astimezone(timezone.utc)
+    return as_danish(value).astimezone(UTC)
 
 
 def _due(day: date, at: time | None) -> datetime:

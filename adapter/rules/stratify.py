@@ -14,9 +14,9 @@ rule the age in whole years.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 from adapter.medcom.model import GgopMessage
 from adapter.medcom.nodes import Val
@@ -31,7 +31,7 @@ from adapter.rules.model import (
     TextVocabulary,
 )
 
-__all__ = ["stratify", "birth_date_from_cpr", "patient_age", "discharge_date", "plan_type_of"]
+__all__ = ["birth_date_from_cpr", "discharge_date", "patient_age", "plan_type_of", "stratify"]
 
 _CLAUSE_BREAKS = ".,;:!?\n"
 _WORD = re.compile(r"\w+")
@@ -403,7 +403,7 @@ def _summary(plan_type: str, level: str | None, stopped: str | None, decided_by:
         rid = decided_by[0]
         return (f"Forslag: {level} (stærkt), da {rid} er opfyldt.{confirm_da}",
                 f"Proposal: {level} (strong), because {rid} holds.{confirm_en}")
-    return (f"Forslag: {level}. {n} af de kriterier, der tæller mod {srules.combination.count_level}, "
-            f"er opfyldt (mindst {threshold} kræves).{confirm_da}",
-            f"Proposal: {level}. {n} of the criteria counting toward {srules.combination.count_level} "
-            f"hold (at least {threshold} needed).{confirm_en}")
+    return ((f"Forslag: {level}. {n} af de kriterier, der tæller mod {srules.combination.count_level}, "
+            f"er opfyldt (mindst {threshold} kræves).{confirm_da}"),
+            (f"Proposal: {level}. {n} of the criteria counting toward {srules.combination.count_level} "
+            f"hold (at least {threshold} needed).{confirm_en}"))

@@ -33,7 +33,7 @@ def bundle_resources(bundle: dict) -> list[dict]:
 
 
 def iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municipality: str | None,

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import and_, false, func, select
 from sqlalchemy.engine import Connection, Row
@@ -191,7 +191,7 @@ class Token:
     code: str | None  # None: any code
 
     @classmethod
-    def parse(cls, raw: str) -> "Token":
+    def parse(cls, raw: str) -> Token:
         if "|" in raw:
             system, code = raw.split("|", 1)
             return cls(system, code or None)
@@ -212,7 +212,7 @@ class Ref:
     id: str
 
     @classmethod
-    def parse(cls, raw: str, default_type: str | None = None) -> "Ref | None":
+    def parse(cls, raw: str, default_type: str | None = None) -> Ref | None:
         value = raw.split("/_history/", 1)[0].rstrip("/")
         parts = value.split("/")
         if len(parts) >= 2 and parts[-2][:1].isupper():
@@ -259,7 +259,7 @@ def parse_date(raw: str, param: str = "_lastUpdated") -> DateBound:
 def _date_range(year, month, day, hour, minute, second, frac, zone) -> tuple[dt.datetime, dt.datetime]:
     tz: dt.tzinfo = DANISH_TIME
     if zone == "Z":
-        tz = dt.timezone.utc
+        tz = dt.UTC
     elif zone:
         sign = 1 if zone[0] == "+" else -1
         tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
@@ -283,7 +283,7 @@ def _date_range(year, month, day, hour, minute, second, frac, zone) -> tuple[dt.
             end = start + dt.timedelta(seconds=1)
         else:
             end = start + dt.timedelta(minutes=1)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     return start.astimezone(utc), end.astimezone(utc)
 
 

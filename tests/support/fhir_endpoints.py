@@ -78,7 +78,7 @@ class FhirServer:
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/fhir+json"}
 
-    def start(self, timeout: float = 90.0) -> "FhirServer":
+    def start(self, timeout: float = 90.0) -> FhirServer:
         exe = install_sekmet()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "settings.yaml"
@@ -133,7 +133,7 @@ class FhirServer:
     def status(self, path: str) -> int:
         return requests.get(f"{self.base_url}/{path}", headers=self.headers, timeout=30).status_code
 
-    def __enter__(self) -> "FhirServer":
+    def __enter__(self) -> FhirServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -202,7 +202,7 @@ class StubEndpoint:
             def log_message(self, *_args):  # quiet
                 return
 
-            def do_GET(self):  # noqa: N802 - /metadata for probes
+            def do_GET(self):
                 with stub._lock:
                     stub.seen.append(Seen("GET", self.path, dict(self.headers), None))
                 if self.path.rstrip("/").endswith("/metadata"):
@@ -212,7 +212,7 @@ class StubEndpoint:
                     self._send(Reply(404, {"resourceType": "OperationOutcome",
                                            "issue": [{"severity": "error", "code": "not-found"}]}))
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:
@@ -280,7 +280,7 @@ class StubEndpoint:
         with self._lock:
             return [s for s in self.seen if s.method == "POST"]
 
-    def start(self) -> "StubEndpoint":
+    def start(self) -> StubEndpoint:
         self._thread.start()
         return self
 
@@ -288,7 +288,7 @@ class StubEndpoint:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "StubEndpoint":
+    def __enter__(self) -> StubEndpoint:
         return self.start()
 
     def __exit__(self, *exc) -> None:

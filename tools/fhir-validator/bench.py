@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from adapter.conformance import HapiValidator, ensure_built, errors, format_issues  # noqa: E402
+from adapter.conformance import HapiValidator, ensure_built, errors, format_issues
 
 DK = "http://hl7.dk/fhir/core/StructureDefinition/"
 KL = "http://fhir.kl.dk/rehab/StructureDefinition/"
