@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test test-fast bench demo clean
+.PHONY: run test test-fast lint bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	ADAPTER_TEST_POSTGRES_URL="$${ADAPTER_TEST_POSTGRES_URL:-$$(tools/pg-test-server.sh)}" \
 	  $(BIN)/python -m pytest -m "" -q
+
+# ruff and mypy with the project's configuration (pyproject.toml); CI runs this before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check adapter tests bench tools
+	$(BIN)/mypy
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q

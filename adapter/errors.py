@@ -51,66 +51,166 @@ CATALOGUE: dict[str, CodeInfo] = {
     # --- XML reading
     "GGOP-E001": CodeInfo(ERROR, "The message is not well-formed XML", "syntaksfejl", 400, "structure"),
     "GGOP-E002": CodeInfo(ERROR, "A DOCTYPE/DTD is not allowed in MedCom messages", "syntaksfejl", 400, "security"),
-    "GGOP-E003": CodeInfo(ERROR, "The message is larger than the configured size limit", "syntaksfejl", 413, "too-long"),
-    "GGOP-E004": CodeInfo(ERROR, "The XML is nested deeper than the configured depth limit", "syntaksfejl", 400, "too-costly"),
+    "GGOP-E003": CodeInfo(
+        ERROR, "The message is larger than the configured size limit", "syntaksfejl", 413, "too-long"
+    ),
+    "GGOP-E004": CodeInfo(
+        ERROR, "The XML is nested deeper than the configured depth limit", "syntaksfejl", 400, "too-costly"
+    ),
     "GGOP-E005": CodeInfo(ERROR, "The message is empty", "syntaksfejl", 400, "required"),
-    "GGOP-E006": CodeInfo(ERROR, "The bytes cannot be decoded in the declared encoding", "syntaksfejl", 400, "structure"),
+    "GGOP-E006": CodeInfo(
+        ERROR, "The bytes cannot be decoded in the declared encoding", "syntaksfejl", 400, "structure"
+    ),
     "GGOP-E007": CodeInfo(ERROR, "Entity declarations and references are not allowed", "syntaksfejl", 400, "security"),
     "GGOP-E009": CodeInfo(ERROR, "The file cannot be read", "ikke_specificeret", 400, "not-found"),
     "GGOP-E010": CodeInfo(ERROR, "Wrong content type for a MedCom message", "syntaksfejl", 415, "not-supported"),
-    "GGOP-W008": CodeInfo(WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"),
+    "GGOP-W008": CodeInfo(
+        WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"
+    ),
     # --- detection
-    "GGOP-E101": CodeInfo(ERROR, "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt", "problem_med_version", 422, "not-supported"),
+    "GGOP-E101": CodeInfo(
+        ERROR,
+        "Unsupported message: not a G-GOP, XDIS91 correspondence or XCTL receipt",
+        "problem_med_version", 422, "not-supported",
+    ),
     "GGOP-E103": CodeInfo(ERROR, "The message holds no letter", "syntaksfejl", 422, "required"),
-    "GGOP-W104": CodeInfo(WARNING, "The message holds more than one letter; only the first is converted", http_status=200, issue_type="informational"),
+    "GGOP-W104": CodeInfo(
+        WARNING,
+        "The message holds more than one letter; only the first is converted",
+        http_status=200, issue_type="informational",
+    ),
     # --- schema deviations (warnings: schemas are our own, real messages vary)
-    "GGOP-W201": CodeInfo(WARNING, "Element not known to the schema at this place", http_status=200, issue_type="structure"),
+    "GGOP-W201": CodeInfo(
+        WARNING, "Element not known to the schema at this place", http_status=200, issue_type="structure"
+    ),
     "GGOP-W202": CodeInfo(WARNING, "Element missing that the schema expects", http_status=200, issue_type="structure"),
     "GGOP-W203": CodeInfo(WARNING, "Value does not match the schema's type", http_status=200, issue_type="value"),
     "GGOP-W204": CodeInfo(WARNING, "Schema deviation", http_status=200, issue_type="structure"),
-    "GGOP-W205": CodeInfo(WARNING, "Element is in the other MedCom namespace than the schema expects", http_status=200, issue_type="structure"),
+    "GGOP-W205": CodeInfo(
+        WARNING,
+        "Element is in the other MedCom namespace than the schema expects",
+        http_status=200, issue_type="structure",
+    ),
     # --- business rules: essentials and malformed values (errors)
     "GGOP-E301": CodeInfo(ERROR, "Envelope identifier is missing", "syntaksfejl", 422, "required"),
     "GGOP-E302": CodeInfo(ERROR, "Letter identifier is missing", "syntaksfejl", 422, "required"),
-    "GGOP-E303": CodeInfo(ERROR, "Patient has neither CPR number nor alternative identifier", "syntaksfejl", 422, "required"),
+    "GGOP-E303": CodeInfo(
+        ERROR, "Patient has neither CPR number nor alternative identifier", "syntaksfejl", 422, "required"
+    ),
     "GGOP-E304": CodeInfo(ERROR, "CPR number is not 10 digits with a valid date part", "syntaksfejl", 422, "value"),
     "GGOP-E305": CodeInfo(ERROR, "Type of rehabilitation plan is missing", "syntaksfejl", 422, "required"),
-    "GGOP-E306": CodeInfo(ERROR, "Type of rehabilitation plan is not almen, specialiseret or rehabilitering", "syntaksfejl", 422, "code-invalid"),
+    "GGOP-E306": CodeInfo(
+        ERROR,
+        "Type of rehabilitation plan is not almen, specialiseret or rehabilitering",
+        "syntaksfejl", 422, "code-invalid",
+    ),
     "GGOP-E307": CodeInfo(ERROR, "Receiver is missing", "problem_med_modtagerID", 422, "required"),
-    "GGOP-E308": CodeInfo(ERROR, "Receiver location number (GLN) is missing or not 13 digits", "ukendt_lokationsnummer", 422, "value"),
-    "GGOP-E309": CodeInfo(ERROR, "Receiver location number (GLN) fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"),
-    "GGOP-E310": CodeInfo(ERROR, "Sender location number (EAN/GLN) is missing", "ukendt_lokationsnummer", 422, "required"),
-    "GGOP-E311": CodeInfo(ERROR, "Sender location number (GLN) is not 13 digits or fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"),
+    "GGOP-E308": CodeInfo(
+        ERROR, "Receiver location number (GLN) is missing or not 13 digits", "ukendt_lokationsnummer", 422, "value"
+    ),
+    "GGOP-E309": CodeInfo(
+        ERROR, "Receiver location number (GLN) fails the GS1 check digit", "ukendt_lokationsnummer", 422, "value"
+    ),
+    "GGOP-E310": CodeInfo(
+        ERROR, "Sender location number (EAN/GLN) is missing", "ukendt_lokationsnummer", 422, "required"
+    ),
+    "GGOP-E311": CodeInfo(
+        ERROR,
+        "Sender location number (GLN) is not 13 digits or fails the GS1 check digit",
+        "ukendt_lokationsnummer", 422, "value",
+    ),
     "GGOP-E312": CodeInfo(ERROR, "A date or time is malformed", "syntaksfejl", 422, "value"),
-    "GGOP-E313": CodeInfo(ERROR, "Identifier is longer than MedCom allows (14 characters)", "syntaksfejl", 422, "value"),
-    "GGOP-E315": CodeInfo(ERROR, "Receiver municipality code is not a known Danish municipality", "problem_med_modtagerID", 422, "code-invalid"),
+    "GGOP-E313": CodeInfo(
+        ERROR, "Identifier is longer than MedCom allows (14 characters)", "syntaksfejl", 422, "value"
+    ),
+    "GGOP-E315": CodeInfo(
+        ERROR,
+        "Receiver municipality code is not a known Danish municipality",
+        "problem_med_modtagerID", 422, "code-invalid",
+    ),
     "GGOP-E316": CodeInfo(ERROR, "Letter status code is not known", "syntaksfejl", 422, "code-invalid"),
     "GGOP-E317": CodeInfo(ERROR, "Sender is missing", "syntaksfejl", 422, "required"),
     "GGOP-E318": CodeInfo(ERROR, "Consent answer is not ja or nej", "syntaksfejl", 422, "code-invalid"),
-    "GGOP-E319": CodeInfo(ERROR, "Letter version code does not match the message", "problem_med_version", 422, "not-supported"),
-    "GGOP-E321": CodeInfo(ERROR, "Letter identifier reused for different content", "ikke_specificeret", 422, "duplicate"),
+    "GGOP-E319": CodeInfo(
+        ERROR, "Letter version code does not match the message", "problem_med_version", 422, "not-supported"
+    ),
+    "GGOP-E321": CodeInfo(
+        ERROR, "Letter identifier reused for different content", "ikke_specificeret", 422, "duplicate"
+    ),
     "GGOP-E320": CodeInfo(ERROR, "Envelope sent date is missing", "syntaksfejl", 422, "required"),
     # --- business rules: tolerated defects (warnings)
-    "GGOP-W330": CodeInfo(WARNING, "CPR number fails the modulus-11 check (allowed since 2007)", http_status=200, issue_type="informational"),
-    "GGOP-W331": CodeInfo(WARNING, "Location number (GLN) of a copy receiver, contact or location fails the GS1 check; it is kept but not routable by GLN", http_status=200, issue_type="value"),
-    "GGOP-W332": CodeInfo(WARNING, "Discharge time is missing or only given as text; deadlines cannot be computed from it", http_status=200, issue_type="incomplete"),
+    "GGOP-W330": CodeInfo(
+        WARNING,
+        "CPR number fails the modulus-11 check (allowed since 2007)",
+        http_status=200, issue_type="informational",
+    ),
+    "GGOP-W331": CodeInfo(
+        WARNING,
+        "Location number (GLN) of a copy receiver, contact or location fails the GS1 check; "
+        "it is kept but not routable by GLN",
+        http_status=200, issue_type="value",
+    ),
+    "GGOP-W332": CodeInfo(
+        WARNING,
+        "Discharge time is missing or only given as text; deadlines cannot be computed from it",
+        http_status=200, issue_type="incomplete",
+    ),
     "GGOP-W333": CodeInfo(WARNING, "Consent answer is missing", http_status=200, issue_type="incomplete"),
-    "GGOP-W334": CodeInfo(WARNING, "Diagnosis code type is not known; kept as text", http_status=200, issue_type="code-invalid"),
-    "GGOP-W335": CodeInfo(WARNING, "Plan to rehabilitering lacks the extended description of functioning (BEK §2 stk. 3)", http_status=200, issue_type="incomplete"),
-    "GGOP-W336": CodeInfo(WARNING, "Receiver is not identified by municipality code", http_status=200, issue_type="incomplete"),
-    "GGOP-W337": CodeInfo(WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"),
-    "GGOP-W341": CodeInfo(WARNING, "Sender or receiver location number (GLN) of a correspondence letter fails the GS1 check digit; kept, not routable by GLN", http_status=200, issue_type="value"),
-    "GGOP-W342": CodeInfo(WARNING, "The plan's start deadline text cannot be read; the standard deadline is used", http_status=200, issue_type="informational"),
-    "GGOP-W343": CodeInfo(WARNING, "The plan type is missing or unknown; no deadlines were computed", http_status=200, issue_type="incomplete"),
-    "GGOP-W344": CodeInfo(WARNING, "A deadline cannot be computed for this date", http_status=200, issue_type="informational"),
-    "GGOP-W345": CodeInfo(WARNING, "The offered start is before the plan's earliest start", http_status=200, issue_type="business-rule"),
-    "GGOP-W338": CodeInfo(WARNING, "A date or time of a non-essential element is malformed; it is left out", http_status=200, issue_type="value"),
+    "GGOP-W334": CodeInfo(
+        WARNING, "Diagnosis code type is not known; kept as text", http_status=200, issue_type="code-invalid"
+    ),
+    "GGOP-W335": CodeInfo(
+        WARNING,
+        "Plan to rehabilitering lacks the extended description of functioning (BEK §2 stk. 3)",
+        http_status=200, issue_type="incomplete",
+    ),
+    "GGOP-W336": CodeInfo(
+        WARNING, "Receiver is not identified by municipality code", http_status=200, issue_type="incomplete"
+    ),
+    "GGOP-W337": CodeInfo(
+        WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"
+    ),
+    "GGOP-W341": CodeInfo(
+        WARNING,
+        "Sender or receiver location number (GLN) of a correspondence letter fails the GS1 check digit; "
+        "kept, not routable by GLN",
+        http_status=200, issue_type="value",
+    ),
+    "GGOP-W342": CodeInfo(
+        WARNING,
+        "The plan's start deadline text cannot be read; the standard deadline is used",
+        http_status=200, issue_type="informational",
+    ),
+    "GGOP-W343": CodeInfo(
+        WARNING,
+        "The plan type is missing or unknown; no deadlines were computed",
+        http_status=200, issue_type="incomplete",
+    ),
+    "GGOP-W344": CodeInfo(
+        WARNING, "A deadline cannot be computed for this date", http_status=200, issue_type="informational"
+    ),
+    "GGOP-W345": CodeInfo(
+        WARNING, "The offered start is before the plan's earliest start", http_status=200, issue_type="business-rule"
+    ),
+    "GGOP-W338": CodeInfo(
+        WARNING,
+        "A date or time of a non-essential element is malformed; it is left out",
+        http_status=200, issue_type="value",
+    ),
     # --- mapping
-    "GGOP-E401": CodeInfo(ERROR, "The converted resources do not form a valid FHIR R4 Bundle", "ikke_specificeret", 500, "exception"),
-    "GGOP-E402": CodeInfo(ERROR, "A receipt cannot be converted: receipts are answers, not plans", "problem_med_version", 422, "not-supported"),
+    "GGOP-E401": CodeInfo(
+        ERROR, "The converted resources do not form a valid FHIR R4 Bundle", "ikke_specificeret", 500, "exception"
+    ),
+    "GGOP-E402": CodeInfo(
+        ERROR,
+        "A receipt cannot be converted: receipts are answers, not plans",
+        "problem_med_version", 422, "not-supported",
+    ),
     # --- configuration and internal
     "GGOP-E900": CodeInfo(ERROR, "Internal error while processing the message", "ikke_specificeret", 500, "exception"),
-    "GGOP-E901": CodeInfo(ERROR, "Authentication required: send a valid bearer token", "ikke_specificeret", 401, "login"),
+    "GGOP-E901": CodeInfo(
+        ERROR, "Authentication required: send a valid bearer token", "ikke_specificeret", 401, "login"
+    ),
     "GGOP-E902": CodeInfo(ERROR, "This client may not do this", "ikke_specificeret", 403, "forbidden"),
     "GGOP-E903": CodeInfo(ERROR, "The request cannot be served", "ikke_specificeret", 400, "processing"),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),

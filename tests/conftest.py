@@ -3,6 +3,7 @@ absent), generated messages, and the --update-goldens switch."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def _reset_postgres(url: str) -> None:
 def store_url(request, tmp_path):
     """A fresh, empty store of each kind: a SQLite file, and the PostgreSQL server named by
     ADAPTER_TEST_POSTGRES_URL (make test and .ci/run start one; skipped without it)."""
-    import os
+
 
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/adapter.db"
@@ -97,3 +98,49 @@ def runtime_for(engine=None, **settings):
 @pytest.fixture
 def runtime(engine):
     return runtime_for(engine)
+
+
+# --------------------------------------------------------------------------------------------
+# The FHIR API over a store of each kind (tests/support/fhir_world.py)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of its own on the PostgreSQL server named by ADAPTER_TEST_POSTGRES_URL (make
+    test and CI start one), so that other test modules using that database are not disturbed."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from adapter.store.engine import make_engine
+
+    url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL (make test starts a local server)")
+    name = f"fhir_api_{os.getpid()}"
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_postgres(url: str) -> str:
+    from adapter.store.engine import drop_schema
+
+    drop_schema(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path):
+    """The API over a store of each kind (PostgreSQL skipped without a server)."""
+    url = None if request.param == "sqlite" else _empty_postgres(request.getfixturevalue("postgres_url"))
+    from tests.support.fhir_world import make_world
+
+    w = make_world(tmp_path, url)
+    yield w
+    w.engine.dispose()

@@ -9,7 +9,10 @@ import re
 
 import pytest
 from sqlalchemy import select
-from test_fhir_api import (  # noqa: F401  (world and postgres_url are fixtures)
+
+from adapter.store.resources import save_resource
+from adapter.store.schema import audit, resource_history, resources
+from tests.support.fhir_world import (
     AALBORG,
     HOSPITAL,
     MUNICIPALITY_CODES,
@@ -19,14 +22,9 @@ from test_fhir_api import (  # noqa: F401  (world and postgres_url are fixtures)
     ids,
     plan,
     plans,
-    postgres_url,
     put_task,
     search_all,
-    world,
 )
-
-from adapter.store.resources import save_resource
-from adapter.store.schema import audit, resource_history, resources
 
 UNKNOWN = "6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10"
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_stratify import ggop
 
 from adapter.generate import generate_messages
 from adapter.pipeline import validate_bytes
@@ -19,6 +18,7 @@ from adapter.rules.calendar import DanishCalendar
 from adapter.rules.loader import DEFAULT_DIR, load_rules
 from adapter.rules.model import TaskUpdates
 from adapter.rules.schedule import business_status, reevaluate, schedule
+from tests.support.plans import ggop
 
 TZ = ZoneInfo("Europe/Copenhagen")
 DATA = Path(__file__).resolve().parent / "data" / "rules"

@@ -21,7 +21,7 @@ def condition_resource(d: Diagnosis, index: int, ctx: MapContext) -> dict:
     coding = None
     if d.code is not None and target is not None:
         coding = [prune({"system": target.code, "code": d.code.value, "display": v(d.text)})]
-    return _condition(ctx.id(condition_role(index, d)), coding, v(d.text) if coding is None else v(d.text), ctx)
+    return _condition(ctx.id(condition_role(index, d)), coding, v(d.text), ctx)
 
 
 def free_text_condition(text: Val, ctx: MapContext) -> dict:

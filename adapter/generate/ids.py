@@ -92,7 +92,7 @@ def cpr_birth_date(cpr: str) -> date:
 
 def cpr_mod11_ok(cpr: str) -> bool:
     """True when the CPR number passes the (old) modulus-11 check."""
-    return sum(int(d) * w for d, w in zip(cpr, CPR_WEIGHTS)) % 11 == 0
+    return sum(int(d) * w for d, w in zip(cpr, CPR_WEIGHTS, strict=False)) % 11 == 0
 
 
 def make_cpr(
@@ -115,7 +115,7 @@ def make_cpr(
         seventh = rng.choice(allowed)
         middle = f"{seventh}{rng.randrange(10)}{rng.randrange(10)}"
         first9 = head + middle
-        partial = sum(int(d) * w for d, w in zip(first9, CPR_WEIGHTS))
+        partial = sum(int(d) * w for d, w in zip(first9, CPR_WEIGHTS[:9], strict=True))
         needed = (-partial) % 11  # the last digit that makes the sum divisible by 11
         if mod11_valid:
             if needed == 10:

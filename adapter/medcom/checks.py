@@ -195,7 +195,10 @@ def check_ggop(msg: GgopMessage, municipality_codes: Iterable[str]) -> list[Issu
     out += check_datetime(msg.contact_start, True)
     out += check_datetime(msg.contact_end, True)
     if msg.contact_end is None or msg.contact_end.date is None:
-        w = msg.contact_end.where if msg.contact_end else Where(plan_where.line, plan_where.xpath + "/CurrentHospitalContact")
+        if msg.contact_end:
+            w = msg.contact_end.where
+        else:
+            w = Where(plan_where.line, plan_where.xpath + "/CurrentHospitalContact")
         out.append(issue("GGOP-W332", w.line, w.xpath))
     out += check_datetime(msg.ambulatory_start, False)
     for j in msg.journal_excerpts:

@@ -47,7 +47,7 @@ def cpr_mod11_ok(cpr: str) -> bool:
     if not _DIGITS10.match(cpr or ""):
         return False
     weights = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
-    return sum(int(c) * w for c, w in zip(cpr, weights)) % 11 == 0
+    return sum(int(c) * w for c, w in zip(cpr, weights, strict=False)) % 11 == 0
 
 
 def cpr_sex(cpr: str) -> str | None:

@@ -30,7 +30,9 @@ def read_receipt(root: Node, body: Node) -> ReceiptMessage:
     orig = body.child("OriginalEmessage")
     msg = ReceiptMessage(
         receipt_type=RECEIPT_TYPES[body.name][0],
-        envelope=read_envelope(env_node) if env_node is not None else Envelope(Where(root.line, root.xpath + "/Envelope")),
+        envelope=(
+            read_envelope(env_node) if env_node is not None else Envelope(Where(root.line, root.xpath + "/Envelope"))
+        ),
         letter=read_letter(ln) if ln is not None else Letter(Where(body.line, body.xpath + "/Letter")),
         sender_ean=body.text("Sender", "EANIdentifier"),
         receiver_ean=body.text("Receiver", "EANIdentifier"),

@@ -679,7 +679,9 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
         here = at.key(raw, "offset")
         m = as_mapping(raw["offset"], here)
         check_keys(m, here, ("days", "unit"))
-        offset = Offset(as_int(m["days"], here.key(m, "days"), 0, 3660), as_choice(m["unit"], here.key(m, "unit"), UNITS))
+        offset = Offset(
+            as_int(m["days"], here.key(m, "days"), 0, 3660), as_choice(m["unit"], here.key(m, "unit"), UNITS)
+        )
     elif "before" in raw:
         here = at.key(raw, "before")
         m = as_mapping(raw["before"], here)
