@@ -57,6 +57,7 @@ def _bare(token: str) -> str:
 def rule_strings() -> set[str]:
     """Every string in the rule files of adapter/mappings/ (reasons, legal bases, rule ids)."""
     import yaml
+
     from conftest import REPO
 
     out: set[str] = set()

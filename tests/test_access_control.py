@@ -9,9 +9,6 @@ import re
 
 import pytest
 from sqlalchemy import select
-
-from adapter.store.resources import save_resource
-from adapter.store.schema import audit, resource_history, resources
 from tests.support.fhir_world import (
     AALBORG,
     HOSPITAL,
@@ -25,6 +22,9 @@ from tests.support.fhir_world import (
     put_task,
     search_all,
 )
+
+from adapter.store.resources import save_resource
+from adapter.store.schema import audit, resource_history, resources
 
 UNKNOWN = "6b0f7c52-3d55-5a8e-9a61-0c1f3c7e5a10"
 

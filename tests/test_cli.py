@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from conftest import DATA, REPO
 
 from adapter.cli import main
+from conftest import DATA, REPO
 
 MINIMAL = DATA / "ggop" / "minimal-almen.xml"
 

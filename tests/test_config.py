@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA
 
 from adapter.cli import main
 from adapter.config import Settings
 from adapter.errors import ConfigError
+from conftest import DATA
 
 
 def test_defaults():

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, MEDCOM, REPO
 
 from adapter.cli import main
+from conftest import DATA, MEDCOM, REPO
 
 pytestmark = pytest.mark.conformance
 

@@ -16,8 +16,9 @@ import time
 
 import pytest
 import requests
-from conftest import DATA, REPO, runtime_for
 from sqlalchemy import select
+from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
+from tests.support.service_process import ServiceDidNotStart, start_service
 
 from adapter.generate import generate_messages
 from adapter.routing.routes import RoutesFile
@@ -26,8 +27,7 @@ from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.resources import bundle_resources
 from adapter.store.schema import outbox
-from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
-from tests.support.service_process import ServiceDidNotStart, start_service
+from conftest import DATA, REPO, runtime_for
 
 pytestmark = pytest.mark.slow
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)

@@ -13,15 +13,15 @@ import sys
 import time
 
 import pytest
-from conftest import DATA, REPO, runtime_for
 from sqlalchemy import select, update
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 
 from adapter.routing.routes import RoutesFile
 from adapter.routing.worker import Worker, WorkerBusy
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from tests.support.fhir_endpoints import Reply, StubEndpoint
+from conftest import DATA, REPO, runtime_for
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
@@ -294,9 +294,8 @@ def test_two_workers_on_postgresql_never_deliver_the_same_row_twice(tmp_path):
     url = os.environ.get("ADAPTER_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL")
-    from conftest import _reset_postgres
-
     from adapter.generate import generate_messages
+    from conftest import _reset_postgres
 
     _reset_postgres(url)
     engine = open_store(url)

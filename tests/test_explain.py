@@ -6,10 +6,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA
 
 from adapter.cli import main
 from adapter.pipeline import convert_bytes
+from conftest import DATA
 
 PLANS = sorted((DATA / "ggop").glob("*.xml"))
 INPUT_SYSTEM = "http://ggop-adapter.dk/fhir/CodeSystem/task-input-types"

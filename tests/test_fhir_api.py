@@ -13,11 +13,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from sqlalchemy import select
-
-from adapter.config import Settings
-from adapter.store.engine import open_store
-from adapter.store.resources import save_bundle
-from adapter.store.schema import resource_history
 from tests.support.fhir_world import (
     AALBORG,
     AVANCERET,
@@ -46,6 +41,11 @@ from tests.support.fhir_world import (
     search_all,
     write_clients,
 )
+
+from adapter.config import Settings
+from adapter.store.engine import open_store
+from adapter.store.resources import save_bundle
+from adapter.store.schema import resource_history
 
 # --------------------------------------------------------------------------------------------
 # metadata
@@ -110,9 +110,9 @@ def test_answers_are_valid_r4(world):
     """CapabilityStatement, searchset and history Bundles and an OperationOutcome pass an
     independent R4 check and the fhir.resources models."""
     import fhirkit
-    from invariants import independent_r4_check
 
     from adapter.fhir.models import model_class
+    from invariants import independent_r4_check
 
     task = plan("minimal-almen").task("offer-start")
     world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)

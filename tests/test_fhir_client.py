@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.support.fhir_world import MUNICIPALITY_CODES, OUTPUT, load_store, plan, plans, write_clients
 
 from adapter.store.engine import open_store
-from tests.support.fhir_world import MUNICIPALITY_CODES, OUTPUT, load_store, plan, plans, write_clients
 
 pytestmark = pytest.mark.slow
 

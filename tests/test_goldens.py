@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import golden_inputs
 
 from adapter.fhir.bundle import to_json
 from adapter.pipeline import convert_bytes
+from conftest import golden_inputs
 
 
 @pytest.mark.parametrize("path", golden_inputs(), ids=lambda p: p.stem)

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-from conftest import DATA, REPO
 from sqlalchemy import func, select
 
 from adapter.config import Settings
@@ -19,6 +18,7 @@ from adapter.runtime import load_runtime
 from adapter.service.inbox import process_inbox
 from adapter.store.engine import open_store
 from adapter.store.schema import message_keys, messages
+from conftest import DATA, REPO
 
 CLOCK = lambda: dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, invalid_inputs
 
 from adapter.cli import main
 from adapter.errors import InputError
 from adapter.pipeline import Limits, convert_bytes, receipt_for, validate_bytes
+from conftest import DATA, invalid_inputs
 
 CASES = invalid_inputs()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MEDCOM, golden_inputs
-from invariants import check_bundle, independent_r4_check
 
 from adapter.pipeline import convert_bytes
+from conftest import MEDCOM, golden_inputs
+from invariants import check_bundle, independent_r4_check
 
 
 def _medcom_inputs():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import DATA, invalid_inputs
 from lxml import etree
 
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt
 from adapter.pipeline import convert_bytes, receipt_for, validate_bytes
+from conftest import DATA, invalid_inputs
 
 
 def resources(bundle, kind):

@@ -7,8 +7,8 @@ import random
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, runtime_for
 from sqlalchemy import select
+from tests.support.fhir_endpoints import Reply, StubEndpoint
 
 from adapter.cli import main
 from adapter.routing.routes import RoutesFile
@@ -16,7 +16,7 @@ from adapter.routing.worker import Worker
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox
-from tests.support.fhir_endpoints import Reply, StubEndpoint
+from conftest import DATA, runtime_for
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()

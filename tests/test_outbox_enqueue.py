@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import DATA, runtime_for
 from sqlalchemy import select
 
 from adapter.routing.outbox import payload_of
 from adapter.service.ingest import ingest
 from adapter.store.schema import outbox, resources
+from conftest import DATA, runtime_for
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 LETTER = (DATA / "xdis91" / "letter-to-municipality.xml").read_bytes()

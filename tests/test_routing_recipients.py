@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import DATA
 
 from adapter.fhir.bundle import check_with_models
 from adapter.pipeline import convert_bytes
@@ -17,6 +16,7 @@ from adapter.routing.recipients import (
     region_owns,
     with_tasks,
 )
+from conftest import DATA
 
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()

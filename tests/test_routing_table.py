@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from tests.support.fhir_endpoints import StubEndpoint
 
 from adapter.cli import main
 from adapter.errors import ConfigError
 from adapter.routing.routes import PULL, PUSH, load_routing
-from tests.support.fhir_endpoints import StubEndpoint
 
 GOOD = """\
 defaults:

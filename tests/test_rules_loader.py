@@ -8,11 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.support.plans import ggop
 
 from adapter.errors import ConfigError
 from adapter.rules.loader import DEFAULT_DIR, load_rules
 from adapter.rules.stratify import stratify
-from tests.support.plans import ggop
 
 DATA = Path(__file__).resolve().parent / "data" / "rules"
 OVERRIDE_R7_R6_D7 = DATA / "municipality-r7-age-16-no-r6.yaml"

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REPO
 from sqlalchemy import select
 
 from adapter.api.app import create_app
@@ -22,6 +21,7 @@ from adapter.runtime import load_runtime
 from adapter.service.inbox import process_inbox
 from adapter.store.engine import open_store
 from adapter.store.schema import outbox, resources
+from conftest import DATA, REPO
 
 OVERRIDE = DATA / "rules" / "municipality-0840-rebild.yaml"
 LOCAL_RULE = "DL-REBILD-CONTACT-AFTER-RECEIPT"

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.plans import ggop
 
 from adapter.generate import generate_messages
 from adapter.pipeline import validate_bytes
@@ -18,7 +19,6 @@ from adapter.rules.calendar import DanishCalendar
 from adapter.rules.loader import DEFAULT_DIR, load_rules
 from adapter.rules.model import TaskUpdates
 from adapter.rules.schedule import business_status, reevaluate, schedule
-from tests.support.plans import ggop
 
 TZ = ZoneInfo("Europe/Copenhagen")
 DATA = Path(__file__).resolve().parent / "data" / "rules"

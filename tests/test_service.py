@@ -7,9 +7,9 @@ import os
 
 import pytest
 import requests
-from conftest import DATA, REPO
-
 from tests.support.service_process import kill_service, start_service, stop_service
+
+from conftest import DATA, REPO
 
 pytestmark = pytest.mark.slow
 HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}

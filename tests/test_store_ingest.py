@@ -7,12 +7,12 @@ import datetime as dt
 import threading
 
 import pytest
-from conftest import DATA, runtime_for
 from sqlalchemy import func, select
 
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
 from adapter.store.schema import audit, message_keys, messages, outbox, resource_history, resources
+from conftest import DATA, runtime_for
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)

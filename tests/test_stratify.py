@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.plans import ADULT, ggop
 
 from adapter.pipeline import validate_bytes
 from adapter.rules.loader import load_rules
 from adapter.rules.stratify import birth_date_from_cpr, mentions, patient_age, stratify
-from tests.support.plans import ADULT, ggop
 
 AT = date(2026, 3, 2)
 

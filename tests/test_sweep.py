@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import DATA, runtime_for
 from sqlalchemy import select
 
 from adapter.service.ingest import ingest
 from adapter.service.sweep import reevaluate_all
 from adapter.store.engine import open_store
 from adapter.store.schema import resources
+from conftest import DATA, runtime_for
 
 T0 = dt.datetime(2026, 3, 2, 8, 15, tzinfo=dt.UTC)  # envelope Sent of minimal-almen
 

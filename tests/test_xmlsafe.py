@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DATA
 
 from adapter.errors import XmlSyntaxError
 from adapter.medcom.xmlsafe import read_xml
+from conftest import DATA
 
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 

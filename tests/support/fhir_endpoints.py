@@ -25,7 +25,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-
 from tests.support.service_process import free_port
 
 REPO = Path(__file__).resolve().parents[2]

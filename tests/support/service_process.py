@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,8 +66,6 @@ def stop_service(proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 def kill_service(proc: subprocess.Popen) -> None:
     """kill -9 of the master and its workers: no shutdown at all."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
