@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any, SupportsInt
 
 from adapter.errors import ConfigError, issue
 from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
@@ -42,7 +43,7 @@ class Settings:
 
     def _merge(self, values: Mapping[str, object], source: str) -> Settings:
         known = {f.name: f for f in fields(self)}
-        changes = {}
+        changes: dict[str, Any] = {}  # each value coerced to its field's type by _coerce
         for key, raw in values.items():
             if key not in known:
                 raise ConfigError(issue("GGOP-E501", None, f"{source}#{key}", "unknown setting"))
@@ -66,7 +67,9 @@ def _coerce(raw: object, default: object) -> object:
             return False
         raise ValueError(text)
     if isinstance(default, int):
-        return int(raw)
+        if isinstance(raw, (str, SupportsInt)):
+            return int(raw)
+        raise TypeError(type(raw).__name__)
     if isinstance(default, tuple):
         if isinstance(raw, (list, tuple)):
             return tuple(str(x) for x in raw)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 ERROR = "error"
 WARNING = "warning"
-INFORMATION = "information"
 
 
 @dataclass(frozen=True)

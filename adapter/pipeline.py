@@ -150,7 +150,8 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
     it leaves (on by default; the benchmark measures its cost)."""
     tables = tables or load_code_tables()
     result = validation if validation is not None else validate_bytes(raw, tables, limits)
-    if not result.accepted:
+    parsed = result.parsed
+    if parsed is None or not result.accepted:
         raise InputError(result.issues)
     msg = result.message
     if isinstance(msg, ReceiptMessage):
@@ -175,7 +176,7 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
         raise
     except (KeyError, AttributeError, TypeError, ValueError) as exc:  # a defect of ours, located
         raise MappingError(issue("GGOP-E401", detail=type(exc).__name__)) from exc
-    return Conversion(bundle, issues, result.parsed.kind, msg, plan_trace)
+    return Conversion(bundle, issues, parsed.kind, msg, plan_trace)
 
 
 @dataclass
@@ -190,6 +191,7 @@ def receipt_for(raw: bytes, received_at: dt.datetime | None = None, tables: Code
     """The MedCom receipt the sender gets for this message (None when it cannot be addressed)."""
     result = validate_bytes(raw, tables, limits)
     msg = result.message
+    addr: ReceiptAddress | None
     if msg is not None and isinstance(msg, (GgopMessage, CorrespondenceMessage)) \
             and msg.envelope.identifier and msg.sender and msg.sender.ean and msg.receiver and msg.receiver.ean:
         addr = ReceiptAddress(

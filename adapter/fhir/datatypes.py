@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from adapter.fhir.context import MapContext
 from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
 from adapter.medcom.model import Address, Party, Telephone
@@ -10,14 +12,25 @@ from adapter.medcom.nodes import Val
 GLN_SYSTEM = "https://www.gs1.org/gln"
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 XECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.1"
-DECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.3"
-SKS_D_SYSTEM = "urn:oid:1.2.208.176.2.4.12"
 YDERNUMMER_SYSTEM = "urn:oid:1.2.208.176.1.4"
-MUNICIPALITY_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
+
+
+T = TypeVar("T")
 
 
 def v(val: Val | None) -> str | None:
     return val.value if val is not None else None
+
+
+def required(value: T | None, what: str) -> T:
+    """``value``, which the checks guarantee in an accepted message (or the code tables hold).
+
+    None is a defect of ours: it raises the AttributeError that using the None would, which the
+    pipeline reports as GGOP-E401.
+    """
+    if value is None:
+        raise AttributeError(f"{what} is missing")
+    return value
 
 
 _DROP = object()
@@ -42,7 +55,7 @@ def prune(obj):
 def human_name(given: Val | None, surname: Val | None, use: str | None = "official") -> dict | None:
     if given is None and surname is None:
         return None
-    return prune({"use": use, "family": v(surname), "given": v(given).split() if given else None})
+    return prune({"use": use, "family": v(surname), "given": given.value.split() if given else None})
 
 
 def address(a: Address | None, line_prefix: str | None = None) -> dict | None:

@@ -7,7 +7,7 @@ import uuid
 
 from adapter.danish_time import fhir_datetime
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import GLN_SYSTEM, prune, v
+from adapter.fhir.datatypes import GLN_SYSTEM, prune, required, v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
@@ -57,7 +57,8 @@ def communication(msg: CorrespondenceMessage, ctx: MapContext) -> tuple[dict, li
     payload_ids: list[str] = []
     # MedCom's assigner must be a MedCom messaging Organization, which needs a SOR id
     # that XDIS91 does not carry: the sender is named logically by its GLN.
-    sender_ref = {"identifier": {"system": GLN_SYSTEM, "value": msg.sender.ean.value}}
+    sender_ean = required(required(msg.sender, "sender").ean, "sender EAN").value
+    sender_ref = {"identifier": {"system": GLN_SYSTEM, "value": sender_ean}}
 
     def payload_meta(index: int) -> list[dict]:
         pid = f"urn:uuid:{ctx.id(f'payload:{index}')}"
@@ -103,10 +104,11 @@ def resources_from_letter(msg: CorrespondenceMessage, raw: bytes, ctx: MapContex
     enc, deceased = encounter(msg, ctx)
     comm, payload_ids = communication(msg, ctx)
     org_name = v(msg.sender.organisation_name) if msg.sender else None
+    envelope_id = required(msg.envelope.identifier, "envelope identifier").value
     out = [
-        patient_resource(msg.patient, [], ctx, deceased=True if deceased else None),
-        organization_resource(msg.sender, ctx, "sender"),
-        organization_resource(msg.receiver, ctx, "receiver"),
+        patient_resource(required(msg.patient, "patient"), [], ctx, deceased=True if deceased else None),
+        organization_resource(required(msg.sender, "sender"), ctx, "sender"),
+        organization_resource(required(msg.receiver, "receiver"), ctx, "receiver"),
         prune({"resourceType": "Practitioner", "id": ctx.id("practitioner:author"),
                "name": [{"text": org_name}] if org_name else None}),
         {"resourceType": "PractitionerRole", "id": ctx.id("practitionerrole:author"),
@@ -116,7 +118,7 @@ def resources_from_letter(msg: CorrespondenceMessage, raw: bytes, ctx: MapContex
          "code": [{"text": ctx.text("unknown-role")}]},
         enc,
         comm,
-        document_reference(raw, ctx, "xdis91-document", msg.envelope.identifier.value),
+        document_reference(raw, ctx, "xdis91-document", envelope_id),
     ]
     occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))
     entities = [{"role": "source", "what": {"identifier": {"value": pid}}} for pid in payload_ids]

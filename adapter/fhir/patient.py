@@ -15,6 +15,7 @@ from adapter.fhir.datatypes import (
     human_name,
     party_identifiers,
     prune,
+    required,
     telecom,
     v,
 )
@@ -32,7 +33,7 @@ X_ECPR = re.compile(r"^[0-3][0-9][01][0-9][0-9]{2}[17][A-Z]{2}[0-9]$")
 def patient_identifier(p: Patient, ctx: MapContext) -> dict:
     if p.cpr is not None:
         return {"system": CPR_SYSTEM, "value": p.cpr.value}
-    alt = p.alternative_identifier.value
+    alt = required(p.alternative_identifier, "patient identifier").value  # no CPR number: GGOP-E303 otherwise
     if X_ECPR.match(alt):
         return {"system": XECPR_SYSTEM, "value": alt}
     return {"type": {"text": ctx.text("alternative-identifier")}, "value": alt}

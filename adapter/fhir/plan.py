@@ -13,7 +13,7 @@ from adapter.fhir.condition import (
 )
 from adapter.fhir.consent import consent_from_plan
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import v
+from adapter.fhir.datatypes import required, v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
@@ -33,7 +33,7 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     sr_status, cp_status = STATUS_BY_LETTER.get(v(msg.letter.status_code) or "", ("active", "active"))
     out: list[dict] = []
 
-    orgs = [(msg.sender, "sender"), (msg.receiver, "receiver")]
+    orgs = [(required(msg.sender, "sender"), "sender"), (required(msg.receiver, "receiver"), "receiver")]
     if msg.gp is not None:
         orgs.append((msg.gp, "gp"))
     orgs += [(p, p.role) for p in msg.cc_receivers]
@@ -41,7 +41,7 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
         orgs.append((msg.ambulatory_location, "ambulatory-location"))
     orgs += [(p, p.role) for p in msg.result_receivers]
 
-    out.append(patient_resource(msg.patient, msg.relatives, ctx, gp=msg.gp))
+    out.append(patient_resource(required(msg.patient, "patient"), msg.relatives, ctx, gp=msg.gp))
     out += [organization_resource(p, ctx, role) for p, role in orgs]
 
     people = [p for p in (msg.signed_by, msg.co_writer) if p is not None] + list(msg.team)
@@ -72,7 +72,8 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     if consent is not None:
         out.append(consent)
     out += [task_from_deadline(d, ctx, proposal) for d in deadlines]
-    out.append(document_reference(raw, ctx, "ggop-document", msg.envelope.identifier.value))
+    envelope_id = required(msg.envelope.identifier, "envelope identifier").value
+    out.append(document_reference(raw, ctx, "ggop-document", envelope_id))
     occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))
     out.append(provenance(ctx, [r["id"] for r in out], occurred, v(msg.letter.status_code)))
     return out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune
+from adapter.fhir.datatypes import prune, required
 
 
 def provenance(ctx: MapContext, targets: list[str], occurred: str | None, status_code: str | None,
                entities: list[dict] | None = None) -> dict:
-    activity = ctx.tables.translate("letter-status-to-activity", status_code or "nytbrev")
+    activity = required(ctx.tables.translate("letter-status-to-activity", status_code or "nytbrev"),
+                        "provenance activity")
     return prune({
         "resourceType": "Provenance",
         "id": ctx.id("provenance"),

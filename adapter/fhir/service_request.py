@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune, v
+from adapter.fhir.datatypes import prune, required, v
 from adapter.medcom.model import GgopMessage
 
 PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDate"
@@ -12,8 +12,8 @@ PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDat
 def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list[str],
                               status: str = "active", proposed_level: dict | None = None) -> dict:
     """``proposed_level`` is the basal/avanceret category marked as proposed (almen plans)."""
-    category = ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type))
-    code = ctx.tables.translate("ggop-service-code", "GGOP")
+    category = required(ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type)), "plan category")
+    code = required(ctx.tables.translate("ggop-service-code", "GGOP"), "service code")
     discharge = msg.contact_end.date.value if msg.contact_end and msg.contact_end.date else None
     return prune({
         "resourceType": "ServiceRequest",
@@ -21,7 +21,7 @@ def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles
         "extension": [{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else None,
         "identifier": [{
             "type": {"text": ctx.text("letter-id")},
-            "value": msg.letter.identifier.value,
+            "value": required(msg.letter.identifier, "letter identifier").value,
             "assigner": ctx.ref("sender"),
         }],
         "status": status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapter.danish_time import iso_instant
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune
+from adapter.fhir.datatypes import prune, required
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import GgopMessage
 from adapter.rules.model import Deadline, StratificationProposal
@@ -37,7 +37,7 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
     if d.plan_deadline is not None and d.plan_deadline.text.strip():
         inputs.append(_input(ctx, "plan-deadline-text", valueString=d.plan_deadline.text))
     if d.task_code in ("visitate-level", "visitate-child") and proposal is not None and proposal.level:
-        level = ctx.tables.translate("stratum-to-kl-category", proposal.level)
+        level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
         inputs.append(_input(ctx, "proposed-level", valueCodeableConcept={
             "coding": [{"system": level.system, "code": level.code, "display": level.display}]}))
         for f in proposal.fired:
@@ -63,7 +63,8 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
 
 def region_organization(msg: GgopMessage, ctx: MapContext) -> dict | None:
     """The region of the receiving municipality (from adapter/mappings/municipalities.csv)."""
-    code = normalise_municipality_code(msg.receiver.identifier.value) if msg.receiver.identifier else None
+    receiver = required(msg.receiver, "receiver")
+    code = normalise_municipality_code(receiver.identifier.value) if receiver.identifier else None
     municipality = ctx.tables.municipalities.get(code or "")
     if municipality is None:
         return None
@@ -81,7 +82,7 @@ def level_category(proposal: StratificationProposal | None, ctx: MapContext) -> 
     """The proposed basal/avanceret level as a second ServiceRequest category, marked proposed."""
     if proposal is None or proposal.level is None:
         return None
-    level = ctx.tables.translate("stratum-to-kl-category", proposal.level)
+    level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
     from adapter.fhir.context import ADAPTER_BASE
 
     return {

@@ -426,14 +426,6 @@ DEPARTMENTS: tuple[Department, ...] = (
        "intern_medicin_sygehus"),
 )
 
-REGION_NAMES: dict[str, str] = {
-    "1081": "Region Nordjylland",
-    "1082": "Region Midtjylland",
-    "1083": "Region Syddanmark",
-    "1084": "Region Hovedstaden",
-    "1085": "Region Sjælland",
-}
-
 # ---------------------------------------------------------------------------------------------
 # Diagnoses (SKS D-codes with Danish texts)
 # ---------------------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from adapter.data import MAPPINGS_DIR
 
@@ -351,10 +351,6 @@ def danish_date(d: date, style: str = "long") -> str:
     if style == "dotted":
         return d.strftime("%d.%m.%Y")
     return d.isoformat()
-
-
-def weighted_choice(rng: random.Random, items: Sequence[Any], weights: Iterable[float]) -> Any:
-    return rng.choices(list(items), list(weights))[0]
 
 
 # ---------------------------------------------------------------------------------------------

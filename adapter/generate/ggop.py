@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from . import catalog
 from .catalog import Department, Diagnosis
@@ -285,6 +285,7 @@ class _PlanBuilder:
         self.male = rng.random() < male_share
         birth = birth_date_for_age(rng, self.discharge.date(), age)
         self.patient = make_person(rng, birth, self.male)
+        self.birth_date = birth  # the patient's (a Person's birth date is optional)
         self.age = age_on(birth, self.discharge.date())
         towns = self.muni.towns()
         if self.full:
@@ -363,8 +364,8 @@ class _PlanBuilder:
     def _secondary(self) -> list[tuple[str, str, int, str | None]]:
         rng = self.rng
         n = 2 if self.full else rng.choices((0, 1, 2), (50, 35, 15))[0]
-        pool = catalog.CHILD_SECONDARY_DIAGNOSES if self.child else catalog.SECONDARY_DIAGNOSES
-        pool = [s for s in pool if s[2] <= self.age and s[0] != self.dx.code]
+        candidates = catalog.CHILD_SECONDARY_DIAGNOSES if self.child else catalog.SECONDARY_DIAGNOSES
+        pool = [s for s in candidates if s[2] <= self.age and s[0] != self.dx.code]
         if self.full:  # keep the full example free of flags from chance
             pool = [s for s in pool if s[3] is None] or pool
         out: list = []
@@ -593,7 +594,6 @@ class _PlanBuilder:
         else:
             rng.shuffle(codes)
             n_phones = rng.choices((0, 1, 2, 3), (4, 55, 33, 8))[0]
-        self.phone_count = n_phones
         self.phone_codes = codes[:n_phones]
         for code in codes[:n_phones]:
             ts = sub(pat, A, "TelephoneSubscriber")
@@ -628,7 +628,7 @@ class _PlanBuilder:
             if rng.random() < 0.5:
                 parents = parents[:1] if rng.random() < 0.6 else parents[1:]
             for code, male in parents:
-                year = p.birth_date.year - rng.randint(22, 40)
+                year = self.birth_date.year - rng.randint(22, 40)
                 person = Person(given_name(rng, male, year), p.surname if rng.random() < 0.7
                                 else surname(rng), male)
                 rels.append((code, person, self.address if rng.random() < 0.8 else
@@ -646,14 +646,15 @@ class _PlanBuilder:
                         options += ["barn", "barn"]
                     code = rng.choice(options)
                 male = rng.random() < 0.5
+                addr: Address | None
                 if code == "aegtefaelle":
-                    year = p.birth_date.year + rng.randint(-5, 5)
+                    year = self.birth_date.year + rng.randint(-5, 5)
                     person = Person(given_name(rng, not p.male if rng.random() < 0.9 else p.male,
                                                year), p.surname if rng.random() < 0.6
                                     else surname(rng), male)
                     addr = self.address
                 elif code == "barn":
-                    year = p.birth_date.year + rng.randint(22, 38)
+                    year = self.birth_date.year + rng.randint(22, 38)
                     person = Person(given_name(rng, male, year), surname(rng), male)
                     addr = make_address(rng, rng.choice(self.ctx.municipalities)) \
                         if rng.random() < 0.7 else None
@@ -702,8 +703,8 @@ class _PlanBuilder:
 
         practical = []
         if self.chance(0.7):
-            pool = catalog.PRACTICAL_INFO_CHILD if self.child else catalog.PRACTICAL_INFO
-            pool = [t for t in pool if self._fits(t)]
+            pool = [t for t in (catalog.PRACTICAL_INFO_CHILD if self.child else catalog.PRACTICAL_INFO)
+                    if self._fits(t)]
             k = min(len(pool), rng.randint(1, 2))
             practical = [_fmt(t, slots) for t in rng.sample(pool, k)]
         if practical:
@@ -776,7 +777,6 @@ class _PlanBuilder:
             if self.complications:
                 health.append(_fmt(rng.choice(catalog.COMPLICATIONS), slots))
             self.text_el(plan, B, "PatientHealthSummary", health)
-        self.health_text = " ".join(health)
 
         ability = []
         if self.chance(0.9) or self.cognitive:
@@ -997,7 +997,7 @@ class _PlanBuilder:
             "child": self.age < 18,
             "age": self.age,
             "cpr": self.patient.cpr,
-            "birth_date": self.patient.birth_date.isoformat(),
+            "birth_date": self.birth_date.isoformat(),
             "municipality_code": self.muni.code,
             "receiver_identifier": self.receiver_identifier,
             "region_code": self.muni.region_code,

@@ -14,7 +14,7 @@ import random
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from . import catalog
 from .catalog import Department

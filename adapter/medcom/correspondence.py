@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapter.medcom.common import (
+from adapter.medcom.letter_parts import (
     read_envelope,
     read_letter,
     read_party,

@@ -7,7 +7,7 @@ schema check reports the exact namespace deviations as warnings.
 
 from __future__ import annotations
 
-from adapter.medcom.common import (
+from adapter.medcom.letter_parts import (
     read_envelope,
     read_letter,
     read_party,
@@ -55,9 +55,9 @@ def _coded(node: Node | None, cls=Coded, **extra):
 
 
 def _datetime(node: Node | None, text_node: Node | None = None) -> DateTimeVal | None:
-    if node is None and text_node is None:
+    base = node if node is not None else text_node
+    if base is None:
         return None
-    base = node or text_node
     return DateTimeVal(
         where=where(base),
         date=node.text("Date") if node is not None else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 _WS = re.compile(r"\s+")
 
@@ -96,9 +96,6 @@ class Node:
         if not found:
             return None
         return Node(found[0], f"{self.xpath}/{name}" if len(found) == 1 else f"{self.xpath}/{name}[1]", self.namespaces)
-
-    def has(self, name: str) -> bool:
-        return self.child(name) is not None
 
     def path(self, *names: str) -> Node | None:
         node: Node | None = self

@@ -12,14 +12,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from adapter.danish_time import DANISH_TIME
 from adapter.errors import Issue
 from adapter.medcom.model import NS_2005
 
-REFUSE_CODES = ("ikke_specificeret", "ukendt_lokationsnummer", "problem_med_modtagerID",
-                "problem_med_version", "syntaksfejl")
 MAX_REFUSE_TEXT = 400
 
 

@@ -3,7 +3,7 @@ XCTL03 PositiveReceipt), always in the 2005/08/07 namespace."""
 
 from __future__ import annotations
 
-from adapter.medcom.common import read_envelope, read_letter, where
+from adapter.medcom.letter_parts import read_envelope, read_letter, where
 from adapter.medcom.model import (
     NS_2005,
     Envelope,

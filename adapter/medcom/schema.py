@@ -14,7 +14,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from adapter.data import SCHEMAS_DIR
 from adapter.errors import ConfigError, Issue, issue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 from adapter.errors import Issue, XmlSyntaxError, issue
 

@@ -764,9 +764,10 @@ def _load_deadlines(default: tuple[dict, At], overrides: list[tuple[dict, At]],
             seen.append(target)
             if by_id[target].clock != r.clock:
                 here.fail(f"same_as '{target}' has clock {by_id[target].clock}, this rule {r.clock}")
-            if by_id[target].same_as is None:
+            next_target = by_id[target].same_as
+            if next_target is None:
                 break
-            target = by_id[target].same_as
+            target = next_target
     return DeadlineRules(tuple(rules), MappingProxyType(plain), due_soon)
 
 

@@ -143,6 +143,8 @@ def _timing(rule: DeadlineRule, rules_by_id: dict[str, DeadlineRule], clocks: di
         return _Timing(day0, day0_from, _due(day, rule.before.at or rule.at), None, None)
 
     offset = rule.offset
+    # The loader gives every rule exactly one of offset, before or same_as.
+    assert offset is not None, f"rule {rule.id} has no offset"
     plan = parsed if rule.plan_deadline != "ignore" else None
     not_before = None
     due_day: date | None = None
@@ -154,9 +156,9 @@ def _timing(rule: DeadlineRule, rules_by_id: dict[str, DeadlineRule], clocks: di
             due_day = _add(plan.earliest, offset.days, offset.unit, calendar)
         elif plan.kind == "range" and plan.earliest is not None and plan.latest is not None:
             not_before, due_day = plan.earliest, plan.latest
-    elif plan is not None and rule.plan_deadline == "postpone_only":
-        if plan.kind in ("not_before", "on_or_after_date", "range") and plan.earliest and plan.earliest > day0:
-            day0, day0_from = plan.earliest, "plan"
+    elif (plan is not None and rule.plan_deadline == "postpone_only"
+          and plan.kind in ("not_before", "on_or_after_date", "range") and plan.earliest and plan.earliest > day0):
+        day0, day0_from = plan.earliest, "plan"
     if due_day is None:
         due_day = _add(day0, offset.days, offset.unit, calendar)
     return _Timing(day0, day0_from, _due(due_day, rule.at), not_before, plan)
@@ -225,6 +227,8 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
         if rule.trigger is not None:
             pending.append(PendingDeadline(rule, task.display, t.day0, t.day0_from, t.plan))
             continue
+        # Only the course_start clock leaves day 0 and the due time open, and it always has a trigger.
+        assert t.due is not None and t.day0 is not None, f"rule {rule.id} has no day 0"
         deadlines.append(Deadline(
             task_code=rule.task, task_display=task.display, rule_id=rule.id, due=t.due, owner=rule.owner,
             clock=rule.clock, day0=t.day0, legal_basis=rule.legal_basis, reason_da=rule.reason_da,
@@ -244,6 +248,7 @@ def _materialise(p: PendingDeadline, day0: date, day0_from: str, calendar: Danis
                  hours: int) -> Deadline:
     rule = p.rule
     offset = rule.offset
+    assert offset is not None, f"triggered rule {rule.id} has no offset"
     due = _due(_add(day0, offset.days, offset.unit, calendar), rule.at)
     return Deadline(
         task_code=rule.task, task_display=p.task_display, rule_id=rule.id, due=due, owner=rule.owner,

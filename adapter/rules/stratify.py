@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from types import MappingProxyType
 
-from adapter.medcom.model import GgopMessage
+from adapter.medcom.model import GgopMessage, IcfClassification
 from adapter.medcom.nodes import Val
 from adapter.rules.model import (
     PLAN_TYPES,
@@ -209,12 +209,12 @@ def _diagnosis_prefix(c: Condition, f: _Facts, _: _Fired) -> _Result:
     return bool(out), tuple(out)
 
 
-def _gradient(icf) -> int | None:
+def _gradient(icf: IcfClassification) -> int | None:
     g = icf.gradient.code.value.strip() if icf.gradient is not None and icf.gradient.code is not None else ""
     return int(g) if g.isdigit() and len(g) == 1 else None
 
 
-def _icf_code(icf) -> str:
+def _icf_code(icf: IcfClassification) -> str:
     return icf.code.code.value.strip().lower() if icf.code is not None and icf.code.code is not None else ""
 
 
@@ -222,7 +222,7 @@ def _icf_gradient(c: Condition, f: _Facts, _: _Fired) -> _Result:
     out = []
     for icf in f.msg.icf:
         code, g = _icf_code(icf), _gradient(icf)
-        if g is None or not code.startswith(c.params["code_prefixes"]) or g < c.params["min"]:
+        if g is None or icf.gradient is None or not code.startswith(c.params["code_prefixes"]) or g < c.params["min"]:
             continue
         out.append(_ev("ICFClassifications", icf.gradient.code, code, f"gradient {g} >= {c.params['min']}", c.label))
     return bool(out), tuple(out)
@@ -232,7 +232,7 @@ def _icf_chapters(c: Condition, f: _Facts, _: _Fired) -> _Result:
     chapters: dict[str, Evidence] = {}
     for icf in f.msg.icf:
         code, g = _icf_code(icf), _gradient(icf)
-        if len(code) < 2 or code[0] not in c.params["components"] or not code[1].isdigit():
+        if icf.code is None or len(code) < 2 or code[0] not in c.params["components"] or not code[1].isdigit():
             continue
         if (g is None and c.params["gradient_min"] > 0) or (g is not None and g < c.params["gradient_min"]):
             continue
@@ -356,6 +356,8 @@ def stratify(msg: GgopMessage, rules: RuleSet, at: date) -> StratificationPropos
     counted = [r for r in comb.count_rules if r in fired_ids and r not in neutralised]
 
     level: str | None
+    strength: str | None
+    decided_by: tuple[str, ...]
     if stopped:
         level, strength, decided_by = None, None, (stopped,)
     elif decisive := next(((rid, lvl) for rid, lvl in comb.decisive

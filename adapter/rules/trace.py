@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from adapter.rules.model import Schedule, StratificationProposal
 
 
@@ -54,7 +56,21 @@ def trace(proposal: StratificationProposal | None, schedule: Schedule | None) ->
     return out
 
 
-LABELS = {
+class _Labels(TypedDict):
+    plan: str
+    level: str
+    none: str
+    rules: str
+    deadlines: str
+    due: str
+    owner: str
+    basis: str
+    pending: str
+    owners: dict[str, str]
+    proposal: str
+
+
+LABELS: dict[str, _Labels] = {
     "da": {"plan": "Plantype", "level": "Foreslået niveau", "none": "intet forslag (niveauet er fastlagt i planen)",
            "rules": "Regler der gav udslag", "deadlines": "Frister", "due": "senest", "owner": "ansvarlig",
            "basis": "retsgrundlag", "pending": "Frister der opstår senere",
