@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Response, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from adapter.api.access import Denied, safe_name
 from adapter.api.context import services
@@ -62,12 +62,12 @@ def _http(exc: HTTPException) -> Response:
         "invalid" if code < 500 else "exception"
     resp = outcome_response([outcome_issue(issue("GGOP-E903", None, request.path, exc.name or f"HTTP {code}"),
                                            issue_type)], code)
-    if code == 405 and getattr(exc, "valid_methods", None):
-        resp.headers["Allow"] = ", ".join(exc.valid_methods or ())
+    if code == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        resp.headers["Allow"] = ", ".join(exc.valid_methods)
     return resp
 
 
-def _unexpected(exc: Exception) -> Response:
+def _unexpected(exc: BaseException) -> Response:
     log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
     return outcome_response([outcome_issue(issue("GGOP-E900", None, request.path))], 500)
 

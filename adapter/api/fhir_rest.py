@@ -120,6 +120,16 @@ class _Route:
                                              else "-")
         return target
 
+    def type_name(self) -> str:
+        """The resource type of a search, read, vread, history or update."""
+        assert self.rtype is not None, "_route names the type of every interaction it routes"
+        return self.rtype
+
+    def type_and_id(self) -> tuple[str, str]:
+        """The resource type and id of a read, vread, history or update."""
+        assert self.rtype is not None and self.rid is not None, "_route names type and id of every instance route"
+        return self.rtype, self.rid
+
 
 def _not_allowed(action: str, rtype: str | None = None, rid: str | None = None) -> _Route:
     return _Route(action, rtype, rid, error=FhirError(405, "not-supported", "This interaction is not supported here."))
@@ -156,9 +166,9 @@ def _check_format() -> None:
     if fmt is not None and fmt not in FORMAT_VALUES:
         raise FhirError(406, "not-supported", "Only JSON is supported (_format=json).")
     accept = request.accept_mimetypes
-    if accept and not any(accept[m] for m in (*JSON_TYPES, "application/json+fhir")):
-        if not any(q for m, q in accept if m in ("*/*", "application/*")):
-            raise FhirError(406, "not-supported", "Only application/fhir+json and application/json are served.")
+    if accept and not any(accept[m] for m in (*JSON_TYPES, "application/json+fhir")) \
+            and not any(q for m, q in accept if m in ("*/*", "application/*")):
+        raise FhirError(406, "not-supported", "Only application/fhir+json and application/json are served.")
 
 
 @blueprint.route("/", defaults={"path": ""}, methods=METHODS, strict_slashes=False)
@@ -191,7 +201,7 @@ def fhir(path: str) -> Response:
         else:
             resp = _update(client, route)
             audit_in_update = True
-    except Exception as exc:  # every refusal and failure is answered by its handler
+    except Exception as exc:  # noqa: BLE001 - every refusal and failure is answered by its handler, never a traceback
         resp = error_response(exc)
         detail = audit_detail(exc)
     if audit_in_update:  # written in the update's own transaction
@@ -229,7 +239,7 @@ def _if_none_match(version: int) -> bool:
 def _read(client, route: _Route) -> Response:
     svc = services()
     with svc.engine.connect() as conn:
-        row = read(conn, route.rtype, route.rid, access.scope_for(client))
+        row = read(conn, *route.type_and_id(), access.scope_for(client))
     if row is None:
         raise FhirError(404, "not-found", "No such resource.")
     headers = _resource_headers(row.version_id, row.last_updated)
@@ -245,7 +255,7 @@ def _read(client, route: _Route) -> Response:
 def _vread(client, route: _Route) -> Response:
     svc = services()
     with svc.engine.connect() as conn:
-        row = vread(conn, route.rtype, route.rid, route.vid or "", access.scope_for(client))
+        row = vread(conn, *route.type_and_id(), route.vid or "", access.scope_for(client))
     if row is None:
         raise FhirError(404, "not-found", "No such resource version.")
     return fhir_json(row.content, 200, _resource_headers(row.version_id, row.last_updated))
@@ -310,10 +320,12 @@ def _history(client, route: _Route) -> Response:
     pairs = list(request.args.items(multi=True))
     count, offset, ignored = _paging(pairs)
     if ignored and _strict():
-        raise FhirError(400, "not-supported", "", issues=[{**i, "severity": "error"} for i in _ignored_outcome(ignored)])
+        raise FhirError(400, "not-supported", "",
+                        issues=[{**i, "severity": "error"} for i in _ignored_outcome(ignored)])
+    rtype, rid = route.type_and_id()
     svc = services()
     with svc.engine.connect() as conn:
-        total, rows = history(conn, route.rtype, route.rid, access.scope_for(client), count, offset)
+        total, rows = history(conn, rtype, rid, access.scope_for(client), count, offset)
     if total == 0:
         raise FhirError(404, "not-found", "No such resource.")
     base = _base()
@@ -328,13 +340,14 @@ def _history(client, route: _Route) -> Response:
         })
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "history", "total": total,
-              "link": _links(f"{route.rtype}/{route.rid}/_history", pairs, count, offset, total), "entry": entries}
+              "link": _links(f"{rtype}/{rid}/_history", pairs, count, offset, total), "entry": entries}
     return fhir_json(bundle)
 
 
 def _search(client, route: _Route) -> tuple[Response, str]:
     pairs = list(request.args.items(multi=True))
-    parsed = parse_search(route.rtype, pairs)
+    rtype = route.type_name()
+    parsed = parse_search(rtype, pairs)
     if parsed.ignored and _strict():
         raise FhirError(400, "not-supported", "",
                         issues=[{**i, "severity": "error"} for i in _ignored_outcome(parsed.ignored)])
@@ -351,7 +364,7 @@ def _search(client, route: _Route) -> tuple[Response, str]:
                         "resource": operation_outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "searchset", "total": result.total,
-              "link": _links(route.rtype, pairs, parsed.count, parsed.offset, result.total), "entry": entries}
+              "link": _links(rtype, pairs, parsed.count, parsed.offset, result.total), "entry": entries}
     return fhir_json(bundle), f"total={result.total}"
 
 
@@ -362,11 +375,12 @@ def _update(client, route: _Route) -> Response:
         body = json.loads(request.get_data(cache=False) or b"null")
     except (ValueError, RecursionError):
         raise FhirError(400, "structure", "The body is not valid JSON.") from None
+    _, task_id = route.type_and_id()
     svc = services()
     now = svc.clock()
     try:
         with svc.engine.begin() as conn:
-            stored = update_task(conn, task_id=route.rid, body=body, if_match=request.headers.get("If-Match"),
+            stored = update_task(conn, task_id=task_id, body=body, if_match=request.headers.get("If-Match"),
                                  scope=access.scope_for(client), client_name=client.name, now=now,
                                  tables=svc.runtime.tables, rules=svc.runtime.rules)
             access.record_in(conn, now, client, "update", route.target, 200)
@@ -375,13 +389,14 @@ def _update(client, route: _Route) -> Response:
     except OperationalError:  # e.g. the database is locked or unreachable
         raise FhirError(503, "transient", "The store is busy; try again.") from None
     headers = _resource_headers(int(stored["meta"]["versionId"]), now)
-    headers["Content-Location"] = f"{_base()}/Task/{route.rid}/_history/{stored['meta']['versionId']}"
+    headers["Content-Location"] = f"{_base()}/Task/{task_id}/_history/{stored['meta']['versionId']}"
     prefer = _prefer()
     if "return=minimal" in prefer:
         resp = Response(status=200)
         resp.headers.update(headers)
         return resp
     if "return=OperationOutcome" in prefer:
-        return fhir_json(operation_outcome([plain_issue("information", "informational", "The Task was updated.")]), 200, headers)
+        updated = plain_issue("information", "informational", "The Task was updated.")
+        return fhir_json(operation_outcome([updated]), 200, headers)
     return fhir_json(stored, 200, headers)
 

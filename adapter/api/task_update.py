@@ -105,7 +105,7 @@ def _check_codeable(value, where: str) -> list[tuple[str | None, str]]:
     if not isinstance(value, dict):
         return [(where, f"{where} must be a CodeableConcept.")]
     coding = value.get("coding", [])
-    problems = []
+    problems: list[tuple[str | None, str]] = []
     if not isinstance(coding, list) or not all(isinstance(c, dict) for c in coding):
         problems.append((where, f"{where}.coding must be a list of Codings."))
     elif not all(isinstance(c.get(k, ""), str) for c in coding for k in ("system", "code", "display")):

@@ -21,6 +21,7 @@ from adapter.errors import AdapterError
 
 OWN_DEFINITIONS = [MAPPINGS_DIR / "codesystems", MAPPINGS_DIR / "profiles"]
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource")
+_IDS = re.compile(r"urn:uuid:[0-9a-f-]{36}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -153,6 +154,7 @@ def run(paths: Iterable[str], validator=None, progress=None) -> Report:
     finally:
         if owned:
             validator.close()
+        if tmp is not None:
             tmp.cleanup()
     return report
 
@@ -167,7 +169,7 @@ def _groups(report: Report):
 
 def _normalise(message: str) -> str:
     """The message without ids and codes, so one kind of finding is one group."""
-    message = re.sub(r"urn:uuid:[0-9a-f-]{36}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "…", message)
+    message = _IDS.sub("…", message)
     return re.sub(r"'([^'#\s]+)#[^']*'", r"'\1#…'", message)
 
 
@@ -196,6 +198,12 @@ def render_text(report: Report, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+_CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:90%}")
+_FINDINGS_HEADER = ("<tr><th>Profile</th><th>Severity</th><th>Count</th><th>Message id</th><th>Message</th>"
+                    "<th>Where (first 5)</th></tr>")
+
+
 def render_html(report: Report) -> str:
     groups = _groups(report)
     rows = []
@@ -208,16 +216,17 @@ def render_html(report: Report) -> str:
     refused = "".join(f"<li>{html.escape(n)}<pre>{html.escape(chr(10).join(v))}</pre></li>"
                       for n, v in report.refused.items())
     profiles = "".join(f"<tr><td>{html.escape(p)}</td><td>{n}</td></tr>" for p, n in sorted(report.resources.items()))
+    resources = sum(report.resources.values())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FHIR conformance report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:90%}}
+<style>{_CSS}
 tr.error td{{background:#fdd}}tr.warning td{{background:#ffd}}.ok{{color:#070}}.bad{{color:#a00}}</style></head>
 <body><h1>FHIR conformance report</h1>
 <p class="{'ok' if report.ok else 'bad'}"><b>{report.count('error')} errors</b>, {report.count('warning')} warnings,
-{report.count('information')} information over {len(report.sources)} inputs and {sum(report.resources.values())} resources;
+{report.count('information')} information over {len(report.sources)} inputs and {resources} resources;
 {len(report.refused)} inputs refused. Generated {dt.date.today().isoformat()}.</p>
 <h2>Resources by profile</h2><table><tr><th>Profile</th><th>Resources</th></tr>{profiles}</table>
-<h2>Findings by profile</h2><table><tr><th>Profile</th><th>Severity</th><th>Count</th><th>Message id</th><th>Message</th><th>Where (first 5)</th></tr>
+<h2>Findings by profile</h2><table>{_FINDINGS_HEADER}
 {''.join(rows)}</table>
 {'<h2>Refused inputs</h2><ul>' + refused + '</ul>' if refused else ''}
 </body></html>

@@ -22,13 +22,14 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
 
 from adapter import __version__
 from adapter.fhir.context import ADAPTER_BASE, ID_NAMESPACE
-from adapter.routing.routes import MESSAGE, Route
+from adapter.routing.routes import MESSAGE, Auth, Route
 
 DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
 RETRYABLE_STATUSES = {408, 409, 425, 429}
@@ -152,8 +153,17 @@ def _transaction_failures(body: bytes) -> list[str]:
     return out
 
 
+def _client_cert(auth: Auth) -> str | tuple[str, str] | None:
+    """requests' ``cert`` for mutual TLS (the routing file always names both certificate and key)."""
+    if not auth.client_cert:
+        return None
+    if auth.client_key is None:
+        return auth.client_cert  # what requests does with (cert, None): the key is read from the cert file
+    return (auth.client_cert, auth.client_key)
+
+
 def deliver(session: requests.Session, route: Route, payload: dict, *, message_id: int, recipient: str,
-            now: dt.datetime, env: dict | None = None) -> Outcome:
+            now: dt.datetime, env: Mapping[str, str] | None = None) -> Outcome:
     """Send one payload to one push route; never raises for network or HTTP trouble."""
     env = os.environ if env is None else env
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal",
@@ -163,20 +173,23 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
         if not token:
             return Outcome(RETRY, None, f"environment variable {route.auth.bearer_token_env} (bearer token) is not set")
         headers["Authorization"] = f"Bearer {token}"
+    base_url = route.base_url
+    assert base_url is not None, "load_routing gives every push route a base_url"
     if route.payload == MESSAGE:
-        url = f"{route.base_url}/$process-message"
-        body = message_bundle(payload, message_id=message_id, recipient=recipient, destination=route.base_url)
+        url = f"{base_url}/$process-message"
+        body = message_bundle(payload, message_id=message_id, recipient=recipient, destination=base_url)
     else:
-        url = route.base_url
+        url = base_url
         body = payload
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    cert = (route.auth.client_cert, route.auth.client_key) if route.auth.client_cert else None
+    cert = _client_cert(route.auth)
     try:
         resp = session.post(url, data=data, headers=headers, timeout=(min(10.0, route.timeout), route.timeout),
                             cert=cert, verify=route.ca_bundle or True, allow_redirects=False)
     except requests.exceptions.Timeout as exc:
         return Outcome(RETRY, None, f"timeout ({type(exc).__name__})")
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema) as exc:
         return Outcome(PERMANENT, None, f"bad base URL ({type(exc).__name__})")
     except (OSError, requests.exceptions.RequestException) as exc:  # connection refused/reset, TLS, DNS
         return Outcome(RETRY, None, f"no connection ({type(exc).__name__})")
@@ -206,7 +219,7 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
     return Outcome(PERMANENT, status, _reason(status, "refused", content), None, elapsed)
 
 
-def probe(session: requests.Session, route: Route, env: dict | None = None) -> tuple[bool, str]:
+def probe(session: requests.Session, route: Route, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """GET <base>/metadata with the route's authentication: (ok, one line)."""
     env = os.environ if env is None else env
     headers = {"Accept": FHIR_JSON}
@@ -215,7 +228,7 @@ def probe(session: requests.Session, route: Route, env: dict | None = None) -> t
         if not token:
             return False, f"environment variable {route.auth.bearer_token_env} is not set"
         headers["Authorization"] = f"Bearer {token}"
-    cert = (route.auth.client_cert, route.auth.client_key) if route.auth.client_cert else None
+    cert = _client_cert(route.auth)
     try:
         resp = session.get(f"{route.base_url}/metadata", headers=headers, timeout=min(route.timeout, 15.0),
                            cert=cert, verify=route.ca_bundle or True)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
@@ -95,7 +96,7 @@ _LIST_COLUMNS = [outbox.c.id, outbox.c.message_id, outbox.c.created_at, outbox.c
 
 @dataclass
 class RowView:
-    row: object
+    row: Row[*tuple[Any, ...]]  # an outbox row: the _LIST_COLUMNS (list_rows) or all columns (get_row)
     blocked_by: tuple[int, str] | None = None
 
     def why(self, now: dt.datetime) -> str:

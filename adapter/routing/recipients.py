@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from adapter.codes import CodeTables
-from adapter.config_files import as_mapping, as_str, as_str_list, check_keys, read_yaml
+from adapter.config_files import At, as_mapping, as_str, as_str_list, check_keys, read_yaml
 from adapter.data import MAPPINGS_DIR
 from adapter.fhir.context import resource_id
 from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
@@ -197,7 +197,7 @@ def load_letter_terms(path: Path = LETTER_TASKS_FILE) -> LetterTerms:
     doc, at = read_yaml(Path(path))
     check_keys(doc, at, ("child_heading", "reply_requested"))
 
-    def rule(name: str, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[LetterRule, dict, object]:
+    def rule(name: str, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[LetterRule, dict, At]:
         here = at.key(doc, name)
         m = as_mapping(doc[name], here)
         check_keys(m, here, ("rule", "task", "description", *required), ("legal_basis", *optional))
@@ -248,7 +248,10 @@ def letter_tasks(msg: CorrespondenceMessage, bundle: dict, tables: CodeTables,
     rules = letter_task_rules(msg, terms)
     if not rules:
         return []
-    sender, letter = msg.sender.ean.value, msg.letter.identifier.value
+    party, letter_id = msg.sender, msg.letter.identifier
+    assert party is not None and party.ean is not None and letter_id is not None, \
+        "validation rejects a letter without Sender/EANIdentifier or Letter/Identifier (GGOP-E317, E310, E302)"
+    sender, letter = party.ean.value, letter_id.value
     present = {e["fullUrl"] for e in bundle["entry"]}
 
     def ref(role: str) -> dict | None:

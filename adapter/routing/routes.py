@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ class RoutingTable:
                     return Route(k, self.municipality_default.mode, retry=self.municipality_default.retry)
         return None
 
-    def warnings(self, env: dict | None = None) -> list[str]:
+    def warnings(self, env: Mapping[str, str] | None = None) -> list[str]:
         """What cannot work on this machine: unset token variables, missing certificate files."""
         env = os.environ if env is None else env
         out = []
@@ -140,7 +140,7 @@ _ROUTE_KEYS = ("mode", "base_url", "payload", "auth", "ca_bundle", "timeout_seco
                "first_retry_seconds", "max_retry_seconds")
 
 
-def _number(value: Any, at, lo: float, hi: float) -> float:
+def _number(value: Any, at: At, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         at.fail(f"expected a number, got {value!r}")
     if not lo <= value <= hi:
@@ -148,7 +148,7 @@ def _number(value: Any, at, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _check_key(key: Any, at, municipalities) -> str:
+def _check_key(key: Any, at: At, municipalities: Container[str]) -> str:
     m = _KEY.match(key) if isinstance(key, str) else None
     if not m:
         at.fail("a route key is municipality:<4 digits>, gln:<13 digits>, sor:<11+ digits>, "
@@ -165,7 +165,7 @@ def _check_key(key: Any, at, municipalities) -> str:
     return key
 
 
-def _base_url(value: Any, at) -> str:
+def _base_url(value: Any, at: At) -> str:
 
     url = as_str(value, at)
     parts = urlsplit(url)
@@ -178,7 +178,7 @@ def _base_url(value: Any, at) -> str:
     return url.rstrip("/")
 
 
-def _auth(value: Any, at) -> Auth:
+def _auth(value: Any, at: At) -> Auth:
 
     m = as_mapping(value, at)
     check_keys(m, at, (), ("bearer_token_env", "client_cert", "client_key"))

@@ -31,9 +31,10 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import requests
 from sqlalchemy import and_, func, or_, select, update
@@ -76,7 +77,7 @@ class Worker:
     def __init__(self, engine: Engine, routes, *, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], object] | None = None, rng: random.Random | None = None,
                  session: requests.Session | None = None, name: str | None = None, poll_interval: float = 2.0,
-                 alert_interval: float = 3600.0, env: dict | None = None):
+                 alert_interval: float = 3600.0, env: Mapping[str, str] | None = None):
         self.engine = engine
         self.routes = routes  # RoutesFile or FixedRoutes: .load() and .refresh()
         self.clock = clock or utc_now
@@ -91,7 +92,7 @@ class Worker:
         self.postgres = engine.dialect.name == "postgresql"
         self.table: RoutingTable | None = None
         self.stats = Stats()
-        self._lock_file = None
+        self._lock_file: TextIO | None = None
         self._last_alert: dt.datetime | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -180,8 +181,9 @@ class Worker:
             return
         self._last_alert = now
         with self.engine.connect() as conn:
-            rows = dict(conn.execute(select(outbox.c.state, func.count()).where(
-                outbox.c.state.in_((UNROUTABLE, DEAD))).group_by(outbox.c.state)).all())
+            found = conn.execute(select(outbox.c.state, func.count()).where(
+                outbox.c.state.in_((UNROUTABLE, DEAD))).group_by(outbox.c.state)).all()
+            rows: dict[str, int] = {str(state): int(count) for state, count in found}
         if rows:
             log.warning("ALERT outbox: %d unroutable, %d dead (see: ggop-adapter outbox list)",
                         rows.get(UNROUTABLE, 0), rows.get(DEAD, 0))
@@ -252,6 +254,7 @@ class Worker:
 
     def _work(self, row, now: dt.datetime) -> dict:
         table = self.table
+        assert table is not None, "run() loads the routing table before the first step"
         where = f"outbox #{row.id} {row.recipient} ({row.role}, message {row.message_id})"
         keys = (row.recipient, *(row.addresses or ()))
         route = table.lookup(keys)
@@ -271,7 +274,7 @@ class Worker:
         try:
             outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
                               now=now, env=self.env)
-        except Exception as exc:  # a defect of ours must not stop the queue behind this row
+        except Exception as exc:  # noqa: BLE001 - a defect of ours must not stop the queue behind this row
             # the kind of error only: a trace or an exception text may carry patient data
             log.error("%s: internal error while delivering (%s)", where, type(exc).__name__)
             outcome = Outcome(PERMANENT, None, f"internal error ({type(exc).__name__})")

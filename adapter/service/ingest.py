@@ -60,6 +60,13 @@ class Identity:
     def complete(self) -> bool:
         return bool(self.sender_ean and self.envelope_id and self.letter_id)
 
+    def receipt_address(self, version_code: str | None = None) -> ReceiptAddress | None:
+        """Where a receipt for this message goes: None unless the identity is complete and names the receiver."""
+        if not (self.sender_ean and self.envelope_id and self.letter_id and self.receiver_ean):
+            return None
+        return ReceiptAddress(self.envelope_id[:14], self.letter_id[:14], version_code, self.sender_ean,
+                              self.receiver_ean)
+
 
 def identity_of(msg) -> Identity:
     if msg is None:
@@ -125,9 +132,11 @@ def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: st
 def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.datetime, client: str | None,
             allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     sha = hashlib.sha256(raw).hexdigest()
-    message_id = conn.execute(insert(messages).values(
+    inserted = conn.execute(insert(messages).values(
         received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
-    )).inserted_primary_key[0]
+    )).inserted_primary_key
+    assert inserted is not None, "a single-row INSERT always reports its primary key"
+    message_id = inserted[0]
 
     validation = runtime.validate(raw)
     ident = identity_of(validation.message)
@@ -187,9 +196,9 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
     save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
                 message_id=message_id, changed_by=client)
     msg = validation.message
-    receipt = build_receipt(ReceiptAddress(
-        ident.envelope_id[:14], ident.letter_id[:14], msg.letter.version_code.value if msg.letter.version_code else None,
-        ident.sender_ean, ident.receiver_ean), received_at)
+    addr = ident.receipt_address(msg.letter.version_code.value if msg.letter.version_code else None)
+    assert addr is not None, "an accepted message has envelope and letter ids and sender and receiver EANs"
+    receipt = build_receipt(addr, received_at)
     conn.execute(insert(message_keys).values(
         sender_ean=ident.sender_ean, envelope_id=ident.envelope_id, letter_id=ident.letter_id,
         message_id=message_id, sha256=sha))
@@ -207,12 +216,13 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
             letter_terms=runtime.letter_terms, at=received_at,
             municipality=ident.municipality, order_key=patient or str(message_id), changed_by=client)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
-           f"{ident.kind} {ident.letter_status or 'nytbrev'}" + (f" supersedes message/{earlier.id}" if earlier else ""))
+           f"{ident.kind} {ident.letter_status or 'nytbrev'}"
+           + (f" supersedes message/{earlier.id}" if earlier else ""))
     return IngestResult(message_id, ACCEPTED, 200, receipt, True, conversion.issues, conversion.bundle)
 
 
 def _duplicate(conn: Connection, message_id: int, original_id: int, client: str | None) -> IngestResult:
-    original = conn.execute(select(messages).where(messages.c.id == original_id)).first()
+    original = conn.execute(select(messages).where(messages.c.id == original_id)).one()
     conn.execute(update(messages).where(messages.c.id == message_id).values(
         state=DUPLICATE, duplicate_of=original_id, receipt=original.receipt,
         receipt_positive=original.receipt_positive, http_status=original.http_status))
@@ -225,10 +235,7 @@ def _duplicate(conn: Connection, message_id: int, original_id: int, client: str 
 def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datetime, client: str | None,
             issues: list[Issue], ident: Identity) -> IngestResult:
     errors = [i for i in issues if i.is_error] or issues
-    addr = None
-    if ident.complete and ident.receiver_ean:
-        addr = ReceiptAddress(ident.envelope_id[:14], ident.letter_id[:14], None, ident.sender_ean,
-                              ident.receiver_ean)
+    addr = ident.receipt_address()
     if addr is None:
         addr = salvage_address(raw)
     receipt = build_receipt(addr, received_at, errors, errors[0].info.refuse_code) if addr else None

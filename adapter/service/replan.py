@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import and_, false, select
 from sqlalchemy.engine import Connection
@@ -39,6 +40,7 @@ from sqlalchemy.engine import Connection
 from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
 from adapter.fhir.context import ADAPTER_BASE, MapContext
+from adapter.fhir.datatypes import required
 from adapter.fhir.task import task_from_deadline, task_role
 from adapter.medcom.model import GgopMessage
 from adapter.pipeline import apply_rules, validate_bytes
@@ -62,7 +64,7 @@ def codings(cc) -> list[dict]:
 def level_codes(tables: CodeTables) -> dict[tuple[str, str], str]:
     out = {}
     for level in LEVELS:
-        t = tables.translate("stratum-to-kl-category", level)
+        t = required(tables.translate("stratum-to-kl-category", level), "level category")
         out[(t.system, t.code)] = level
     return out
 
@@ -94,7 +96,7 @@ class Outputs:
 def read_outputs(task: dict, tables: CodeTables) -> Outputs:
     """The adapter's outputs on a Task (malformed ones are skipped: they were refused on update)."""
     system = tables.system_url("task-output-types")
-    levels = level_codes(tables)
+    levels: dict[tuple[Any, Any], str] = level_codes(tables)  # looked up by a JSON coding's (system, code)
     offered = informed = level = None
     for out in task.get("output") or []:
         if not isinstance(out, dict):
@@ -229,11 +231,11 @@ def plan_changes(sched: Schedule, tasks: dict[str, dict], *, ctx: MapContext, pr
                  level_changes: Sequence[tuple[LevelChange, str]] = ()) -> dict[str, dict]:
     """Tasks (by id) whose content changes, and new Tasks for deadlines without one."""
     out: dict[str, dict] = {}
-    by_rule = {}
-    for tid, task in tasks.items():
+    by_rule: dict[str, str] = {}
+    for task_id, task in tasks.items():
         rule = rule_id_of(task, tables)
         if rule:
-            by_rule.setdefault(rule, tid)
+            by_rule.setdefault(rule, task_id)
     for d in sched.deadlines:
         code = status_code(d)
         own_id = ctx.id(task_role(d))
@@ -259,7 +261,7 @@ def plan_changes(sched: Schedule, tasks: dict[str, dict], *, ctx: MapContext, pr
 
 def confirm_level(service_request: dict, level: str, tables: CodeTables) -> dict:
     """The ServiceRequest with its level category marked ``confirmed`` at ``level``."""
-    target = tables.translate("stratum-to-kl-category", level)
+    target = required(tables.translate("stratum-to-kl-category", level), "level category")
     category = {
         "extension": [{"url": LEVEL_STATUS_URL,
                        "valueCoding": {"system": tables.system_url("level-status"), "code": "confirmed",

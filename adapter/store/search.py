@@ -329,9 +329,8 @@ def _token_predicate(pdef: ParamDef, tokens: list[Token]) -> Callable[[dict], bo
                     for c in el.get("coding") or []:
                         if isinstance(c, dict):
                             yield c.get("system"), c.get("code")
-            elif pdef.kind == "identifier":
-                if isinstance(el, dict):
-                    yield el.get("system"), el.get("value")
+            elif pdef.kind == "identifier" and isinstance(el, dict):
+                yield el.get("system"), el.get("value")
 
     if pdef.kind == "code":  # a code element has an implicit system: match the code only
         tokens = [Token(None, t.code) for t in tokens]
