@@ -39,10 +39,8 @@ def test_the_api_package_has_no_import_cycle():
              for p in (PACKAGE / "api").glob("*.py")}
 
     def reaches(start: str, target: str, seen: set[str]) -> bool:
-        for nxt in graph.get(start, ()):
-            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
-                return True
-        return False
+        return any(nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt}))
+                   for nxt in graph.get(start, ()))
 
     assert [m for m in graph if reaches(m, m, {m})] == []
     assert "adapter.api.app" not in set().union(*graph.values())
