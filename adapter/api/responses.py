@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from adapter.outcome import plain_issue
+from adapter.outcome import operation_outcome, plain_issue
 
 FHIR_JSON = "application/fhir+json"
 
@@ -36,6 +36,4 @@ def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = Non
 
 
 def outcome_response(issues: list[dict], status: int, headers: dict[str, str] | None = None) -> Response:
-    from adapter.outcome import operation_outcome
-
     return fhir_json(operation_outcome(issues), status, headers)
