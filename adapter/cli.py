@@ -247,7 +247,7 @@ def conformance(paths: tuple[str, ...], as_json: bool, html_out: str | None, ver
     from adapter.conformance.report import render_html, render_text, run
 
     try:
-        report = run(paths, progress=lambda n: click.echo(f"validated {n} inputs", err=True))
+        report = run(paths, _runtime(), progress=lambda n: click.echo(f"validated {n} inputs", err=True))
     except ValidatorUnavailable as exc:
         click.echo(f"conformance: the validator cannot run here: {exc.reason}", err=True)
         click.echo(f"conformance: to fix: {exc.how_to_fix}", err=True)

@@ -29,6 +29,11 @@ class Settings:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
     check_models: bool = True
+    # The secret that keys resource ids derived from CPR numbers and other identifiers
+    # (adapter/fhir/identity.py). ``id_key`` is the key itself (e.g. from a secret store);
+    # otherwise it is read from ``id_key_file``, which is created on first start.
+    id_key: str | None = None
+    id_key_file: str = "var/id.key"
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -213,6 +213,10 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E902": CodeInfo(ERROR, "This client may not do this", "ikke_specificeret", 403, "forbidden"),
     "GGOP-E903": CodeInfo(ERROR, "The request cannot be served", "ikke_specificeret", 400, "processing"),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
+    "GGOP-E502": CodeInfo(
+        ERROR, "The id key is unreadable, too short, or not the key this database was filled with",
+        "ikke_specificeret", 500, "exception",
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from adapter.errors import (
 )
 from adapter.fhir.bundle import check_with_models, transaction_bundle
 from adapter.fhir.context import MapContext
+from adapter.fhir.identity import identify
 from adapter.fhir.letter import resources_from_letter
 from adapter.fhir.plan import resources_from_plan
 from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
@@ -142,12 +143,15 @@ def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
 
 def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
                   limits: Limits | None = None, check_models: bool = True, rules: RuleSet | None = None,
-                  calendar: DanishCalendar | None = None, validation: Validation | None = None) -> Conversion:
+                  calendar: DanishCalendar | None = None, validation: Validation | None = None, *,
+                  id_key: bytes) -> Conversion:
     """Convert one message to a transaction Bundle, or raise InputError / MappingError.
 
     ``validation`` reuses a :func:`validate_bytes` result for these bytes.
     ``check_models`` parses every resource with the fhir.resources models before
-    it leaves (on by default; the benchmark measures its cost)."""
+    it leaves (on by default; the benchmark measures its cost). ``id_key`` is the deployment's
+    secret behind the ids of Patients, Organizations and Practitioners
+    (:mod:`adapter.fhir.identity`)."""
     tables = tables or load_code_tables()
     result = validation if validation is not None else validate_bytes(raw, tables, limits)
     parsed = result.parsed
@@ -169,7 +173,8 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
             resources = resources_from_plan(msg, raw, ctx, proposal, plan_schedule)
         else:
             resources = resources_from_letter(msg, raw, ctx)
-        bundle = transaction_bundle(resources, ctx, iso_instant(at))
+        resources, identities = identify(resources, id_key)
+        bundle = transaction_bundle(resources, ctx, iso_instant(at), identities)
         if check_models:
             check_with_models(bundle)
     except AdapterError:

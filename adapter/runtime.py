@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from adapter.codes import CodeTables, load_code_tables
 from adapter.config import Settings
 from adapter.data import MAPPINGS_DIR
+from adapter.id_key import load_id_key
 from adapter.medcom.schema import preload_schemas
 from adapter.pipeline import (
     Conversion,
@@ -56,6 +57,7 @@ class Runtime:
     letter_terms: LetterTerms
     limits: Limits
     routing_file: Path
+    id_key: bytes = field(repr=False)
     _engine: Engine | None = field(default=None, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -68,7 +70,7 @@ class Runtime:
                 if self._engine is None:
                     from adapter.store.engine import open_store
 
-                    self._engine = open_store(self.settings.database_url)
+                    self._engine = open_store(self.settings.database_url, id_key=self.id_key)
         return self._engine
 
     def routes(self) -> RoutesFile:
@@ -83,7 +85,7 @@ class Runtime:
         """The transaction Bundle for one message (raises InputError / MappingError)."""
         return convert_bytes(raw, received_at=received_at, tables=self.tables, limits=self.limits,
                              check_models=self.settings.check_models if check_models is None else check_models,
-                             rules=self.rules, calendar=self.calendar, validation=validation)
+                             rules=self.rules, calendar=self.calendar, validation=validation, id_key=self.id_key)
 
     def receipt(self, raw: bytes, received_at: dt.datetime | None = None) -> ReceiptResult:
         return receipt_for(raw, received_at, self.tables, self.limits)
@@ -105,5 +107,6 @@ def load_runtime(settings: Settings | None = None, *, engine: Engine | None = No
         letter_terms=load_letter_terms(mappings / "letter-tasks.yaml"),
         limits=Limits(settings.max_bytes, settings.max_depth),
         routing_file=Path(settings.routing_file) if settings.routing_file else mappings / "routing.yaml",
+        id_key=load_id_key(settings),
         _engine=engine,
     )

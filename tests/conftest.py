@@ -7,6 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.support import TEST_ID_KEY
+
+# Every runtime the tests build, and every process they start, derives ids with this key.
+os.environ["ADAPTER_ID_KEY"] = TEST_ID_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -71,7 +75,7 @@ def engine(store_url):
     """The store of ``store_url``, migrated, disposed after the test."""
     from adapter.store.engine import open_store
 
-    e = open_store(store_url)
+    e = open_store(store_url, id_key=TEST_ID_KEY.encode())
     yield e
     e.dispose()
 
@@ -89,9 +93,9 @@ def runtime_for(engine=None, **settings):
 
     global _BASE_RUNTIME
     if settings:
-        return load_runtime(Settings(**settings), engine=engine)
+        return load_runtime(Settings(**{"id_key": TEST_ID_KEY, **settings}), engine=engine)
     if _BASE_RUNTIME is None:
-        _BASE_RUNTIME = load_runtime(Settings())
+        _BASE_RUNTIME = load_runtime(Settings(id_key=TEST_ID_KEY))
     return dataclasses.replace(_BASE_RUNTIME, _engine=engine)
 
 

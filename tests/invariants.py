@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from urllib.parse import unquote
 
 from lxml import etree
 
+from adapter.fhir.bundle import entry_id
+from adapter.fhir.identity import SHARED_TYPES
 from adapter.fhir.models import model_class
 from adapter.medcom.nodes import formatted_text
 
@@ -84,16 +87,27 @@ def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]
     kinds = Counter(e["resource"]["resourceType"] for e in entries)
     if kinds["Patient"] != 1:
         problems.append(f"expected one Patient, found {kinds['Patient']}")
-    ids = [e["resource"]["id"] for e in entries]
+    ids = [entry_id(e) for e in entries]
     if len(set(ids)) != len(ids):
         problems.append("resource ids are not unique")
     full = {e["fullUrl"] for e in entries}
     if len(full) != len(entries):
         problems.append("fullUrls are not unique")
     for e in entries:
-        if e["fullUrl"] != f"urn:uuid:{e['resource']['id']}" or \
-                e["request"]["url"] != f"{e['resource']['resourceType']}/{e['resource']['id']}":
-            problems.append(f"entry {e['fullUrl']} does not match its resource id")
+        res, url = e["resource"], e["request"]["url"]
+        if "id" in res:
+            if e["fullUrl"] != f"urn:uuid:{res['id']}" or url != f"{res['resourceType']}/{res['id']}":
+                problems.append(f"entry {e['fullUrl']} does not match its resource id")
+            continue
+        # a conditional update: on one of the resource's own identifiers, of a shared type
+        tokens = {f"{i.get('system')}|{i.get('value')}" for i in res.get("identifier", [])}
+        rtype, _, query = url.partition("?identifier=")
+        if rtype != res["resourceType"] or unquote(query) not in tokens or rtype not in SHARED_TYPES \
+                or not UUID.match(e["fullUrl"].removeprefix("urn:uuid:")):
+            problems.append(f"conditional entry {e['fullUrl']} does not match its resource")
+    digits = {t for t in input_tokens(raw) if t.isdigit() and len(t) >= 6}
+    if any(d in e["fullUrl"] or d in e["request"]["url"].partition("?")[0] for e in entries for d in digits):
+        problems.append("a resource id carries a number from the message")
     for path, key, value in walk_strings(bundle):
         if key == "reference" and value not in full:
             problems.append(f"unresolved reference at {path}")
@@ -111,7 +125,7 @@ def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]
         res = e["resource"]
         model = model_class(res["resourceType"]).model_validate(res)
         if json.loads(model.model_dump_json(by_alias=True, exclude_none=True)) != res:
-            problems.append(f"{res['resourceType']}/{res['id']} does not round-trip through the models")
+            problems.append(f"{res['resourceType']}/{entry_id(e)} does not round-trip through the models")
     return problems
 
 

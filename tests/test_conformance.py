@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from adapter.cli import main
-from conftest import DATA, MEDCOM, REPO
+from conftest import DATA, MEDCOM, REPO, runtime_for
 
 pytestmark = pytest.mark.conformance
 
@@ -57,7 +57,7 @@ def test_goldens_and_medcom_examples(validator):
 
     paths = [str(p) for p in sorted(DATA.glob("ggop/*.xml")) + sorted(DATA.glob("xdis91/*.xml"))]
     paths += [str(p) for p in _medcom_files()]
-    report = run(paths, validator=validator)
+    report = run(paths, runtime_for(), validator=validator)
     assert len(report.sources) == len(paths) and sum(report.resources.values()) > 100
     _check(report)
 
@@ -68,7 +68,7 @@ def test_500_generated_messages(validator, tmp_path):
 
     for m in generate_messages(500, seed=2026):
         (tmp_path / m.filename).write_bytes(m.xml)
-    report = run([str(tmp_path)], validator=validator)
+    report = run([str(tmp_path)], runtime_for(), validator=validator)
     assert len(report.sources) == 500
     _check(report)
 

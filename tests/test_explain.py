@@ -6,10 +6,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from tests.support import TEST_ID_KEY
 
 from adapter.cli import main
 from adapter.pipeline import convert_bytes
 from conftest import DATA
+
+KEY = TEST_ID_KEY.encode()
 
 PLANS = sorted((DATA / "ggop").glob("*.xml"))
 INPUT_SYSTEM = "http://ggop-adapter.dk/fhir/CodeSystem/task-input-types"
@@ -21,7 +24,7 @@ def _inputs(task, code):
 
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
 def test_bundle_tasks_match_the_trace(path):
-    result = convert_bytes(path.read_bytes())
+    result = convert_bytes(path.read_bytes(), id_key=KEY)
     tasks = [e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "Task"]
     deadlines = result.trace["deadlines"]
     assert len(tasks) == len(deadlines)
@@ -39,7 +42,7 @@ def test_bundle_tasks_match_the_trace(path):
 
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
 def test_service_request_carries_the_proposed_level(path):
-    result = convert_bytes(path.read_bytes())
+    result = convert_bytes(path.read_bytes(), id_key=KEY)
     sr = next(e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
     level = result.trace["stratification"]["level"]
     levels = list(sr["category"][1:])
@@ -54,14 +57,14 @@ def test_explain_json_is_the_trace():
     path = DATA / "ggop" / "minimal-almen.xml"
     res = CliRunner().invoke(main, ["explain", "--json", str(path)])
     assert res.exit_code == 0
-    assert json.loads(res.stdout) == convert_bytes(path.read_bytes()).trace
+    assert json.loads(res.stdout) == convert_bytes(path.read_bytes(), id_key=KEY).trace
 
 
 def test_explain_text_in_danish_and_english_names_every_rule():
     path = DATA / "ggop" / "child-consent-nej.xml"
     res = CliRunner().invoke(main, ["explain", str(path)])
     assert res.exit_code == 0
-    trace = convert_bytes(path.read_bytes()).trace
+    trace = convert_bytes(path.read_bytes(), id_key=KEY).trace
     assert "Foreslået niveau: basal" in res.stdout and "Proposed level: basal" in res.stdout
     for f in trace["stratification"]["fired"]:
         assert f["rule"] in res.stdout

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.support import TEST_ID_KEY
 
 from adapter.fhir.bundle import to_json
 from adapter.pipeline import convert_bytes
 from conftest import golden_inputs
 
+KEY = TEST_ID_KEY.encode()
+
 
 @pytest.mark.parametrize("path", golden_inputs(), ids=lambda p: p.stem)
 def test_golden_bundle(path, update_goldens):
-    result = convert_bytes(path.read_bytes())
+    result = convert_bytes(path.read_bytes(), id_key=KEY)
     golden = path.with_suffix(".bundle.json")
     text = to_json(result.bundle) + "\n"
     if update_goldens or not golden.exists():

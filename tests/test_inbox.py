@@ -12,6 +12,7 @@ import time
 
 import pytest
 from sqlalchemy import func, select
+from tests.support import TEST_ID_KEY
 
 from adapter.config import Settings
 from adapter.runtime import load_runtime
@@ -30,7 +31,7 @@ def test_files_end_in_done_or_failed_with_receipts(tmp_path):
     (inbox / "bad.xml").write_bytes((DATA / "invalid" / "unknown-plan-type.xml").read_bytes())
     (inbox / "junk.xml").write_bytes(b"not xml at all")
     (inbox / "notes.txt").write_text("left alone")
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/a.db")
+    settings = Settings(id_key=TEST_ID_KEY, database_url=f"sqlite:///{tmp_path}/a.db")
     counts = process_inbox(inbox, load_runtime(settings), clock=CLOCK)
     assert counts == {"accepted": 1, "refused": 2}
     assert b"<PositiveReceipt>" in (inbox / "done" / "plan.receipt.xml").read_bytes()
@@ -44,7 +45,7 @@ def test_leftover_in_processing_is_ingested_again_without_doubling(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "processing").mkdir(parents=True)
     raw = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/a.db")
+    settings = Settings(id_key=TEST_ID_KEY, database_url=f"sqlite:///{tmp_path}/a.db")
     (inbox / "a.xml").write_bytes(raw)
     process_inbox(inbox, load_runtime(settings), clock=CLOCK)
     first_receipt = (inbox / "done" / "a.receipt.xml").read_bytes()

@@ -6,11 +6,14 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from tests.support import TEST_ID_KEY
 
 from adapter.cli import main
 from adapter.errors import InputError
 from adapter.pipeline import Limits, convert_bytes, receipt_for, validate_bytes
 from conftest import DATA, invalid_inputs
+
+KEY = TEST_ID_KEY.encode()
 
 CASES = invalid_inputs()
 
@@ -37,7 +40,7 @@ def test_refused_with_code_and_location(path):
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_convert_refuses_without_half_bundle(path):
     with pytest.raises(InputError) as info:
-        convert_bytes(path.read_bytes())
+        convert_bytes(path.read_bytes(), id_key=KEY)
     assert any(i.code == expected(path)["code"] for i in info.value.issues)
 
 

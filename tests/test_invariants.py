@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from tests.support import TEST_ID_KEY
 
 from adapter.pipeline import convert_bytes
 from conftest import MEDCOM, golden_inputs
 from invariants import check_bundle, independent_r4_check
+
+KEY = TEST_ID_KEY.encode()
 
 
 def _medcom_inputs():
@@ -26,25 +29,25 @@ INPUTS = [(p.name, p.read_bytes()) for p in golden_inputs() + _medcom_inputs()]
 
 @pytest.mark.parametrize("name,raw", INPUTS, ids=[n for n, _ in INPUTS])
 def test_invariants(name, raw, tables):
-    bundle = convert_bytes(raw).bundle
+    bundle = convert_bytes(raw, id_key=KEY).bundle
     assert check_bundle(bundle, raw, tables.all_strings()) == []
 
 
 @pytest.mark.parametrize("name,raw", INPUTS, ids=[n for n, _ in INPUTS])
 def test_independent_r4_structure(name, raw):
-    assert independent_r4_check(convert_bytes(raw).bundle) == []
+    assert independent_r4_check(convert_bytes(raw, id_key=KEY).bundle) == []
 
 
 @pytest.mark.parametrize("name,raw", INPUTS, ids=[n for n, _ in INPUTS])
 def test_converting_twice_gives_the_identical_bundle(name, raw):
-    assert convert_bytes(raw).bundle == convert_bytes(raw).bundle
+    assert convert_bytes(raw, id_key=KEY).bundle == convert_bytes(raw, id_key=KEY).bundle
 
 
 def test_generated_messages_keep_the_invariants(tables):
     from adapter.generate import generate_messages
 
     for m in generate_messages(150, seed=7):
-        bundle = convert_bytes(m.xml).bundle
+        bundle = convert_bytes(m.xml, id_key=KEY).bundle
         assert check_bundle(bundle, m.xml, tables.all_strings()) == [], m.filename
         assert independent_r4_check(bundle) == [], m.filename
 
@@ -52,7 +55,7 @@ def test_generated_messages_keep_the_invariants(tables):
 def test_invariant_checker_catches_defects(tables):
     """The checker itself must be able to fail."""
     raw = golden_inputs()[0].read_bytes()
-    bundle = convert_bytes(raw).bundle
+    bundle = convert_bytes(raw, id_key=KEY).bundle
     bundle["entry"][0]["resource"]["name"] = [{"family": "Opfundetnavn"}]
     bundle["entry"][1]["resource"]["partOf"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}
     problems = check_bundle(bundle, raw, tables.all_strings())

@@ -6,14 +6,18 @@ import datetime as dt
 
 import pytest
 from lxml import etree
+from tests.support import TEST_ID_KEY
 
+from adapter.fhir.bundle import entry_resource
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt
 from adapter.pipeline import convert_bytes, receipt_for, validate_bytes
 from conftest import DATA, invalid_inputs
 
+KEY = TEST_ID_KEY.encode()
+
 
 def resources(bundle, kind):
-    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+    return [entry_resource(e) for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def xctl_schema(medcom):
 
 def test_medcom_ggop_example_converts_with_warnings_only(medcom):
     raw = (medcom / "examples-ggop" / "ggop-medcom-example.xml").read_bytes()
-    result = convert_bytes(raw)
+    result = convert_bytes(raw, id_key=KEY)
     codes = {i.code for i in result.issues}
     assert not any(i.is_error for i in result.issues)
     assert "GGOP-W331" in codes  # the GP's and copy receivers' GLNs fail the check digit
@@ -44,7 +48,7 @@ def test_medcom_ggop_example_converts_with_warnings_only(medcom):
 def test_xdis91_flow1_converts_as_medcoms_mapping_prescribes(medcom):
     """Compare with MedCom's own conversion result Flow1-CareCommunication_Ex_from_OIOXML.xml."""
     raw = (medcom / "carecommunication-conversion" / "Flow1-XDIS91_Ex_to_FHIR.xml").read_bytes()
-    bundle = convert_bytes(raw).bundle
+    bundle = convert_bytes(raw, id_key=KEY).bundle
     comm = resources(bundle, "Communication")[0]
     patient = resources(bundle, "Patient")[0]
     orgs = {o["id"]: o for o in resources(bundle, "Organization")}
@@ -80,14 +84,14 @@ def test_xdis91_flow1_converts_as_medcoms_mapping_prescribes(medcom):
 @pytest.mark.parametrize("name", ["DIS91_1.xml", "DIS91_2.xml"])
 def test_edifact_converter_xdis91_examples_convert(medcom, name):
     raw = (medcom / "examples-oioxml" / name).read_bytes()
-    bundle = convert_bytes(raw).bundle
+    bundle = convert_bytes(raw, id_key=KEY).bundle
     comm = resources(bundle, "Communication")[0]
     assert comm["payload"][0]["contentString"]
     assert resources(bundle, "Patient")[0]["identifier"][0]["system"] == "urn:oid:1.2.208.176.1.2"
 
 
 def test_dis91_2_episode_of_care_identifier_gets_hyphens(medcom):
-    bundle = convert_bytes((medcom / "examples-oioxml" / "DIS91_2.xml").read_bytes()).bundle
+    bundle = convert_bytes((medcom / "examples-oioxml" / "DIS91_2.xml").read_bytes(), id_key=KEY).bundle
     enc = resources(bundle, "Encounter")[0]
     assert enc["episodeOfCare"][0]["identifier"]["value"] == "65528acd-a12c-4d85-b701-6f4b12eec2bc"
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from adapter.fhir.bundle import patient_id
 from adapter.routing.outbox import payload_of
 from adapter.service.ingest import ingest
 from adapter.store.schema import outbox, resources
@@ -38,8 +39,7 @@ def test_one_row_per_recipient_each_with_the_payload(engine):
         assert all(payload_of(conn, r) == result.bundle for r in got)
     for r in got:
         assert r.attempts == 0 and r.message_id == result.message_id
-        assert r.order_key == next(e["resource"]["id"] for e in result.bundle["entry"]
-                                   if e["resource"]["resourceType"] == "Patient")
+        assert r.order_key == patient_id(result.bundle)
     assert len({r.order_key for r in got}) == 1
 
 

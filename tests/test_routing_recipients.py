@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from tests.support import TEST_ID_KEY
 
 from adapter.fhir.bundle import check_with_models
 from adapter.pipeline import convert_bytes
@@ -18,6 +19,8 @@ from adapter.routing.recipients import (
 )
 from conftest import DATA
 
+KEY = TEST_ID_KEY.encode()
+
 FULL = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
 MINIMAL = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
 REHAB = (DATA / "ggop" / "rehabilitering-corrected.xml").read_bytes()
@@ -27,7 +30,7 @@ HEADING = ("Barn med varig funktionsnedsættelse, som har behov for ergo/fysiote
 
 
 def resolve(raw: bytes, tables, **kw):
-    c = convert_bytes(raw, check_models=False, **kw)
+    c = convert_bytes(raw, check_models=False, **kw, id_key=KEY)
     return [(r.key, r.role) for r in recipients_of(c.message, c.trace, tables)], c
 
 
@@ -106,7 +109,7 @@ def test_letter_goes_to_its_receiver_and_creates_two_tasks(tables):
         for field in ("focus", "for", "owner", "requester"):
             assert t[field]["reference"] in urls, field
         assert t["status"] == "requested" and t["intent"] == "order"
-    again = convert_bytes(LETTER, check_models=False)
+    again = convert_bytes(LETTER, check_models=False, id_key=KEY)
     assert [t["id"] for t in letter_tasks(again.message, again.bundle, tables)] == [t["id"] for t in tasks]
 
 
@@ -124,7 +127,7 @@ def test_which_letters_create_tasks(tables, subject, first, expected):
                           subject.encode())
            .replace(HEADING.encode() + b"<Break/>", first.encode() + b"<Break/>")
            .replace(b"Vi beder om svar senest 2026-05-18.", b"Med venlig hilsen"))
-    c = convert_bytes(raw, check_models=False)
+    c = convert_bytes(raw, check_models=False, id_key=KEY)
     assert [r.rule for r in letter_task_rules(c.message, load_letter_terms())] == expected
 
 
@@ -132,7 +135,7 @@ def test_generated_messages_route_as_their_facts_say(tables):
     from adapter.generate import generate_messages
 
     for m in generate_messages(120, seed=5):
-        c = convert_bytes(m.xml, check_models=False, received_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+        c = convert_bytes(m.xml, check_models=False, received_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC), id_key=KEY)
         got = recipients_of(c.message, c.trace, tables)
         f = m.facts
         assert got[0].key == f"municipality:{f['municipality_code']}" and got[0].role == "primary"

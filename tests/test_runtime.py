@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from tests.support import TEST_ID_KEY
 
 from adapter.api.app import create_app
 from adapter.config import Settings
@@ -79,7 +80,7 @@ def test_every_entry_point_converts_to_the_same_bundle_under_the_same_overrides(
 
     # the HTTP API
     api_url = f"sqlite:///{tmp_path}/api.db"
-    app = create_app(load_runtime(Settings(database_url=api_url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
+    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=api_url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
     r = app.test_client().post("/medcom", data=plan_for_rebild, content_type="application/xml")
     assert r.status_code == 200, r.data
     assert stored_payload(api_url) == from_cli
@@ -88,7 +89,7 @@ def test_every_entry_point_converts_to_the_same_bundle_under_the_same_overrides(
     inbox_url = f"sqlite:///{tmp_path}/inbox.db"
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / "plan.xml").write_bytes(plan_for_rebild)
-    runtime = load_runtime(Settings(database_url=inbox_url, rule_overrides=(str(OVERRIDE),)))
+    runtime = load_runtime(Settings(id_key=TEST_ID_KEY, database_url=inbox_url, rule_overrides=(str(OVERRIDE),)))
     assert process_inbox(tmp_path / "inbox", runtime, clock=lambda: RECEIVED) == {"accepted": 1}
     assert stored_payload(inbox_url) == from_cli
 
@@ -105,7 +106,7 @@ def test_every_entry_point_converts_to_the_same_bundle_under_the_same_overrides(
 
 def test_the_timed_re_evaluation_applies_the_same_overrides(tmp_path, plan_for_rebild):
     url = f"sqlite:///{tmp_path}/a.db"
-    app = create_app(load_runtime(Settings(database_url=url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
+    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
     assert app.test_client().post("/medcom", data=plan_for_rebild, content_type="application/xml").status_code == 200
 
     def local_task_status() -> str:

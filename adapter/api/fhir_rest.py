@@ -243,6 +243,11 @@ def _read(client, route: _Route) -> Response:
     if row is None:
         raise FhirError(404, "not-found", "No such resource.")
     headers = _resource_headers(row.version_id, row.last_updated)
+    if row.deleted and row.replaced_by:
+        survivor = f"{route.type_and_id()[0]}/{row.replaced_by}"
+        issue = plain_issue("error", "deleted", f"This resource was merged into {survivor}: one resource per "
+                            "citizen or organisation. Use that one.")
+        raise FhirError(410, "deleted", "", headers=headers, issues=[{**issue, "diagnostics": survivor}])
     if row.deleted:
         raise FhirError(410, "deleted", "The resource has been deleted.", headers=headers)
     if _if_none_match(row.version_id):
@@ -382,7 +387,7 @@ def _update(client, route: _Route) -> Response:
         with svc.engine.begin() as conn:
             stored = update_task(conn, task_id=task_id, body=body, if_match=request.headers.get("If-Match"),
                                  scope=access.scope_for(client), client_name=client.name, now=now,
-                                 tables=svc.runtime.tables, rules=svc.runtime.rules)
+                                 tables=svc.runtime.tables, rules=svc.runtime.rules, id_key=svc.runtime.id_key)
             access.record_in(conn, now, client, "update", route.target, 200)
     except IntegrityError:  # a concurrent writer got there first
         raise FhirError(409, "conflict", "The Task or its plan changed at the same time; read it again.") from None

@@ -231,13 +231,13 @@ def check_update(current: dict, proposed, tables: CodeTables) -> None:
 
 
 def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, scope: Scope, client_name: str,
-                now: dt.datetime, tables: CodeTables, rules: RuleSet) -> dict:
+                now: dt.datetime, tables: CodeTables, rules: RuleSet, id_key: bytes) -> dict:
     """Check and store a Task update and the plan's re-evaluation; returns the stored Task.
 
     Raises :class:`UpdateRejected` (404 when the Task is unknown or outside ``scope``)."""
     version = parse_if_match(if_match)
     conds = [resources.c.type == "Task", resources.c.id == task_id, resources.c.deleted == false()]
-    cond = scope.condition(resources.c.municipality)
+    cond = scope.owns(resources.c.municipality)  # Tasks belong to one municipality's plan
     if cond is not None:
         conds.append(cond)
     # Updates of one plan are serialised on its ServiceRequest, locked before the Task: the
@@ -265,7 +265,7 @@ def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, s
             new[k] = copy.deepcopy(body[k])
     keep = frozenset({task_id}) if body.get("businessStatus") != current.get("businessStatus") else frozenset()
 
-    changes = replan(conn, row, task_id, new, keep, now, tables, rules)
+    changes = replan(conn, row, task_id, new, keep, now, tables, rules, id_key)
     final = changes.pop(("Task", task_id), None)
     stored = save_resource(conn, final.content if final else new, now=now, municipality=row.municipality,
                            patient_id=row.patient_id, message_id=row.message_id, changed_by=client_name)

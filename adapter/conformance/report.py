@@ -15,9 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapter.data import MAPPINGS_DIR
 from adapter.errors import AdapterError
+
+if TYPE_CHECKING:
+    from adapter.runtime import Runtime
 
 OWN_DEFINITIONS = [MAPPINGS_DIR / "codesystems", MAPPINGS_DIR / "profiles"]
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource")
@@ -85,10 +89,9 @@ def _profiles_of(resource: dict) -> list[str]:
         f"http://hl7.org/fhir/StructureDefinition/{rtype}"]
 
 
-def load_inputs(paths: Iterable[str]) -> Iterable[tuple[str, dict | None, list[str]]]:
-    """(source name, FHIR JSON or None, issue lines when refused) per input file."""
-    from adapter.pipeline import convert_bytes
-
+def load_inputs(paths: Iterable[str], runtime: Runtime) -> Iterable[tuple[str, dict | None, list[str]]]:
+    """(source name, FHIR JSON or None, issue lines when refused) per input file; MedCom XML
+    is converted by ``runtime``."""
     for p in _expand(paths):
         name = str(p)
         if p.suffix.lower() == ".json":
@@ -98,7 +101,7 @@ def load_inputs(paths: Iterable[str]) -> Iterable[tuple[str, dict | None, list[s
                 yield name, None, [f"{name}:0 / not readable FHIR JSON ({type(exc).__name__})"]
             continue
         try:
-            yield name, convert_bytes(p.read_bytes()).bundle, []
+            yield name, runtime.convert(p.read_bytes()).bundle, []
         except AdapterError as exc:
             yield name, None, [i.render_line(name) for i in exc.issues]
         except OSError as exc:
@@ -116,7 +119,7 @@ def _expand(paths: Iterable[str]) -> list[Path]:
     return files
 
 
-def run(paths: Iterable[str], validator=None, progress=None) -> Report:
+def run(paths: Iterable[str], runtime: Runtime, validator=None, progress=None) -> Report:
     """Validate everything; ``validator`` is a started HapiValidator (one is made if None)."""
     from adapter.conformance.validator import HapiValidator, package_folders
 
@@ -130,7 +133,7 @@ def run(paths: Iterable[str], validator=None, progress=None) -> Report:
     try:
         report.validator = {"startupSeconds": validator.startup_seconds,
                             "packages": [p.name for p in validator.packages]}
-        for n, (name, resource, refused) in enumerate(load_inputs(paths), 1):
+        for n, (name, resource, refused) in enumerate(load_inputs(paths, runtime), 1):
             report.sources.append(name)
             if resource is None:
                 report.refused[name] = refused

@@ -15,6 +15,7 @@ from adapter.fhir.consent import consent_from_plan
 from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import required, v
 from adapter.fhir.document import document_reference
+from adapter.fhir.identity import organization_identity
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
 from adapter.fhir.practitioner import practitioner_resources
@@ -76,4 +77,19 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     out.append(document_reference(raw, ctx, "ggop-document", envelope_id))
     occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))
     out.append(provenance(ctx, [r["id"] for r in out], occurred, v(msg.letter.status_code)))
+    return out
+
+
+def organization_ids(msg: GgopMessage, ctx: MapContext, secret: bytes) -> dict[str, str]:
+    """The ids of the plan's sender, receiver and (when known) region Organizations, as
+    :func:`adapter.fhir.identity.identify` gives them: what a Task made later refers to."""
+    parties = [("sender", organization_resource(required(msg.sender, "sender"), ctx, "sender")),
+               ("receiver", organization_resource(required(msg.receiver, "receiver"), ctx, "receiver"))]
+    region = region_organization(msg, ctx)
+    if region is not None:
+        parties.append(("region", region))
+    out = {}
+    for role, resource in parties:
+        ident = organization_identity(resource)
+        out[role] = ident.resource_id(secret) if ident is not None else resource["id"]
     return out

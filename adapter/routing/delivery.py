@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import requests
 
 from adapter import __version__
+from adapter.fhir.bundle import entry_resource
 from adapter.fhir.context import ADAPTER_BASE, ID_NAMESPACE
 from adapter.routing.routes import MESSAGE, Auth, Route
 
@@ -52,7 +53,7 @@ class Outcome:
 def message_bundle(payload: dict, *, message_id: int, recipient: str, destination: str) -> dict:
     """The payload's resources as a FHIR message Bundle (MessageHeader first)."""
     header_id = str(uuid.uuid5(ID_NAMESPACE, f"outbox|{message_id}|{recipient}|messageheader"))
-    entries = [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in payload["entry"]]
+    entries = [{"fullUrl": e["fullUrl"], "resource": entry_resource(e)} for e in payload["entry"]]
     kinds = {e["resource"]["resourceType"]: e["fullUrl"] for e in reversed(payload["entry"])}
     focus = kinds.get("ServiceRequest") or kinds.get("Communication") or entries[0]["fullUrl"]
     event = "ggop-plan" if "ServiceRequest" in kinds else "correspondence"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Row
 
 from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
+from adapter.fhir.bundle import patient_id
 from adapter.medcom.model import CorrespondenceMessage
 from adapter.routing.recipients import (
     LetterTerms,
@@ -48,8 +49,7 @@ def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables
         tasks = letter_tasks(conversion.message, bundle, tables, letter_terms)
     payload = with_tasks(bundle, tasks)
     if tasks:
-        patient = next((e["resource"]["id"] for e in bundle["entry"]
-                        if e["resource"]["resourceType"] == "Patient"), None)
+        patient = patient_id(bundle)
         ids = {t["id"] for t in tasks}
         for resource in bundle_resources(payload):
             if resource["resourceType"] == "Task" and resource["id"] in ids:

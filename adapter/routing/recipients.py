@@ -252,11 +252,20 @@ def letter_tasks(msg: CorrespondenceMessage, bundle: dict, tables: CodeTables,
     assert party is not None and party.ean is not None and letter_id is not None, \
         "validation rejects a letter without Sender/EANIdentifier or Letter/Identifier (GGOP-E317, E310, E302)"
     sender, letter = party.ean.value, letter_id.value
-    present = {e["fullUrl"] for e in bundle["entry"]}
+    receiver = msg.receiver.ean.value if msg.receiver is not None and msg.receiver.ean is not None else None
 
     def ref(role: str) -> dict | None:
-        url = f"urn:uuid:{resource_id(sender, letter, role)}"
-        return {"reference": url} if url in present else None
+        """The entry playing ``role``: the Patient, the Communication, or the Organization the
+        sender's (receiver's) GLN names; their ids come from identifiers, not from the letter."""
+        for e in bundle["entry"]:
+            res = e["resource"]
+            if (role == "patient" and res["resourceType"] == "Patient") \
+                    or (role == "communication" and res["resourceType"] == "Communication") \
+                    or (role in ("sender", "receiver") and res["resourceType"] == "Organization" and any(
+                        i.get("value") == (sender if role == "sender" else receiver)
+                        for i in res.get("identifier", []))):
+                return {"reference": e["fullUrl"]}
+        return None
 
     input_system = tables.system_url("task-input-types")
 

@@ -21,7 +21,9 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from adapter.danish_time import local_datetime
 from adapter.errors import AdapterError, Issue, MappingError, issue
+from adapter.fhir.bundle import patient_id
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
@@ -33,6 +35,14 @@ if TYPE_CHECKING:
     from adapter.runtime import Runtime
 
 ACCEPTED, REFUSED, DUPLICATE, SUPERSEDED = "accepted", "refused", "duplicate", "superseded"
+
+
+def written_at(msg: GgopMessage | CorrespondenceMessage) -> dt.datetime | None:
+    """When the sender wrote the letter (its authorisation time): of two messages about one
+    citizen, the later written one's Patient wins, whichever arrives first."""
+    when = local_datetime(msg.letter.authorisation_date.value if msg.letter.authorisation_date else None,
+                          msg.letter.authorisation_time.value if msg.letter.authorisation_time else None)
+    return when.astimezone(dt.UTC) if when is not None else None
 
 
 @dataclass
@@ -194,7 +204,7 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
         return _refuse(conn, message_id, raw, received_at, client, exc.issues, ident)
 
     save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
-                message_id=message_id, changed_by=client)
+                message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
     msg = validation.message
     addr = ident.receipt_address(msg.letter.version_code.value if msg.letter.version_code else None)
     assert addr is not None, "an accepted message has envelope and letter ids and sender and receiver EANs"
@@ -208,8 +218,7 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
         values["supersedes"] = earlier.id
         conn.execute(update(messages).where(messages.c.id == earlier.id).values(state=SUPERSEDED))
     conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
-    patient = next((e["resource"]["id"] for e in conversion.bundle["entry"]
-                    if e["resource"]["resourceType"] == "Patient"), None)
+    patient = patient_id(conversion.bundle)
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,
     # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
     enqueue(conn, message_id=message_id, conversion=conversion, tables=runtime.tables,

@@ -41,6 +41,7 @@ from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
 from adapter.fhir.context import ADAPTER_BASE, MapContext
 from adapter.fhir.datatypes import required
+from adapter.fhir.plan import organization_ids
 from adapter.fhir.task import task_from_deadline, task_role
 from adapter.medcom.model import GgopMessage
 from adapter.pipeline import apply_rules, validate_bytes
@@ -198,6 +199,7 @@ class PlanRefs:
 
     service_request: str  # ServiceRequest/<id>
     patient: str | None  # Patient/<id>
+    organizations: dict[str, str]  # sender | receiver | region -> Organization id
 
 
 def _rewrite(obj, targets: dict[str, str]):
@@ -211,9 +213,8 @@ def _rewrite(obj, targets: dict[str, str]):
 
 def _new_task(deadline, ctx: MapContext, proposal, refs: PlanRefs, tables: CodeTables) -> dict:
     task = task_from_deadline(deadline, ctx, proposal)
-    targets = {f"urn:uuid:{ctx.id(role)}": f"{rtype}/{ctx.id(role)}"
-               for role, rtype in (("sender", "Organization"), ("receiver", "Organization"),
-                                   ("region", "Organization"))}
+    targets = {f"urn:uuid:{ctx.id(role)}": f"Organization/{refs.organizations.get(role, ctx.id(role))}"
+               for role in ("sender", "receiver", "region")}
     targets[f"urn:uuid:{ctx.id('servicerequest')}"] = refs.service_request
     if refs.patient:
         targets[f"urn:uuid:{ctx.id('patient')}"] = refs.patient
@@ -296,7 +297,7 @@ def plan_of(task: dict) -> Ref | None:
 
 
 def replan(conn: Connection, row, task_id: str, new: dict, keep: frozenset[str], now: dt.datetime,
-                     tables: CodeTables, rules: RuleSet) -> dict[tuple[str, str], Saved]:
+                     tables: CodeTables, rules: RuleSet, id_key: bytes) -> dict[tuple[str, str], Saved]:
     focus = plan_of(new)
     if focus is None:
         return {}
@@ -338,7 +339,8 @@ def replan(conn: Connection, row, task_id: str, new: dict, keep: frozenset[str],
     ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value, received_at=at,
                      tables=tables)
     subject = sr.content.get("subject")
-    refs = PlanRefs(sr_ref, subject.get("reference") if isinstance(subject, dict) else None)
+    refs = PlanRefs(sr_ref, subject.get("reference") if isinstance(subject, dict) else None,
+                    organization_ids(msg, ctx, id_key))
     changed = plan_changes(sched, tasks, ctx=ctx, proposal=proposal, refs=refs, tables=tables,
                            keep_business_status=keep, level_changes=level_changes)
     out: dict[tuple[str, str], Saved] = {}

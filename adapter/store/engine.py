@@ -49,8 +49,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, **_JSON)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent)."""
+def migrate(engine: Engine, id_key: bytes | None = None, revision: str = "head") -> None:
+    """Bring the database to the newest schema (idempotent). ``id_key``: the deployment's id
+    key, which merging a store filled before resources had an identity needs (0003)."""
     from alembic import command
     from alembic.config import Config
 
@@ -58,12 +59,39 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        cfg.attributes["id_key"] = id_key
+        command.upgrade(cfg, revision)
 
 
-def open_store(url: str) -> Engine:
+def check_id_key(engine: Engine, id_key: bytes) -> None:
+    """Record the key's fingerprint in a new store; refuse a store filled with another key
+    (nothing to check before the store has its ``deployment`` table)."""
+    from sqlalchemy import insert, inspect, select
+
+    from adapter.errors import ConfigError, issue
+    from adapter.id_key import fingerprint
+    from adapter.store.schema import deployment
+
+    mine = fingerprint(id_key)
+    with engine.begin() as conn:
+        if not inspect(conn).has_table("deployment"):
+            return
+        recorded = conn.execute(select(deployment.c.value).where(deployment.c.name == "id_key")).scalar()
+        if recorded is None:
+            conn.execute(insert(deployment).values(name="id_key", value=mine))
+        elif recorded != mine:
+            raise ConfigError(issue("GGOP-E502", None, "deployment#id_key",
+                                    "this store was filled with another id key: configure that one"))
+
+
+def open_store(url: str, id_key: bytes | None = None) -> Engine:
+    """The store at ``url``, migrated; with ``id_key``, checked to be the store's key."""
     engine = make_engine(url)
-    migrate(engine)
+    if id_key is not None:
+        check_id_key(engine, id_key)  # before a migration could use the wrong key
+    migrate(engine, id_key)
+    if id_key is not None:
+        check_id_key(engine, id_key)
     return engine
 
 

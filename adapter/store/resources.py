@@ -1,15 +1,23 @@
 """FHIR resources in the store: current version + history, ``meta.versionId`` and
-``meta.lastUpdated``; references inside a Bundle (``urn:uuid:<id>``) become ``Type/id``."""
+``meta.lastUpdated``; references inside a Bundle (``urn:uuid:<id>``) become ``Type/id``.
+
+A plan's resources belong to its municipality (``resources.municipality``). The shared types
+(Patient, Organization, Practitioner, PractitionerRole: one resource per citizen or
+organisation, :mod:`adapter.fhir.identity`) belong to no municipality: each municipality
+whose message names one gets a ``resource_access`` row, and an update from a message
+written earlier than the stored version's (``as_of``) leaves the content as it is."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import String, and_, insert, literal, select, update
+from sqlalchemy import String, and_, insert, literal, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from adapter.store.schema import resource_history, resources
+from adapter.fhir.bundle import entry_id, entry_resource
+from adapter.fhir.identity import SHARED_TYPES
+from adapter.store.schema import resource_access, resource_history, resources
 
 
 def _rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
@@ -28,8 +36,8 @@ def _rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
 
 def bundle_resources(bundle: dict) -> list[dict]:
     """The Bundle's resources with their in-Bundle references made relative (``Type/id``)."""
-    targets = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
-    return [_rewrite_references(e["resource"], targets) for e in bundle["entry"]]
+    targets = {e["fullUrl"]: f"{e['resource']['resourceType']}/{entry_id(e)}" for e in bundle["entry"]}
+    return [_rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
 
 
 def iso(value: dt.datetime) -> str:
@@ -37,13 +45,18 @@ def iso(value: dt.datetime) -> str:
 
 
 def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municipality: str | None,
-                  patient_id: str | None, message_id: int | None, changed_by: str | None) -> dict:
+                  patient_id: str | None, message_id: int | None, changed_by: str | None,
+                  as_of: dt.datetime | None = None) -> dict:
     """Insert or update one resource; returns it with ``meta.versionId``/``lastUpdated`` set.
 
-    An update whose content equals the current version (apart from meta) keeps the version."""
+    An update whose content equals the current version (apart from meta) keeps the version;
+    so does one written before the current version (``as_of``, shared types)."""
     rtype, rid = resource["resourceType"], resource["id"]
-    current = conn.execute(select(resources.c.version_id, resources.c.content).where(
+    current = conn.execute(select(resources.c.version_id, resources.c.content, resources.c.as_of).where(
         and_(resources.c.type == rtype, resources.c.id == rid))).first()
+    if current is not None and as_of is not None and current.as_of is not None \
+            and _utc(current.as_of) > as_of:
+        return current.content
     body = {k: v for k, v in resource.items() if k != "meta"}
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
     if current is not None:
@@ -56,7 +69,7 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
               "meta": {**meta, "versionId": str(version), "lastUpdated": iso(now)},
               **{k: v for k, v in body.items() if k not in ("resourceType", "id")}}
     values = dict(version_id=version, last_updated=now, municipality=municipality, patient_id=patient_id,
-                  message_id=message_id, content=stored, deleted=False)
+                  message_id=message_id, content=stored, deleted=False, as_of=as_of)
     if current is None:
         conn.execute(insert(resources).values(type=rtype, id=rid, **values))
     else:
@@ -67,10 +80,37 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
     return stored
 
 
-def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
-                message_id: int | None, changed_by: str | None) -> list[dict]:
-    """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs).
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value  # SQLite keeps no offset
 
+
+def _owners(r: dict, municipality: str | None, patient: str | None) -> tuple[str | None, str | None]:
+    """(municipality, patient_id) columns: a shared resource belongs to no municipality, and
+    only a Patient is about a patient."""
+    if r["resourceType"] not in SHARED_TYPES:
+        return municipality, patient
+    return None, (r["id"] if r["resourceType"] == "Patient" else None)
+
+
+def grant_access(conn: Connection, keys: list[tuple[str, str]], municipality: str) -> None:
+    """Let ``municipality`` see these shared resources (``(type, id)``), once."""
+    if not keys:
+        return
+    have = {(row.type, row.id) for row in conn.execute(
+        select(resource_access.c.type, resource_access.c.id).where(
+            resource_access.c.municipality == municipality,
+            tuple_(resource_access.c.type, resource_access.c.id).in_(keys)))}
+    missing = sorted(set(keys) - have)
+    if missing:
+        conn.execute(insert(resource_access), [dict(type=t, id=i, municipality=municipality) for t, i in missing])
+
+
+def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
+                message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None) -> list[dict]:
+    """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs,
+    conditional ones by the id the adapter derives from the identifier).
+
+    ``as_of``: when the message was written; the shared resources keep a newer version.
     One query finds which resources exist; new ones are inserted in bulk."""
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
@@ -80,8 +120,10 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     fresh, out = [], []
     for r in items:
         if (r["resourceType"], r["id"]) in existing:
-            out.append(save_resource(conn, r, now=now, municipality=municipality, patient_id=patient,
-                                     message_id=message_id, changed_by=changed_by))
+            owner, about = _owners(r, municipality, patient)
+            out.append(save_resource(conn, r, now=now, municipality=owner, patient_id=about,
+                                     message_id=message_id, changed_by=changed_by,
+                                     as_of=as_of if r["resourceType"] in SHARED_TYPES else None))
             continue
         stored = {"resourceType": r["resourceType"], "id": r["id"],
                   "meta": {**{k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")},
@@ -91,8 +133,10 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         out.append(stored)
     if fresh:
         conn.execute(insert(resources), [dict(
-            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now, municipality=municipality,
-            patient_id=patient, message_id=message_id, content=r, deleted=False) for r in fresh])
+            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now,
+            municipality=_owners(r, municipality, patient)[0], patient_id=_owners(r, municipality, patient)[1],
+            message_id=message_id, content=r, deleted=False,
+            as_of=as_of if r["resourceType"] in SHARED_TYPES else None) for r in fresh])
         # the first versions are copied inside the database rather than sent twice
         copied = select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
                         resources.c.municipality, resources.c.message_id, resources.c.content,
@@ -101,6 +145,9 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         conn.execute(insert(resource_history).from_select(
             ["type", "id", "version_id", "last_updated", "municipality", "message_id", "content", "changed_by"],
             copied))
+    if municipality is not None:
+        grant_access(conn, [(r["resourceType"], r["id"]) for r in items if r["resourceType"] in SHARED_TYPES],
+                     municipality)
     return out
 
 

@@ -75,14 +75,36 @@ resources = Table(
     Column("id", String(64), primary_key=True),
     Column("version_id", Integer, nullable=False),
     Column("last_updated", DateTime(timezone=True), nullable=False),
-    Column("municipality", String(4)),  # whose citizens this concerns (access control)
+    # whose plan this is (access control); NULL for the shared types (Patient, Organization,
+    # Practitioner, PractitionerRole), which each municipality sees through resource_access
+    Column("municipality", String(4)),
     Column("patient_id", String(64)),  # the Patient resource it concerns
     Column("message_id", ForeignKey("messages.id")),
     Column("content", JSON, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
+    # shared types: when the message that wrote this version was written (UTC); an older
+    # message arriving later does not overwrite it
+    Column("as_of", DateTime(timezone=True)),
+    Column("replaced_by", String(64)),  # a merged duplicate: the id of the resource it became
 )
 Index("ix_resources_type_municipality", resources.c.type, resources.c.municipality)
 Index("ix_resources_last_updated", resources.c.last_updated)
+
+# Which municipalities see a shared resource: those with a plan or letter that names it.
+resource_access = Table(
+    "resource_access", metadata,
+    Column("type", String(40), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("municipality", String(4), primary_key=True),
+)
+Index("ix_resource_access_municipality", resource_access.c.municipality, resource_access.c.type)
+
+# Facts about the deployment: the fingerprint of the id key the store was filled with.
+deployment = Table(
+    "deployment", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
 
 resource_history = Table(
     "resource_history", metadata,

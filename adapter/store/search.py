@@ -1,9 +1,11 @@
 """FHIR reads and searches over the store (SQLAlchemy Core), always inside a :class:`Scope`.
 
-The scope (which municipality's resources a client may see) is a SQL condition on
-``resources.municipality`` / ``resource_history.municipality`` in every query this module
-runs: searches, reads, version reads, histories and ``_include`` look-ups. A scope that names
-no municipality and is not ``everything`` sees nothing.
+The scope (which municipality's resources a client may see) is a SQL condition in every
+query this module runs: searches, reads, version reads, histories and ``_include`` look-ups.
+A municipality sees its plans' resources (``resources.municipality``) and the shared
+Patients, Organizations and Practitioners its messages name (``resource_access``), never
+whether another municipality has them too. A scope that names no municipality and is not
+``everything`` sees nothing.
 
 Search parameters are a table (:data:`SEARCH_PARAMS`); the CapabilityStatement is built from
 the same table, so it lists exactly what is implemented. The SQL query filters on type, scope,
@@ -27,11 +29,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, false, func, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from adapter.danish_time import DANISH_TIME
-from adapter.store.schema import resource_history, resources
+from adapter.fhir.identity import SHARED_TYPES
+from adapter.store.schema import resource_access, resource_history, resources
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -49,16 +52,31 @@ class Scope:
     municipality: str | None = None
     everything: bool = False
 
-    def condition(self, column):
+    def owns(self, column):
+        """The condition on a plan resource's municipality column (a Task, a ServiceRequest)."""
         if self.everything:
             return None
         if not self.municipality:
             return false()
         return column == self.municipality
 
+    def condition(self, table=resources):
+        """The SQL condition on ``resources`` (or ``resource_history``) rows: None for everything."""
+        if self.everything:
+            return None
+        if not self.municipality:
+            return false()
+        if table is resource_history:
+            # shared resources: every version (the resource itself must be visible now)
+            return or_(table.c.municipality == self.municipality, table.c.type.in_(SHARED_TYPES))
+        granted = select(resource_access.c.id).where(
+            resource_access.c.type == table.c.type, resource_access.c.id == table.c.id,
+            resource_access.c.municipality == self.municipality).exists()
+        return or_(table.c.municipality == self.municipality, granted)
 
-def _scoped(conditions: list, scope: Scope, column) -> list:
-    cond = scope.condition(column)
+
+def _scoped(conditions: list, scope: Scope, table=resources) -> list:
+    cond = scope.condition(table)
     return conditions if cond is None else [*conditions, cond]
 
 
@@ -491,15 +509,14 @@ def _visible(conn: Connection, rtype: str, ids: Iterable[str], scope: Scope) -> 
     if not ids:
         return []
     conds = _scoped([resources.c.type == rtype, resources.c.id.in_(ids), resources.c.deleted == false()],
-                    scope, resources.c.municipality)
+                    scope)
     return list(conn.execute(select(*_COLUMNS).where(*conds).order_by(resources.c.id)))
 
 
 def _owner_predicate(conn: Connection, tokens: list[Token], scope: Scope) -> Callable[[dict], bool]:
     """Tasks whose owner is an Organization (visible in ``scope``) with one of the identifiers."""
     match = _token_predicate(SEARCH_PARAMS["Organization"]["identifier"], tokens)
-    conds = _scoped([resources.c.type == "Organization", resources.c.deleted == false()], scope,
-                    resources.c.municipality)
+    conds = _scoped([resources.c.type == "Organization", resources.c.deleted == false()], scope)
     org_ids = {row.id for row in conn.execute(
         select(resources.c.id, resources.c.content).where(*conds).execution_options(yield_per=500))
         if match(row.content)}
@@ -510,7 +527,7 @@ def _owner_predicate(conn: Connection, tokens: list[Token], scope: Scope) -> Cal
 def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
     """The page ``ps`` asks for, the total of matches, and the ``_include``d resources."""
     conds = [resources.c.type == ps.rtype, resources.c.deleted == false()]
-    conds = _scoped(conds, scope, resources.c.municipality)
+    conds = _scoped(conds, scope)
     if ps.ids is not None:
         conds.append(resources.c.id.in_(sorted(ps.ids)))
     for b in ps.dates:
@@ -556,16 +573,16 @@ def read(conn: Connection, rtype: str, rid: str, scope: Scope) -> Row | None:
     """The current version (also a deleted one), or None when unknown or outside ``scope``."""
     if not FHIR_ID.match(rid):
         return None
-    conds = _scoped([resources.c.type == rtype, resources.c.id == rid], scope, resources.c.municipality)
-    return conn.execute(select(*_COLUMNS, resources.c.deleted).where(*conds)).first()
+    conds = _scoped([resources.c.type == rtype, resources.c.id == rid], scope)
+    return conn.execute(select(*_COLUMNS, resources.c.deleted, resources.c.replaced_by).where(*conds)).first()
 
 
 def _history_conditions(rtype: str, rid: str, scope: Scope) -> list:
     # The resource must be visible now, and each version must have been visible when written.
-    current = _scoped([resources.c.type == rtype, resources.c.id == rid], scope, resources.c.municipality)
+    current = _scoped([resources.c.type == rtype, resources.c.id == rid], scope)
     exists = select(resources.c.id).where(*current).exists()
     conds = [resource_history.c.type == rtype, resource_history.c.id == rid, exists]
-    return _scoped(conds, scope, resource_history.c.municipality)
+    return _scoped(conds, scope, resource_history)
 
 
 _HISTORY_COLUMNS = (resource_history.c.type, resource_history.c.id, resource_history.c.version_id,

@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import insert
+from tests.support import TEST_ID_KEY
 
 from adapter.api.auth import token_hash
 from adapter.config import Settings
@@ -18,6 +19,8 @@ from adapter.pipeline import convert_bytes
 from adapter.store.engine import open_store
 from adapter.store.resources import bundle_resources, save_bundle
 from adapter.store.schema import messages
+
+KEY = TEST_ID_KEY.encode()
 
 REPO = Path(__file__).resolve().parents[2]
 GGOP = REPO / "tests" / "data" / "ggop"
@@ -102,11 +105,11 @@ def plans() -> tuple[Plan, ...]:
     out = []
     for name, municipality in (("minimal-almen", "0461"), ("full-specialiseret", "0851")):
         raw = (GGOP / f"{name}.xml").read_bytes()
-        out.append(Plan(name, raw, convert_bytes(raw).bundle, municipality, "ggop"))
+        out.append(Plan(name, raw, convert_bytes(raw, id_key=KEY).bundle, municipality, "ggop"))
     with tempfile.TemporaryDirectory() as tmp:
         for code, count, seed in (("0461", 5, 5), ("0851", 3, 6)):
             for m in generate_messages(count, seed, municipalities_csv=_municipality_csv(Path(tmp), code)):
-                out.append(Plan(f"{code}-{m.filename}", m.xml, convert_bytes(m.xml).bundle, code, m.kind))
+                out.append(Plan(f"{code}-{m.filename}", m.xml, convert_bytes(m.xml, id_key=KEY).bundle, code, m.kind))
     return tuple(out)
 
 
@@ -154,7 +157,7 @@ def make_world(tmp_path: Path, url: str | None = None) -> World:
     engine = open_store(url)
     times = load_store(engine)
     clock = Clock(dt.datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
-    settings = Settings(database_url=url, clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    settings = Settings(id_key=TEST_ID_KEY, database_url=url, clients_file=str(write_clients(tmp_path / "clients.yaml")))
     app = create_app(load_runtime(settings, engine=engine), clock)
     return World(app, app.test_client(), engine, clock, times)
 
