@@ -13,13 +13,17 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import unquote
 
 import pytest
 import requests
 from sqlalchemy import select
+from tests.support.citizens import about, plans_and_letter
 from tests.support.fhir_endpoints import FhirServer, FhirServerUnavailable, Reply, StubEndpoint, free_port
 from tests.support.service_process import ServiceDidNotStart, start_service
 
+from adapter.fhir.bundle import entry_id
+from adapter.fhir.identity import SHARED_TYPES
 from adapter.generate import generate_messages
 from adapter.routing.routes import RoutesFile
 from adapter.routing.worker import Worker
@@ -32,6 +36,8 @@ from conftest import DATA, REPO, runtime_for
 pytestmark = pytest.mark.slow
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
+CPR = "urn:oid:1.2.208.176.1.2"
+MUNICIPALITY_CODES = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +79,49 @@ def outbox_rows(engine):
                 for r in conn.execute(select(outbox).order_by(outbox.c.id))]
 
 
-def assert_whole_on_server(server: FhirServer, payload: dict) -> None:
-    """Every resource of the payload is on the server as sent (apart from meta), and the
-    plan's Tasks are found by their owner."""
+def on_server(server: FhirServer, payload: dict, by_id: bool = False) -> dict[str, str]:
+    """``Type/<our id>`` → ``Type/<the server's id>`` for every entry: a conditional update
+    lands on the resource the server has for that identifier, whatever its id (``by_id``:
+    the payload went as a message, whose resources the server keeps under our ids)."""
+    where = {}
+    for e in payload["entry"]:
+        rtype, _, query = e["request"]["url"].partition("?")
+        ours = f"{e['resource']['resourceType']}/{entry_id(e)}"
+        if not query or by_id:
+            where[ours] = ours
+            continue
+        name, _, token = query.partition("=")
+        found = server.get(rtype, **{name: unquote(token)})
+        assert found.get("total", len(found.get("entry", []))) == 1, (rtype, "one resource per identifier")
+        where[ours] = f"{rtype}/{found['entry'][0]['resource']['id']}"
+    return where
+
+
+def _rewritten(obj, where: dict[str, str]):
+    if isinstance(obj, dict):
+        return {k: (where.get(v, v) if k == "reference" and isinstance(v, str) else _rewritten(v, where))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rewritten(x, where) for x in obj]
+    return obj
+
+
+def assert_whole_on_server(server: FhirServer, payload: dict, by_id: bool = False,
+                           skip: tuple[str, ...] = ()) -> None:
+    """Every resource of the payload is on the server as sent (apart from meta, and the id a
+    conditional update found), references pointing where the server keeps their targets,
+    and the plan's Tasks are found by their owner."""
+    where = on_server(server, payload, by_id)
     for res in bundle_resources(payload):
-        got = server.get(f"{res['resourceType']}/{res['id']}")
-        assert {k: v for k, v in got.items() if k != "meta"} == {k: v for k, v in res.items() if k != "meta"}
-    tasks = [r for r in bundle_resources(payload) if r["resourceType"] == "Task"]
-    assert tasks
+        if res["resourceType"] in skip:  # a later message updated them
+            continue
+        located = where[f"{res['resourceType']}/{res['id']}"]
+        got = server.get(located)
+        expected = _rewritten(res, where)
+        assert {k: v for k, v in got.items() if k not in ("meta", "id")} == \
+            {k: v for k, v in expected.items() if k not in ("meta", "id")}
+    tasks = [_rewritten(r, where) for r in bundle_resources(payload) if r["resourceType"] == "Task"]
+    assert tasks or not any(r["resourceType"] == "ServiceRequest" for r in bundle_resources(payload))
     for owner in {t["owner"]["reference"] for t in tasks}:
         found = server.get("Task", owner=owner)
         ids = {e["resource"]["id"] for e in found.get("entry", [])}
@@ -88,8 +129,8 @@ def assert_whole_on_server(server: FhirServer, payload: dict) -> None:
 
 
 def patient_versions(server: FhirServer, payload: dict) -> int:
-    pid = next(r["id"] for r in bundle_resources(payload) if r["resourceType"] == "Patient")
-    return server.get(f"Patient/{pid}/_history").get("total")
+    patient = next(ref for ref in on_server(server, payload).values() if ref.startswith("Patient/"))
+    return server.get(f"{patient}/_history").get("total")
 
 
 def _start_adapter(url: str):
@@ -224,8 +265,8 @@ def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, 
         assert [r.state for r in rows] == ["delivered", "delivered"] and [r.attempts for r in rows] == [1, 1]
         assert len(stub.posts) == 3  # the interrupted one, then one per row
     assert_whole_on_server(fhir, rows[0].payload)
-    pid = next(r["id"] for r in bundle_resources(rows[0].payload) if r["resourceType"] == "Patient")
-    found = fhir.get("Patient", _id=pid)
+    cpr = next(r for r in bundle_resources(rows[0].payload) if r["resourceType"] == "Patient")["identifier"][0]
+    found = fhir.get("Patient", identifier=f"{cpr['system']}|{cpr['value']}")
     assert found.get("total", len(found.get("entry", []))) == 1  # the same resources, never a second copy
 
 
@@ -236,4 +277,39 @@ def test_the_training_hospital_gets_a_message_bundle_the_real_server_processes(f
     states = {r.role: (r.state, r.mode) for r in outbox_rows(engine)}
     assert states == {"primary": ("delivered", "pull"), "hospital": ("delivered", "push"), "gp": ("unroutable", None)}
     hospital = next(r for r in outbox_rows(engine) if r.role == "hospital")
-    assert_whole_on_server(fhir, hospital.payload)  # $process-message stored every entry
+    assert_whole_on_server(fhir, hospital.payload, by_id=True)  # $process-message stored every entry
+
+
+def test_a_citizen_the_receiver_knows_under_its_own_id_stays_one_patient(fhir, engine, tmp_path):
+    """Two plans from two hospitals and a letter about one citizen, pushed to a municipal
+    server that already has the citizen under its own id: one Patient and one Organization
+    for the municipality there, every Task and plan pointing at them."""
+    citizen = "0404049876"
+    own = {"resourceType": "Patient", "id": "kommunens-egen-1", "identifier": [{"system": CPR, "value": citizen}],
+           "name": [{"family": "Kendt"}]}
+    put = requests.put(f"{fhir.base_url}/Patient/kommunens-egen-1", json=own,
+                       headers={**fhir.headers, "Content-Type": "application/fhir+json"}, timeout=30)
+    assert put.status_code in (200, 201), put.text
+    plans, letter = plans_and_letter("0461", seed=41)
+    rt = runtime_for(engine)
+    for i, raw in enumerate([*plans, letter]):
+        assert ingest(rt, about(raw, citizen), received_at=T0 - dt.timedelta(minutes=10 - i)).state == "accepted"
+    Worker(engine, routes_file(tmp_path, [route("municipality:0461", fhir.base_url)]), clock=Clock(),
+           env={"MUNI_TOKEN": fhir.token}).run(once=True)
+    primary = [r for r in outbox_rows(engine) if r.role == "primary"]
+    assert len(primary) == 3 and {r.state for r in primary} == {"delivered"}
+
+    patients = fhir.get("Patient", identifier=f"{CPR}|{citizen}")
+    assert [e["resource"]["id"] for e in patients["entry"]] == ["kommunens-egen-1"]
+    assert patients["entry"][0]["resource"]["name"] != own["name"]  # updated from the newest message
+    municipality = fhir.get("Organization", identifier=f"{MUNICIPALITY_CODES}|0461")
+    assert municipality["total"] == 1
+    org = f"Organization/{municipality['entry'][0]['resource']['id']}"
+    for r in primary:
+        later = r is not primary[-1]
+        assert_whole_on_server(fhir, r.payload, skip=SHARED_TYPES if later else ())
+        where = on_server(fhir, r.payload)
+        assert {v for k, v in where.items() if k.startswith("Patient/")} == {"Patient/kommunens-egen-1"}
+    tasks = fhir.get("Task", owner=org, _count=100)
+    mine = [e["resource"] for e in tasks["entry"] if e["resource"]["for"]["reference"] == "Patient/kommunens-egen-1"]
+    assert len(mine) >= 4  # the plans' deadline Tasks

@@ -12,6 +12,7 @@ and answer with the receipt — all in one database transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
 from adapter.routing.outbox import enqueue
-from adapter.store.resources import save_bundle
+from adapter.store.resources import current_shared, save_bundle
 from adapter.store.schema import audit, message_keys, messages
 
 if TYPE_CHECKING:
@@ -203,8 +204,8 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
     except AdapterError as exc:
         return _refuse(conn, message_id, raw, received_at, client, exc.issues, ident)
 
-    save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
-                message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
+    stored = save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
+                         message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
     msg = validation.message
     addr = ident.receipt_address(msg.letter.version_code.value if msg.letter.version_code else None)
     assert addr is not None, "an accepted message has envelope and letter ids and sender and receiver EANs"
@@ -221,7 +222,8 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
     patient = patient_id(conversion.bundle)
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,
     # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
-    enqueue(conn, message_id=message_id, conversion=conversion, tables=runtime.tables,
+    outgoing = dataclasses.replace(conversion, bundle=current_shared(conversion.bundle, stored))
+    enqueue(conn, message_id=message_id, conversion=outgoing, tables=runtime.tables,
             letter_terms=runtime.letter_terms, at=received_at,
             municipality=ident.municipality, order_key=patient or str(message_id), changed_by=client)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,

@@ -40,6 +40,27 @@ def bundle_resources(bundle: dict) -> list[dict]:
     return [_rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
 
 
+def current_shared(bundle: dict, stored: list[dict]) -> dict:
+    """``bundle`` with each shared resource as the store now holds it: when an older message
+    arrives after a newer one, what is pushed on carries the newer Patient, as the store does,
+    so a receiver never goes back to older details."""
+    by_key = {(r["resourceType"], r["id"]): r for r in stored}
+    local = {f"{e['resource']['resourceType']}/{entry_id(e)}": e["fullUrl"] for e in bundle["entry"]}
+    entries = []
+    for e in bundle["entry"]:
+        res = e["resource"]
+        now = by_key.get((res["resourceType"], entry_id(e)))
+        if res["resourceType"] in SHARED_TYPES and now is not None:
+            meta = {k: v for k, v in now.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+            body = _rewrite_references({k: v for k, v in now.items() if k not in ("meta", "id")}, local)
+            fresh = {"resourceType": res["resourceType"], **({"id": res["id"]} if "id" in res else {}),
+                     **({"meta": meta} if meta else {}), **{k: v for k, v in body.items() if k != "resourceType"}}
+            if fresh != res:
+                e = {**e, "resource": fresh}
+        entries.append(e)
+    return {**bundle, "entry": entries}
+
+
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
