@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import TypeVar
 
 from adapter.fhir.context import MapContext
+from adapter.fhir.systems import (  # noqa: F401 (the mapping modules import them from here)
+    CPR_SYSTEM,
+    ENVELOPE_ID_SYSTEM,
+    GLN_SYSTEM,
+    LETTER_ID_SYSTEM,
+    REGION_SYSTEM,
+    URI_SYSTEM,
+    XECPR_SYSTEM,
+    YDERNUMMER_SYSTEM,
+)
 from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
 from adapter.medcom.model import Address, Party, Telephone
 from adapter.medcom.nodes import Val
-
-GLN_SYSTEM = "https://www.gs1.org/gln"
-CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
-XECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.1"
-YDERNUMMER_SYSTEM = "urn:oid:1.2.208.176.1.4"
-
 
 T = TypeVar("T")
 
@@ -50,6 +54,13 @@ def prune(obj):
     if isinstance(obj, list):
         return [p for x in obj if (p := _pruned(x)) is not _DROP]
     return obj
+
+
+def medcom_identifier(kind: str, value: str, ctx: MapContext) -> dict:
+    """A MedCom letter (``letter-id``) or envelope (``envelope-id``) id, assigned by the sender."""
+    system = LETTER_ID_SYSTEM if kind == "letter-id" else ENVELOPE_ID_SYSTEM
+    return {"type": {"text": ctx.text(kind)}, "system": system, "value": value,
+            "assigner": {"identifier": {"system": GLN_SYSTEM, "value": ctx.sender_ean}}}
 
 
 def human_name(given: Val | None, surname: Val | None, use: str | None = "official") -> dict | None:
@@ -106,6 +117,11 @@ def party_identifiers(p: Party, ctx: MapContext) -> list[dict]:
                 target = None
         if code == "lokationsnummer" and (not gln_is_valid(value) or any(i.get("value") == value for i in ids)):
             return ids
+        if code == "region":  # MedCom's region number (1081…1085) as DK-core's ISO 3166-2 code
+            iso = ctx.tables.translate("region-code-to-iso", value)
+            if iso is not None:
+                ids.append({"system": REGION_SYSTEM, "value": iso.code})
+                return ids
         if target is not None:
             ids.append({"system": target.code, "value": value})
         else:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 
 from adapter.fhir.context import MapContext
+from adapter.fhir.datatypes import medcom_identifier
 
 
 def document_reference(raw: bytes, ctx: MapContext, type_text_code: str, envelope_id: str,
@@ -14,8 +15,8 @@ def document_reference(raw: bytes, ctx: MapContext, type_text_code: str, envelop
         "resourceType": "DocumentReference",
         "id": ctx.id("documentreference"),
         "identifier": [
-            {"type": {"text": ctx.text("envelope-id")}, "value": envelope_id},
-            {"type": {"text": ctx.text("letter-id")}, "value": ctx.letter_id},
+            medcom_identifier("envelope-id", envelope_id, ctx),
+            medcom_identifier("letter-id", ctx.letter_id, ctx),
         ],
         "status": "current",
         "type": {"text": ctx.text(type_text_code)},

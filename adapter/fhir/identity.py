@@ -33,15 +33,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
-XECPR_SYSTEM = "urn:oid:1.2.208.176.1.6.1.1"
-AUTHORISATION_SYSTEM = "https://autregweb.sst.dk"
-MUNICIPALITY_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-codes"
-REGION_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-regional-subdivision-codes"
-GLN_SYSTEM = "https://www.gs1.org/gln"
-SOR_SYSTEM = "urn:oid:1.2.208.176.1.1"
-YDERNUMMER_SYSTEM = "urn:oid:1.2.208.176.1.4"
-SHAK_SYSTEM = "urn:oid:1.2.208.176.2.4"
+from adapter.fhir.systems import (
+    AUTHORISATION_SYSTEM,
+    CPR_SYSTEM,
+    GLN_SYSTEM,
+    MUNICIPALITY_SYSTEM,
+    REGION_SYSTEM,
+    SHAK_SYSTEM,
+    SOR_SYSTEM,
+    XECPR_SYSTEM,
+    YDERNUMMER_SYSTEM,
+)
 
 PATIENT_SYSTEMS = (CPR_SYSTEM, XECPR_SYSTEM)
 ORGANIZATION_SYSTEMS = (MUNICIPALITY_SYSTEM, REGION_SYSTEM, GLN_SYSTEM, SOR_SYSTEM, YDERNUMMER_SYSTEM, SHAK_SYSTEM)

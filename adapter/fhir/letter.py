@@ -7,7 +7,7 @@ import uuid
 
 from adapter.danish_time import fhir_datetime
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import GLN_SYSTEM, prune, required, v
+from adapter.fhir.datatypes import GLN_SYSTEM, URI_SYSTEM, medcom_identifier, prune, required, v
 from adapter.fhir.document import document_reference
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
@@ -89,7 +89,8 @@ def communication(msg: CorrespondenceMessage, ctx: MapContext) -> tuple[dict, li
     resource = prune({
         "resourceType": "Communication",
         "id": ctx.id("communication"),
-        "identifier": [{"value": f"urn:uuid:{ctx.id('communication-identifier')}"}],
+        "identifier": [{"system": URI_SYSTEM, "value": f"urn:uuid:{ctx.id('communication-identifier')}"},
+                       medcom_identifier("letter-id", ctx.letter_id, ctx)],
         "status": "unknown",
         "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": CATEGORY}]}],
         "subject": ctx.ref("patient"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune, required, v
+from adapter.fhir.datatypes import medcom_identifier, prune, required, v
 from adapter.medcom.model import GgopMessage
 
 PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDate"
@@ -19,11 +19,7 @@ def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles
         "resourceType": "ServiceRequest",
         "id": ctx.id("servicerequest"),
         "extension": [{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else None,
-        "identifier": [{
-            "type": {"text": ctx.text("letter-id")},
-            "value": required(msg.letter.identifier, "letter identifier").value,
-            "assigner": ctx.ref("sender"),
-        }],
+        "identifier": [medcom_identifier("letter-id", required(msg.letter.identifier, "letter identifier").value, ctx)],
         "status": status,
         "intent": "plan",
         "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]},

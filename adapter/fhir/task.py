@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from adapter.danish_time import iso_instant
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune, required
+from adapter.fhir.datatypes import REGION_SYSTEM, prune, required
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import GgopMessage
 from adapter.rules.model import Deadline, StratificationProposal
 
 OWNER_ROLES = {"receiver": "receiver", "sender": "sender", "region": "region"}
-REGION_SYSTEM = "http://hl7.dk/fhir/core/CodeSystem/dk-core-regional-subdivision-codes"
 
 
 def task_role(d: Deadline) -> str:
