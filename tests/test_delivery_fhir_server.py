@@ -313,3 +313,21 @@ def test_a_citizen_the_receiver_knows_under_its_own_id_stays_one_patient(fhir, e
     tasks = fhir.get("Task", owner=org, _count=100)
     mine = [e["resource"] for e in tasks["entry"] if e["resource"]["for"]["reference"] == "Patient/kommunens-egen-1"]
     assert len(mine) >= 4  # the plans' deadline Tasks
+
+
+def test_a_receiver_with_two_patients_for_one_cpr_number_is_a_dead_letter_naming_412(fhir, engine, tmp_path):
+    """The receiver's own duplicates are its to merge: the conditional update matches two, the
+    server refuses the whole transaction with 412, the row waits as a dead letter for an operator."""
+    citizen = "0505059876"
+    for own in ("dublet-1", "dublet-2"):
+        requests.put(f"{fhir.base_url}/Patient/{own}", json={"resourceType": "Patient", "id": own,
+                     "identifier": [{"system": CPR, "value": citizen}]},
+                     headers={**fhir.headers, "Content-Type": "application/fhir+json"}, timeout=30).raise_for_status()
+    plans, _letter = plans_and_letter("0461", seed=43)
+    ingest(runtime_for(engine), about(plans[0], citizen), received_at=T0 - dt.timedelta(minutes=5))
+    Worker(engine, routes_file(tmp_path, [route("municipality:0461", fhir.base_url)]), clock=Clock(),
+           env={"MUNI_TOKEN": fhir.token}).run(once=True)
+    (row,) = [r for r in outbox_rows(engine) if r.role == "primary"]
+    assert row.state == "dead" and row.last_status == 412
+    assert row.last_error == "HTTP 412; refused; OperationOutcome error/multiple-matches"
+    assert fhir.get("Patient", identifier=f"{CPR}|{citizen}")["total"] == 2  # nothing half-applied
