@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,8 @@ from adapter.service.ingest import ingest
 from adapter.store.engine import drop_schema, make_engine, open_store
 from adapter.store.schema import outbox
 from tests.support.fhir_endpoints import FhirServer, StubEndpoint
+
+BENCH_ID_KEY = secrets.token_hex(32)  # a fresh store each run: any key will do
 
 
 def bench_database(url: str) -> str:
@@ -74,9 +77,9 @@ class _StubServer:
 def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: bool = False) -> dict:
     if url.startswith("postgresql"):
         reset(url)
-    engine = open_store(url)
+    engine = open_store(url, id_key=BENCH_ID_KEY.encode())
     at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
-    runtime = load_runtime(Settings(database_url=url, check_models=False), engine=engine)
+    runtime = load_runtime(Settings(database_url=url, check_models=False, id_key=BENCH_ID_KEY), engine=engine)
     for m in generate_messages(messages, seed=99):
         ingest(runtime, m.xml, received_at=at)
     with engine.connect() as conn:

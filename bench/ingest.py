@@ -14,6 +14,7 @@ import argparse
 import concurrent.futures
 import hashlib
 import http.client
+import secrets
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from adapter.generate import generate_messages
 from adapter.store.engine import drop_schema
 from tests.support.service_process import start_service, stop_service
 
+BENCH_ID_KEY = secrets.token_hex(32)  # a fresh store each run: any key will do
+
 
 def reset(url: str) -> None:
     drop_schema(url)
@@ -35,7 +38,7 @@ def reset(url: str) -> None:
 
 def start(url: str, workers: int, clients_file: Path, check_models: bool):
     return start_service(url, clients_file, workers=workers,
-                         env={"ADAPTER_CHECK_MODELS": "1" if check_models else "0"})
+                         env={"ADAPTER_CHECK_MODELS": "1" if check_models else "0", "ADAPTER_ID_KEY": BENCH_ID_KEY})
 
 
 def run(url: str, messages: list[bytes], clients: int, workers: int, check_models: bool) -> dict:
