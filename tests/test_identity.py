@@ -223,3 +223,31 @@ def test_another_municipality_sees_the_citizen_only_through_its_own_plan(engine,
         granted = set(conn.execute(select(resource_access.c.municipality).where(
             resource_access.c.type == "Patient", resource_access.c.id == patient.id)).scalars())
     assert granted == {"0461", "0851"}
+
+
+def test_messages_about_one_new_citizen_arriving_at_once_give_one_patient(engine):
+    """Concurrent ingests race to create the same Patient and Organizations: the loser's
+    transaction is retried and updates what the winner created."""
+    import threading
+
+    plans, letter = plans_and_letter("0461", seed=13)
+    more, _ = plans_and_letter("0461", seed=14)
+    messages = [about(raw, CITIZEN) for raw in (*plans, letter, *more)]
+    rt = runtime_for(engine)
+    start = threading.Barrier(len(messages))
+    states: list[str] = []
+
+    def push(raw: bytes) -> None:
+        start.wait()
+        states.append(ingest(rt, raw, received_at=T0).state)
+
+    threads = [threading.Thread(target=push, args=(raw,)) for raw in messages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert states == ["accepted"] * len(messages)
+    assert len(current(engine, "Patient")) == 1
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(resource_access).where(resource_access.c.type == "Patient")))
+    assert [r.municipality for r in rows] == ["0461"]
