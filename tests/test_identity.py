@@ -14,7 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 from tests.support import TEST_ID_KEY
-from tests.support.citizens import about, plans_and_letter, sender_of
+from tests.support.citizens import about, cancelled, plans_and_letter, sender_of
 from tests.support.fhir_world import AALBORG, CPR, MUNICIPALITY_CODES, ODENSE, write_clients
 
 from adapter.api.app import create_app
@@ -251,3 +251,25 @@ def test_messages_about_one_new_citizen_arriving_at_once_give_one_patient(engine
     with engine.connect() as conn:
         rows = list(conn.execute(select(resource_access).where(resource_access.c.type == "Patient")))
     assert [r.municipality for r in rows] == ["0461"]
+
+
+def test_a_cancelled_plan_withdraws_the_citizen_unless_another_of_the_municipality_stands(engine, tmp_path):
+    odense, _ = plans_and_letter("0461")
+    aalborg, _ = plans_and_letter("0851", seed=31)
+    rt = runtime_for(engine, clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    http = create_app(rt, lambda: T0 + dt.timedelta(days=1)).test_client()
+    first = about(odense[0], CITIZEN)
+    ingest(rt, first, received_at=T0)
+    ingest(rt, about(aalborg[0], CITIZEN), received_at=T0 + dt.timedelta(minutes=1))
+    (patient,) = current(engine, "Patient")
+    assert http.get(f"/fhir/Patient/{patient.id}", headers=ODENSE).status_code == 200
+
+    assert ingest(rt, cancelled(first), received_at=T0 + dt.timedelta(minutes=2)).state == "accepted"
+    assert http.get(f"/fhir/Patient/{patient.id}", headers=ODENSE).status_code == 404  # no plan of Odense stands
+    assert http.get(f"/fhir/Patient?identifier={CPR}|{CITIZEN}", headers=ODENSE).json["total"] == 0
+    assert http.get(f"/fhir/Patient/{patient.id}", headers=AALBORG).status_code == 200  # Aalborg's does
+    revoked = http.get("/fhir/ServiceRequest", headers=ODENSE).json["entry"][0]["resource"]
+    assert revoked["status"] == "revoked"  # the cancelled plan itself stays Odense's to see
+
+    ingest(rt, about(odense[1], CITIZEN), received_at=T0 + dt.timedelta(minutes=3))  # a new plan
+    assert http.get(f"/fhir/Patient/{patient.id}", headers=ODENSE).status_code == 200

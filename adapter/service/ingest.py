@@ -29,7 +29,7 @@ from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
 from adapter.routing.outbox import enqueue
-from adapter.store.resources import current_shared, save_bundle
+from adapter.store.resources import current_shared, save_bundle, withdraw_access
 from adapter.store.schema import audit, message_keys, messages
 
 if TYPE_CHECKING:
@@ -219,9 +219,11 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
         values["supersedes"] = earlier.id
         conn.execute(update(messages).where(messages.c.id == earlier.id).values(state=SUPERSEDED))
     conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
-    patient = patient_id(conversion.bundle)
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,
     # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
+    patient = patient_id(conversion.bundle)
+    if ident.letter_status == "annulleretbrev" and ident.municipality and patient:
+        withdraw_access(conn, ident.municipality, patient)
     outgoing = dataclasses.replace(conversion, bundle=current_shared(conversion.bundle, stored))
     enqueue(conn, message_id=message_id, conversion=outgoing, tables=runtime.tables,
             letter_terms=runtime.letter_terms, at=received_at,

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import String, and_, insert, literal, select, tuple_, update
+from sqlalchemy import String, and_, delete, false, insert, literal, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_id, entry_resource
 from adapter.fhir.identity import SHARED_TYPES
-from adapter.store.schema import resource_access, resource_history, resources
+from adapter.store.schema import messages, resource_access, resource_history, resources
 
 
 def _rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
@@ -124,6 +124,22 @@ def grant_access(conn: Connection, keys: list[tuple[str, str]], municipality: st
     missing = sorted(set(keys) - have)
     if missing:
         conn.execute(insert(resource_access), [dict(type=t, id=i, municipality=municipality) for t, i in missing])
+
+
+def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> bool:
+    """A municipality sees a citizen only while one of its plans or letters about them stands:
+    after a cancellation (``annulleretbrev``), the citizen's Patient is withdrawn unless another
+    of its messages names them. Returns whether it was withdrawn."""
+    standing = select(resources.c.id).join(messages, messages.c.id == resources.c.message_id).where(
+        resources.c.municipality == municipality, resources.c.patient_id == patient_id,
+        resources.c.type.in_(("ServiceRequest", "Communication")), resources.c.deleted == false(),
+        or_(messages.c.letter_status.is_(None), messages.c.letter_status != "annulleretbrev")).limit(1)
+    if conn.execute(standing).first() is not None:
+        return False
+    conn.execute(delete(resource_access).where(
+        resource_access.c.type == "Patient", resource_access.c.id == patient_id,
+        resource_access.c.municipality == municipality))
+    return True
 
 
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,

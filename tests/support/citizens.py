@@ -63,3 +63,18 @@ def plans_and_letter(municipality: str, seed: int = 11) -> tuple[list[bytes], by
             break
     letter = next(m.xml for m in messages if m.kind == "xdis91")
     return plans, letter
+
+
+def cancelled(raw: bytes, envelope: str = "99999999999999") -> bytes:
+    """The cancellation (``annulleretbrev``) of ``raw``: the same letter id in a new envelope."""
+    root = etree.fromstring(raw)
+    _find(_find(root, "Envelope"), "Identifier").text = envelope
+    letter = _find(root, "Letter")
+    try:
+        status = _find(letter, "StatusCode")
+    except LookupError:
+        type_code = _find(letter, "TypeCode")
+        status = etree.Element(etree.QName(etree.QName(type_code).namespace, "StatusCode"))
+        type_code.addnext(status)
+    status.text = "annulleretbrev"
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
