@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, SupportsInt
 
 from adapter.errors import ConfigError, issue
-from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
+from adapter.medcom.xmlsafe import (
+    DEFAULT_MAX_ATTRIBUTES,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ELEMENTS,
+)
 
 ENV_PREFIX = "ADAPTER_"
 
@@ -28,6 +33,8 @@ class Settings:
     routing_file: str | None = None  # routing table; default: routing.yaml in the mappings
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES  # per element
     check_models: bool = True
     # The secret that keys resource ids derived from CPR numbers and other identifiers
     # (adapter/fhir/identity.py). ``id_key`` is the key itself (e.g. from a secret store);

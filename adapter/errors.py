@@ -63,6 +63,12 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-E007": CodeInfo(ERROR, "Entity declarations and references are not allowed", "syntaksfejl", 400, "security"),
     "GGOP-E009": CodeInfo(ERROR, "The file cannot be read", "ikke_specificeret", 400, "not-found"),
     "GGOP-E010": CodeInfo(ERROR, "Wrong content type for a MedCom message", "syntaksfejl", 415, "not-supported"),
+    "GGOP-E011": CodeInfo(
+        ERROR, "The XML has more elements than the configured limit", "syntaksfejl", 400, "too-costly"
+    ),
+    "GGOP-E012": CodeInfo(
+        ERROR, "An element has more attributes than the configured limit", "syntaksfejl", 400, "too-costly"
+    ),
     "GGOP-W008": CodeInfo(
         WARNING, "UTF-8 bytes were declared as ISO-8859-1; read as UTF-8", http_status=200, issue_type="informational"
     ),
@@ -89,6 +95,9 @@ CATALOGUE: dict[str, CodeInfo] = {
         WARNING,
         "Element is in the other MedCom namespace than the schema expects",
         http_status=200, issue_type="structure",
+    ),
+    "GGOP-W206": CodeInfo(
+        WARNING, "More schema deviations than are reported one by one", http_status=200, issue_type="informational",
     ),
     # --- business rules: essentials and malformed values (errors)
     "GGOP-E301": CodeInfo(ERROR, "Envelope identifier is missing", "syntaksfejl", 422, "required"),

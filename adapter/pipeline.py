@@ -38,7 +38,13 @@ from adapter.medcom.receipt_writer import (
     salvage_sent,
 )
 from adapter.medcom.schema import schema_findings
-from adapter.medcom.xmlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_xml
+from adapter.medcom.xmlsafe import (
+    DEFAULT_MAX_ATTRIBUTES,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ELEMENTS,
+    read_xml,
+)
 from adapter.rules.calendar import DanishCalendar
 from adapter.rules.loader import load_rules
 from adapter.rules.model import RuleSet
@@ -51,6 +57,8 @@ from adapter.rules.trace import trace
 class Limits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES
 
 
 @dataclass
@@ -111,7 +119,8 @@ def validate_bytes(raw: bytes, tables: CodeTables | None = None, limits: Limits 
     tables = tables or load_code_tables()
     limits = limits or Limits()
     try:
-        doc = read_xml(raw, max_bytes=limits.max_bytes, max_depth=limits.max_depth)
+        doc = read_xml(raw, max_bytes=limits.max_bytes, max_depth=limits.max_depth,
+                       max_elements=limits.max_elements, max_attributes=limits.max_attributes)
         parsed = parse_message(doc.root)
     except InputError as exc:
         return Validation(None, exc.issues)

@@ -105,7 +105,7 @@ def load_runtime(settings: Settings | None = None, *, engine: Engine | None = No
         rules=rules,
         calendar=calendar_for(rules),
         letter_terms=load_letter_terms(mappings / "letter-tasks.yaml"),
-        limits=Limits(settings.max_bytes, settings.max_depth),
+        limits=Limits(settings.max_bytes, settings.max_depth, settings.max_elements, settings.max_attributes),
         routing_file=Path(settings.routing_file) if settings.routing_file else mappings / "routing.yaml",
         id_key=load_id_key(settings),
         _engine=engine,

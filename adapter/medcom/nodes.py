@@ -146,8 +146,5 @@ def formatted_text(el: etree._Element) -> str:
 
     walk(el)
     lines = [_WS.sub(" ", line).strip() for line in "".join(parts).split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return "\n".join(lines)
+    kept = [i for i, line in enumerate(lines) if line]
+    return "\n".join(lines[kept[0]:kept[-1] + 1]) if kept else ""  # without leading and trailing empty lines

@@ -108,13 +108,19 @@ def _classify(entry) -> tuple[str, str]:
     return "GGOP-W204", f"{name} ({entry.type_name})"
 
 
+MAX_FINDINGS = 100  # one by one; more are counted in one GGOP-W206
+
+
 def schema_findings(root: etree._Element, key: str, schema_dir: Path = SCHEMA_DIR) -> list[Issue]:
     schema = load_schema(key, schema_dir)
     if schema.validate(root):
         return []
     index = _xpath_index(root)
     findings = []
-    for entry in schema.error_log:
+    log = schema.error_log
+    for entry in log[:MAX_FINDINGS]:
         code, detail = _classify(entry)
         findings.append(issue(code, entry.line, index.get(entry.line), detail))
+    if len(log) > MAX_FINDINGS:
+        findings.append(issue("GGOP-W206", None, "/", f"{len(log) - MAX_FINDINGS} more"))
     return findings

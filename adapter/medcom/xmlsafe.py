@@ -1,13 +1,22 @@
 """The one hardened XML reader every input goes through.
 
-No DTD or DOCTYPE, no entity declarations or expansion, no network, a size limit
-and a depth limit. A UTF-8 byte order mark, processing instructions and comments
-are fine. UTF-8 bytes wrongly declared as ISO-8859-1 (seen in MedCom's own
-examples) are read as UTF-8 with a warning.
+No DTD or DOCTYPE, no entity declarations or expansion, no file system or network, limits on
+size, depth, element count and attributes per element. A byte order mark, processing
+instructions, comments and CDATA are fine. UTF-8 bytes wrongly declared as ISO-8859-1 (seen
+in MedCom's own examples) are read as UTF-8 with a warning.
+
+The bytes are decoded here, in whichever encoding the BOM, the XML autodetection or the
+declaration names (only the encodings in :data:`ENCODINGS`), and the checks run on the
+decoded text; libxml2 is then given UTF-8, so what was checked is exactly what is parsed, in
+any encoding (a UTF-16 ``DOCTYPE`` is found like a UTF-8 one). A ``DOCTYPE`` can only stand in
+the prolog, so only the prolog is searched (one inside CDATA or a comment is text). Every
+check is one linear pass over the text; the parser never loads a DTD, resolves an entity or
+opens a file or URL (a resolver refuses everything, whatever the other options say).
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 
@@ -17,10 +26,23 @@ from adapter.errors import Issue, XmlSyntaxError, issue
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_ELEMENTS = 50_000  # a rich G-GOP has about a thousand
+DEFAULT_MAX_ATTRIBUTES = 64  # per element; MedCom messages use namespace declarations only
 
-_BOM = b"\xef\xbb\xbf"
-_DECL = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])([A-Za-z0-9._-]+)\2", re.S)
-_LATIN1_NAMES = {b"iso-8859-1", b"iso8859-1", b"latin-1", b"latin1", b"iso_8859-1", b"l1"}
+# Encodings a MedCom message may come in (Python codec names); anything else is GGOP-E006.
+ENCODINGS = frozenset(codecs.lookup(name).name for name in (
+    "utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+    "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii"))
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# XML 1.0 appendix F: the first four bytes of "<?xm" without a BOM
+_SIGNATURES = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+               (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"))
+_BOM = codecs.BOM_UTF8
+_DECL = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])([A-Za-z0-9._-]+)\2", re.S)
+_LATIN1 = "latin-1"
+_START_TAG = re.compile(r"<[A-Za-z_:\u00c0-\uffff](?:[^>\"']|\"[^\"]*\"|'[^']*')*")
+_ATTRIBUTE = re.compile(r"\"[^\"]*\"|'[^']*'|=")
 
 
 @dataclass
@@ -30,8 +52,15 @@ class XmlDocument:
     encoding: str = "UTF-8"
 
 
+class _NoResolution(etree.Resolver):
+    """Refuses every external entity, DTD or XInclude: nothing is read from disk or network."""
+
+    def resolve(self, url, public_id, context):
+        raise XmlSyntaxError(issue("GGOP-E007", None, "/", "external resource"))
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -41,12 +70,14 @@ def _parser() -> etree.XMLParser:
         remove_comments=False,
         remove_pis=False,
         collect_ids=False,
+        encoding="utf-8",
     )
+    parser.resolvers.add(_NoResolution())
+    return parser
 
 
-def _first_line_of(data: bytes, token: bytes) -> int:
-    pos = data.find(token)
-    return data.count(b"\n", 0, pos) + 1 if pos >= 0 else 1
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
 
 
 def _looks_like_utf8(data: bytes) -> bool:
@@ -59,44 +90,118 @@ def _looks_like_utf8(data: bytes) -> bool:
     return True
 
 
-def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
-             max_depth: int = DEFAULT_MAX_DEPTH) -> XmlDocument:
+def _codec(name: str) -> str | None:
+    try:
+        found = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return found if found in ENCODINGS else None
+
+
+def _decode(data: bytes) -> tuple[str, str, list[Issue]]:
+    """(text, the declared or detected encoding's name, warnings); raises GGOP-E006."""
+    detected, body = None, data
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            detected, body = name, data[len(bom):]
+            break
+    if detected is None:
+        detected = next((name for sig, name in _SIGNATURES if data.startswith(sig)), None)
+    head = body[:400].decode(detected or _LATIN1, errors="replace")
+    match = _DECL.match(head)
+    declared = match.group(3) if match else None
+    warnings: list[Issue] = []
+    if detected is not None:
+        codec = detected  # a BOM or a two/four-byte signature decides; the declaration names it again
+    elif declared is None:
+        codec = "utf-8"
+    else:
+        codec = _codec(declared) or ""
+        if not codec:
+            raise XmlSyntaxError(issue("GGOP-E006", 1, "/", "unsupported encoding"))
+        if codec == "iso8859-1" and _looks_like_utf8(body):
+            codec = "utf-8"
+            warnings.append(issue("GGOP-W008", 1, "/"))
+    try:
+        text = body.decode(codec)
+    except (UnicodeDecodeError, LookupError) as exc:
+        line = body.count(b"\n", 0, exc.start) + 1 if isinstance(exc, UnicodeDecodeError) else 1
+        raise XmlSyntaxError(issue("GGOP-E006", line, "/", codec)) from None
+    return text, declared or codec.upper(), warnings
+
+
+def _prolog_check(text: str) -> int:
+    """Refuse a DOCTYPE (or any other markup declaration) before the root element; returns
+    where the root element starts. Only the prolog can hold one, and only the prolog is read."""
+    pos, n = 0, len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch.isspace() or ch == "\ufeff":
+            pos += 1
+            continue
+        if text.startswith("<?", pos):
+            end = text.find("?>", pos + 2)
+            if end < 0:
+                break
+            pos = end + 2
+            continue
+        if text.startswith("<!--", pos):
+            end = text.find("-->", pos + 4)
+            if end < 0:
+                break
+            pos = end + 3
+            continue
+        if text.startswith("<!", pos):
+            code = "GGOP-E007" if text[pos:pos + 9].upper() == "<!ENTITY" else "GGOP-E002"
+            raise XmlSyntaxError(issue(code, _line_of(text, pos), "/"))
+        break
+    return pos
+
+
+def _count_check(text: str, start: int, max_elements: int, max_attributes: int) -> None:
+    """Element count and attributes per element, in one pass over the start tags."""
+    elements = 0
+    for tag in _START_TAG.finditer(text, start):
+        elements += 1
+        if elements > max_elements:
+            raise XmlSyntaxError(issue("GGOP-E011", _line_of(text, tag.start()), "/", f"limit {max_elements}"))
+        body = tag.group()
+        if body.count("=") > max_attributes and \
+                sum(1 for m in _ATTRIBUTE.finditer(body) if m.group() == "=") > max_attributes:
+            raise XmlSyntaxError(issue("GGOP-E012", _line_of(text, tag.start()), "/", f"limit {max_attributes}"))
+
+
+def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
+             max_elements: int = DEFAULT_MAX_ELEMENTS, max_attributes: int = DEFAULT_MAX_ATTRIBUTES) -> XmlDocument:
     """Parse bytes into an lxml element tree, or raise :class:`XmlSyntaxError`."""
     if data is None or len(data.strip()) == 0 or data.strip() == _BOM:
         raise XmlSyntaxError(issue("GGOP-E005", 1, "/"))
     if len(data) > max_bytes:
         raise XmlSyntaxError(issue("GGOP-E003", None, "/", f"{len(data)} bytes, limit {max_bytes}"))
 
-    # Refuse DTDs and entity declarations before the parser ever sees them.
-    upper = data.upper()
-    if b"<!DOCTYPE" in upper:
-        raise XmlSyntaxError(issue("GGOP-E002", _first_line_of(upper, b"<!DOCTYPE"), "/"))
-    if b"<!ENTITY" in upper:
-        raise XmlSyntaxError(issue("GGOP-E007", _first_line_of(upper, b"<!ENTITY"), "/"))
-
-    warnings: list[Issue] = []
-    body = data
-    encoding = "UTF-8"
-    head = body[3:] if body.startswith(_BOM) else body
-    match = _DECL.match(head)
-    if match:
-        encoding = match.group(3).decode("ascii")
-        if match.group(3).lower() in _LATIN1_NAMES and _looks_like_utf8(head):
-            head = head[: match.start(3)] + b"UTF-8" + head[match.end(3):]
-            body = head
-            warnings.append(issue("GGOP-W008", 1, "/"))
-            encoding = "UTF-8"
+    text, encoding, warnings = _decode(data)
+    if not text.strip():
+        raise XmlSyntaxError(issue("GGOP-E005", 1, "/"))
+    root_at = _prolog_check(text)
+    _count_check(text, root_at, max_elements, max_attributes)
+    match = _DECL.match(text)
+    if match:  # libxml2 gets UTF-8, so the declaration must say so
+        text = text[: match.start(3)] + "UTF-8" + text[match.end(3):]
 
     try:
-        root = etree.fromstring(body, _parser())
+        root = etree.fromstring(text.encode("utf-8", errors="surrogatepass"), _parser())
+    except XmlSyntaxError:
+        raise
     except etree.XMLSyntaxError as exc:
         last = exc.error_log.last_error if exc.error_log else None
         kind = last.type_name if last is not None else "ERR"
         line = exc.lineno or (last.line if last is not None else None)
         if "ENCODING" in kind or "INVALID_CHAR" in kind or "UNSUPPORTED" in kind:
             raise XmlSyntaxError(issue("GGOP-E006", line, "/", kind)) from None
-        if "ENTITY" in kind:
-            raise XmlSyntaxError(issue("GGOP-E007", line, "/", kind)) from None
+        declared = text.upper().find("<!ENTITY")
+        if "ENTITY" in kind or declared >= 0:  # an entity declaration outside a DOCTYPE
+            raise XmlSyntaxError(issue("GGOP-E007", _line_of(text, declared) if declared >= 0 else line, "/",
+                                       kind)) from None
         raise XmlSyntaxError(issue("GGOP-E001", line, "/", kind)) from None
     except (ValueError, LookupError):
         raise XmlSyntaxError(issue("GGOP-E006", 1, "/")) from None
