@@ -8,6 +8,21 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
+# The dates a MedCom message may carry: outside them a date is a typing error (year 0001 or
+# 9999), and every computation on it (deadlines, receipts, FHIR instants) stays in range.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2099, 12, 31)
+
+
+def sane_date(value: str | None) -> dt.date | None:
+    """A YYYY-MM-DD date within EARLIEST_DATE…LATEST_DATE, else None."""
+    if not value or len(value) != 10:
+        return None
+    try:
+        d = dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+    return d if EARLIEST_DATE <= d <= LATEST_DATE else None
 
 
 def utc_now() -> dt.datetime:
@@ -33,11 +48,11 @@ def iso_instant(value: dt.datetime) -> str:
 
 
 def local_datetime(date: str | None, time: str | None) -> dt.datetime | None:
-    """MedCom date + hh:mm are Danish local time."""
-    if not date:
+    """MedCom date + hh:mm are Danish local time (None for a date outside the sane window)."""
+    d = sane_date(date)
+    if d is None:
         return None
     try:
-        d = dt.date.fromisoformat(date)
         t = dt.time.fromisoformat(time) if time else dt.time(0, 0)
     except ValueError:
         return None
@@ -49,9 +64,7 @@ def fhir_datetime(date: str | None, time: str | None) -> str | None:
     if not date:
         return None
     if not time:
-        try:
-            return dt.date.fromisoformat(date).isoformat()
-        except ValueError:
-            return None
+        d = sane_date(date)
+        return d.isoformat() if d else None
     value = local_datetime(date, time)
     return value.isoformat(timespec="seconds") if value else None

@@ -61,7 +61,8 @@ def care_plan_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list
         text = "\n".join(x.value for x in (j.type_of_excerpt, j.comment) if x is not None)
         if text:
             author = _name(j.signer.given_name, j.signer.surname, j.signer.title) if j.signer else None
-            notes.append(_note("JournalExcerpt", text, ctx, author, j.date.value if j.date else None))
+            # a malformed signing date was warned about (GGOP-W338) and is left out
+            notes.append(_note("JournalExcerpt", text, ctx, author, fhir_datetime(v(j.date), None)))
     for r in msg.references:
         text = "\n".join(x.value for x in (r.description, r.url) if x is not None)
         if text:

@@ -70,12 +70,15 @@ def communication(msg: CorrespondenceMessage, ctx: MapContext) -> tuple[dict, li
             *author_ext,
         ]
 
-    texts = [t.value for t in msg.texts]
+    texts = [t.value for t in msg.texts if t.value.strip()]
+    if not texts and not any(r.url is not None or r.bin_object_identifier is not None for r in msg.references):
+        # FHIR wants a payload, and content in every payload
+        texts = [ctx.text("no-text")]
     if v(msg.priority) == "høj_prioritet":
         first = ctx.text("high-priority")
         texts = [first + ("\n" + texts[0] if texts else "")] + texts[1:]
     payload = []
-    for i, text in enumerate(texts or [""], 1):
+    for i, text in enumerate(texts, 1):
         payload.append(prune({"extension": payload_meta(i), "contentString": text}))
     n = len(payload)
     for j, ref in enumerate(msg.references, 1):

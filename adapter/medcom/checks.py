@@ -6,10 +6,10 @@ Pure: takes the typed message and the municipality table, returns issues.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable
 
+from adapter.danish_time import EARLIEST_DATE, LATEST_DATE, sane_date
 from adapter.errors import Issue, issue
 from adapter.medcom.identifiers import (
     cpr_birth_date,
@@ -41,13 +41,8 @@ MAX_ID = 14
 
 
 def valid_date(value: str) -> bool:
-    if not _DATE.match(value):
-        return False
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+    """YYYY-MM-DD and within the sane window (1900–2099)."""
+    return bool(_DATE.match(value)) and sane_date(value) is not None
 
 
 def valid_time(value: str) -> bool:
@@ -73,7 +68,8 @@ def check_identifier(code_missing: str, where: Where, child: str, value: Val | N
 def check_date(value: Val | None, essential: bool) -> list[Issue]:
     if value is None or valid_date(value.value):
         return []
-    return [issue("GGOP-E312" if essential else "GGOP-W338", **_loc(value), detail="expected YYYY-MM-DD")]
+    return [issue("GGOP-E312" if essential else "GGOP-W338", **_loc(value),
+                  detail=f"expected YYYY-MM-DD between {EARLIEST_DATE.year} and {LATEST_DATE.year}")]
 
 
 def check_time(value: Val | None, essential: bool) -> list[Issue]:

@@ -160,9 +160,7 @@ def _prolog_check(text: str) -> int:
 
 def _count_check(text: str, start: int, max_elements: int, max_attributes: int) -> None:
     """Element count and attributes per element, in one pass over the start tags."""
-    elements = 0
-    for tag in _START_TAG.finditer(text, start):
-        elements += 1
+    for elements, tag in enumerate(_START_TAG.finditer(text, start), 1):
         if elements > max_elements:
             raise XmlSyntaxError(issue("GGOP-E011", _line_of(text, tag.start()), "/", f"limit {max_elements}"))
         body = tag.group()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from types import MappingProxyType
 
+from adapter.danish_time import sane_date
 from adapter.medcom.model import GgopMessage, IcfClassification
 from adapter.medcom.nodes import Val
 from adapter.rules.model import (
@@ -57,10 +58,7 @@ def discharge_date(msg: GgopMessage) -> date | None:
     end = msg.contact_end
     if end is None or end.date is None:
         return None
-    try:
-        return date.fromisoformat(end.date.value.strip())
-    except ValueError:
-        return None
+    return sane_date(end.date.value.strip())
 
 
 def birth_date_from_cpr(cpr: str) -> date | None:
