@@ -41,7 +41,8 @@ _SIGNATURES = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
 _BOM = codecs.BOM_UTF8
 _DECL = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])([A-Za-z0-9._-]+)\2", re.S)
 _LATIN1 = "latin-1"
-_START_TAG = re.compile(r"<[A-Za-z_:\u00c0-\uffff](?:[^>\"']|\"[^\"]*\"|'[^']*')*")
+# possessive: no backtracking state kept for a long tag (memory stays flat)
+_START_TAG = re.compile(r"<[A-Za-z_:\u00c0-\uffff](?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+")
 _ATTRIBUTE = re.compile(r"\"[^\"]*\"|'[^']*'|=")
 
 
@@ -164,9 +165,13 @@ def _count_check(text: str, start: int, max_elements: int, max_attributes: int) 
         if elements > max_elements:
             raise XmlSyntaxError(issue("GGOP-E011", _line_of(text, tag.start()), "/", f"limit {max_elements}"))
         body = tag.group()
-        if body.count("=") > max_attributes and \
-                sum(1 for m in _ATTRIBUTE.finditer(body) if m.group() == "=") > max_attributes:
-            raise XmlSyntaxError(issue("GGOP-E012", _line_of(text, tag.start()), "/", f"limit {max_attributes}"))
+        if body.count("=") <= max_attributes:
+            continue
+        attributes = 0  # "=" outside quoted values, up to one past the limit
+        for token in _ATTRIBUTE.finditer(body):
+            attributes += token.group() == "="
+            if attributes > max_attributes:
+                raise XmlSyntaxError(issue("GGOP-E012", _line_of(text, tag.start()), "/", f"limit {max_attributes}"))
 
 
 def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,

@@ -1,0 +1,121 @@
+"""The hostile corpus (tests/hostile/, each case named by its defect, written by its build.py)
+and the large cases made here, pushed to the real service app: every input gets the answer
+its ``.expect.json`` names (a receipt or a located refusal), never a 500, within a bound; the
+parser never reads a file, whatever the encoding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from tests.support import TEST_ID_KEY
+from tests.support.fhir_world import write_clients
+
+from adapter.api.app import create_app
+from adapter.errors import XmlSyntaxError
+from adapter.medcom import xmlsafe
+from conftest import DATA, REPO, runtime_for
+
+HOSTILE = REPO / "tests" / "hostile"
+CASES = sorted(HOSTILE.glob("*.xml"))
+PUSH = {"Authorization": "Bearer tok-hospital", "Content-Type": "application/xml", "Accept": "application/fhir+json"}
+BOUND_SECONDS = 20.0  # a hang detector, not a speed test (bench/ measures speed)
+FIGURES: dict[str, tuple[float, float]] = {}
+
+
+def _plan() -> str:
+    return (DATA / "ggop" / "minimal-almen.xml").read_text("utf-8")
+
+
+def _full() -> str:
+    return (DATA / "ggop" / "full-specialiseret.xml").read_text("utf-8")
+
+
+def large_cases() -> dict[str, tuple[bytes, int, list[str]]]:
+    plan, full = _plan(), _full()
+    street = plan.index("</mm100:StreetName>")
+    attrs = plan.index("<mm100:StreetName") + len("<mm100:StreetName")
+    text = full.index("<Bold>8a.")
+    return {
+        "140000-empty-elements": ((plan[:street] + "<x/>" * 140_000 + plan[street:]).encode(), 400, ["GGOP-E011"]),
+        "800000-attributes-on-one-element": (
+            (plan[:attrs] + "".join(f' a{k}=""' for k in range(800_000)) + plan[attrs:]).encode(), 400, ["GGOP-E012"]),
+        "40000-leading-line-breaks-in-a-text": (
+            (full[:text] + "<Break/>" * 40_000 + full[text:]).encode(), 200, []),
+        "60-unknown-attributes-on-an-element": (
+            plan.replace("<mm100:StreetName>", "<mm100:StreetName " + " ".join(f'b{k}=""' for k in range(60)) + ">")
+            .encode(), 200, ["GGOP-W204"]),
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures():
+    yield
+    if FIGURES:
+        worst = max(FIGURES.items(), key=lambda kv: kv[1][0])
+        heaviest = max(FIGURES.items(), key=lambda kv: kv[1][1])
+        print(f"\nhostile cases: {len(FIGURES)}; slowest {worst[0]} {worst[1][0]:.2f} s; "
+              f"most memory {heaviest[0]} {heaviest[1][1]:.0f} MiB (traced)")
+
+
+@pytest.fixture
+def http(tmp_path):
+    """The service app on a store of its own (each case reuses its golden's letter id)."""
+    rt = runtime_for(None, database_url=f"sqlite:///{tmp_path}/adapter.db",
+                     clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    return create_app(rt, lambda: dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)).test_client()
+
+
+def push(http, name: str, raw: bytes, status: int, codes: list[str]) -> None:
+    tracemalloc.start()
+    started = time.monotonic()
+    r = http.post("/medcom", data=raw, headers=PUSH)
+    elapsed = time.monotonic() - started
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    FIGURES[name] = (elapsed, peak)
+    assert r.status_code == status, (name, r.status_code, r.data[:300])
+    assert elapsed < BOUND_SECONDS, name
+    body = r.get_json()
+    assert body["resourceType"] == "OperationOutcome" and b"Traceback" not in r.data
+    got = {c["code"] for i in body["issue"] for c in i.get("details", {}).get("coding", [])}
+    assert set(codes) <= got, (name, got)
+    if status >= 400:
+        assert all("expression" in i or "location" in i for i in body["issue"] if i["severity"] == "error"), name
+
+
+def test_the_corpus_is_complete():
+    assert len(CASES) >= 15
+    for case in CASES:
+        assert case.with_suffix(".expect.json").exists(), case.name
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_hostile_case(http, case: Path):
+    expect = json.loads(case.with_suffix(".expect.json").read_text("utf-8"))
+    push(http, case.stem, case.read_bytes(), expect["status"], expect["codes"])
+
+
+@pytest.mark.parametrize("name", list(large_cases()), ids=str)
+def test_large_case_is_answered_within_its_bound(http, name):
+    raw, status, codes = large_cases()[name]
+    push(http, name, raw, status, codes)
+
+
+def test_the_parser_itself_never_reads_a_file_in_any_encoding(tmp_path):
+    """Below the DOCTYPE check: even a document that reached the parser could not read a file."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("CANARY-7f3a", "utf-8")
+    for encoding in ("utf-8", "utf-16", "utf-32"):
+        doc = (f'<?xml version="1.0" encoding="{encoding.upper()}"?>\n'
+               f'<!DOCTYPE a [<!ENTITY e SYSTEM "file://{secret}">]><a>&e;</a>').encode(encoding)
+        try:
+            root = xmlsafe.etree.fromstring(doc.decode(encoding).replace(encoding.upper(), "UTF-8").encode(),
+                                            xmlsafe._parser())
+        except (xmlsafe.etree.XMLSyntaxError, XmlSyntaxError):
+            continue
+        assert "CANARY" not in xmlsafe.etree.tostring(root).decode(), encoding
