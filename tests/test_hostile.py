@@ -12,7 +12,6 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from tests.support import TEST_ID_KEY
 from tests.support.fhir_world import write_clients
 
 from adapter.api.app import create_app
