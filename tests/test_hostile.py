@@ -118,3 +118,23 @@ def test_the_parser_itself_never_reads_a_file_in_any_encoding(tmp_path):
         except (xmlsafe.etree.XMLSyntaxError, XmlSyntaxError):
             continue
         assert "CANARY" not in xmlsafe.etree.tostring(root).decode(), encoding
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/fhir/Task/abc/_history/%C2%B2", 404),  # a superscript two is no version number
+    ("/fhir/Task/abc/_history/99999999999999999999", 404),
+    ("/fhir/Task?_offset=99999999999999999999999", 400),  # beyond any database integer
+    ("/fhir/Task/abc/_history?_offset=99999999999999999999", 400),
+    ("/fhir/Task?_offset=%C2%B2", 400),
+    ("/fhir/Task?_count=99999999999999999999", 200),  # paged at the maximum
+    ("/fhir/Task?_count=%D9%A3", 400),  # an Arabic-Indic digit
+    ("/fhir/Task?_lastUpdated=ge0001-01-01", 400),
+    ("/fhir/Task?_lastUpdated=lt9999-12-31T23:59:59%2B14:00", 400),
+    ("/fhir/Task?_lastUpdated=%C2%B2", 400),
+    ("/fhir/%C2%B2", 404),
+    ("/fhir/Task/%00", 404),
+], ids=str)
+def test_hostile_urls_are_answered_without_a_500(http, url, status):
+    r = http.get(url, headers={"Authorization": "Bearer tok-drift"})
+    assert r.status_code == status, r.data[:200]
+    assert r.get_json()["resourceType"] == ("Bundle" if status == 200 else "OperationOutcome")

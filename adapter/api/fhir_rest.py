@@ -52,12 +52,14 @@ from adapter.store.resources import iso
 from adapter.store.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
-    SearchError,
+    MAX_OFFSET,
+    VERSION_ID,
     history,
     parse_search,
     read,
     search,
     vread,
+    whole_number,
 )
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ class _Route:
         if self.action == "history":
             return target + "/_history"
         if self.action == "vread":
-            return target + "/_history/" + (self.vid if self.vid and self.vid.isdigit() and len(self.vid) < 10
+            return target + "/_history/" + (self.vid if self.vid and VERSION_ID.match(self.vid)
                                              else "-")
         return target
 
@@ -283,14 +285,9 @@ def _paging(pairs: list[tuple[str, str]]) -> tuple[int, int, list[tuple[str, str
             if name in seen:
                 continue
             seen.add(name)
-            try:
-                number = int(value)
-            except ValueError:
-                raise SearchError(name, "expected a whole number") from None
-            if number < 0:
-                raise SearchError(name, "must be 0 or more")
+            number = whole_number(name, value, high=MAX_COUNT if name == "_count" else MAX_OFFSET)
             if name == "_count":
-                count = min(number, MAX_COUNT)
+                count = number
             else:
                 offset = number
         elif name not in ("_format", "_pretty"):

@@ -393,11 +393,21 @@ class ParsedSearch:
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (name, why) for the outcome
 
 
-def _int(name: str, raw: str, low: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SearchError(name, "expected a whole number") from None
+MAX_OFFSET = 1_000_000_000
+VERSION_ID = re.compile(r"^[0-9]{1,9}$")
+
+
+def whole_number(name: str, raw: str, low: int = 0, high: int = MAX_OFFSET) -> int:
+    """A parameter's whole number (ASCII digits only) at least ``low``, else SearchError;
+    ``_count`` above ``high`` is ``high`` (FHIR lets a server page less), anything else is refused."""
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit():
+        raise SearchError(name, "expected a whole number")
+    if name == "_count" and (len(raw) > 12 or int(raw) > high):
+        return high
+    if len(raw) > 12 or int(raw) > high:
+        raise SearchError(name, f"must be {high} or less")
+    value = int(raw)
     if value < low:
         raise SearchError(name, f"must be {low} or more")
     return value
@@ -412,13 +422,13 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
         base, _, modifier = name.partition(":")
         if base == "_count":
             if not seen_count:
-                ps.count = min(_int("_count", raw, 0), MAX_COUNT)
+                ps.count = whole_number("_count", raw, high=MAX_COUNT)
                 seen_count = True
             _use(ps, base)
             continue
         if base == "_offset":
             if not seen_offset:
-                ps.offset = _int("_offset", raw, 0)
+                ps.offset = whole_number("_offset", raw)
                 seen_offset = True
             continue
         if base in NEUTRAL_PARAMS:
@@ -590,7 +600,7 @@ _HISTORY_COLUMNS = (resource_history.c.type, resource_history.c.id, resource_his
 
 
 def vread(conn: Connection, rtype: str, rid: str, version: str, scope: Scope) -> Row | None:
-    if not FHIR_ID.match(rid) or not version.isdigit() or len(version) > 9:
+    if not FHIR_ID.match(rid) or not VERSION_ID.match(version):
         return None
     conds = _history_conditions(rtype, rid, scope) + [resource_history.c.version_id == int(version)]
     return conn.execute(select(*_HISTORY_COLUMNS).where(*conds)).first()
