@@ -273,18 +273,23 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     from adapter.api.server import AdapterServer
     from adapter.runtime import load_runtime
 
+    from adapter.api.auth import load_clients
+
     runtime = _runtime()
     settings = runtime.settings
     with _Guard("-"):
+        load_clients(settings.clients_file, allow_none=settings.open_medcom)  # refuse an open /medcom early
         runtime.engine.dispose()  # migrate once before the workers start
     click.echo(f"ggop-adapter {__version__}: database {settings.database_url}, "
-               f"clients {settings.clients_file or '(none: /medcom open, /fhir closed)'}", err=True)
+               f"clients {settings.clients_file or '(none: /medcom open for local testing, /fhir closed)'}", err=True)
     click.echo(f"listening on http://{host}:{port}  (POST /medcom, GET /fhir/metadata, /healthz)", err=True)
     if inbox_dir:
-        import threading
+        import atexit
 
-        from adapter.service.inbox import watch
-        threading.Thread(target=watch, args=(Path(inbox_dir), runtime), daemon=True).start()
+        from adapter.service.inbox import WatcherProcess
+
+        # a process of its own: the gunicorn master must hold no store connection when it forks
+        atexit.register(WatcherProcess(Path(inbox_dir)).start().stop)
         click.echo(f"watching inbox {inbox_dir}", err=True)
     # each gunicorn worker builds its own runtime from the same settings (no shared connections)
     AdapterServer(lambda: create_app(load_runtime(settings)), {

@@ -39,6 +39,8 @@ class Settings:
     # The secret that keys resource ids derived from CPR numbers and other identifiers
     # (adapter/fhir/identity.py). ``id_key`` is the key itself (e.g. from a secret store);
     # otherwise it is read from ``id_key_file``, which is created on first start.
+    # POST /medcom without any client listed: only for local testing, never in production
+    open_medcom: bool = False
     id_key: str | None = None
     id_key_file: str = "var/id.key"
 

@@ -138,3 +138,32 @@ def test_hostile_urls_are_answered_without_a_500(http, url, status):
     r = http.get(url, headers={"Authorization": "Bearer tok-drift"})
     assert r.status_code == status, r.data[:200]
     assert r.get_json()["resourceType"] == ("Bundle" if status == 200 else "OperationOutcome")
+
+
+@pytest.mark.parametrize("content", [None, "[]\n", "clients: []\n"], ids=["no-file", "empty-list", "empty-clients"])
+def test_without_clients_the_service_does_not_start_unless_opened_for_local_testing(tmp_path, content):
+    from adapter.errors import ConfigError
+
+    clients = None
+    if content is not None:
+        clients = tmp_path / "clients.yaml"
+        clients.write_text(content, "utf-8")
+    settings = {"database_url": f"sqlite:///{tmp_path}/a.db", "clients_file": str(clients) if clients else None}
+    with pytest.raises(ConfigError) as err:
+        create_app(runtime_for(None, **settings))
+    assert err.value.first.code == "GGOP-E501" and "ADAPTER_OPEN_MEDCOM" in str(err.value)
+    opened = create_app(runtime_for(None, **settings, open_medcom=True)).test_client()
+    assert opened.post("/medcom", data=b"<x/>", headers={"Content-Type": "application/xml"}).status_code != 401
+
+
+def test_serve_refuses_to_start_without_clients(tmp_path):
+    import subprocess
+    import sys
+
+    empty = tmp_path / "clients.yaml"
+    empty.write_text("[]\n", "utf-8")
+    env = {"PATH": "/usr/bin:/bin", "ADAPTER_CLIENTS_FILE": str(empty), "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path}/a.db",
+           "ADAPTER_ID_KEY_FILE": str(tmp_path / "id.key")}
+    done = subprocess.run([sys.executable, "-m", "adapter", "serve", "--port", "1"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "GGOP-E501" in done.stderr and "Traceback" not in done.stderr

@@ -80,7 +80,7 @@ def test_every_entry_point_converts_to_the_same_bundle_under_the_same_overrides(
 
     # the HTTP API
     api_url = f"sqlite:///{tmp_path}/api.db"
-    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=api_url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
+    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=api_url, rule_overrides=(str(OVERRIDE),), open_medcom=True)), lambda: RECEIVED)
     r = app.test_client().post("/medcom", data=plan_for_rebild, content_type="application/xml")
     assert r.status_code == 200, r.data
     assert stored_payload(api_url) == from_cli
@@ -106,7 +106,8 @@ def test_every_entry_point_converts_to_the_same_bundle_under_the_same_overrides(
 
 def test_the_timed_re_evaluation_applies_the_same_overrides(tmp_path, plan_for_rebild):
     url = f"sqlite:///{tmp_path}/a.db"
-    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=url, rule_overrides=(str(OVERRIDE),))), lambda: RECEIVED)
+    app = create_app(load_runtime(Settings(id_key=TEST_ID_KEY, database_url=url, rule_overrides=(str(OVERRIDE),), open_medcom=True)),
+                     lambda: RECEIVED)
     assert app.test_client().post("/medcom", data=plan_for_rebild, content_type="application/xml").status_code == 200
 
     def local_task_status() -> str:

@@ -23,7 +23,8 @@ log = logging.getLogger("ggop.api")
 def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] = utc_now) -> Flask:
     runtime = runtime or load_runtime()
     runtime.engine  # opened (and migrated) before the first request  # noqa: B018
-    services = Services(runtime=runtime, clients=load_clients(runtime.settings.clients_file), clock=clock)
+    clients = load_clients(runtime.settings.clients_file, allow_none=runtime.settings.open_medcom)
+    services = Services(runtime=runtime, clients=clients, clock=clock)
     app = Flask("ggop-adapter")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_bytes
     app.extensions[EXTENSION] = services

@@ -54,8 +54,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def load_clients(path: str | Path | None) -> Clients:
+def load_clients(path: str | Path | None, *, allow_none: bool = False) -> Clients:
+    """The clients of the clients file. Without any, ``POST /medcom`` would take messages
+    from anyone: refused (GGOP-E501) unless ``allow_none`` (``ADAPTER_OPEN_MEDCOM``, local
+    testing only)."""
     if not path:
+        if not allow_none:
+            raise ConfigError(issue("GGOP-E501", None, "environment#clients_file",
+                                    "no clients file: set ADAPTER_CLIENTS_FILE (or ADAPTER_OPEN_MEDCOM=1 "
+                                    "for local testing only)"))
         return Clients({})
     where = str(path)
     try:
@@ -87,4 +94,7 @@ def load_clients(path: str | Path | None) -> Clients:
             raise ConfigError(issue("GGOP-E501", None, f"{at}.token_sha256", "64 hex digits"))
         eans = tuple(str(x) for x in entry.get("sender_eans", []) or [])
         out[digest] = Client(str(entry["name"]), role, municipality, eans)
+    if not out and not allow_none:
+        raise ConfigError(issue("GGOP-E501", None, where, "no clients listed: POST /medcom would be open to anyone "
+                                "(set ADAPTER_OPEN_MEDCOM=1 for local testing only)"))
     return Clients(out)
