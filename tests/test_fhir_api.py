@@ -524,6 +524,13 @@ def test_update_refuses_other_changes(world):
     ({"output": [output("confirmed-level", valueCodeableConcept=level("nope"))]},
      "Task.output[0].valueCodeableConcept"),
     ({"output": [output("citizen-informed", valueDateTime="2026-03-04T10:00")]}, "Task.output[0].valueDateTime"),
+    # extreme dates: beyond every deadline computation (they used to end in an overflow, a 500)
+    ({"output": [output("citizen-informed", valueDateTime="9999-12-31T23:59:59-14:00")]},
+     "Task.output[0].valueDateTime"),
+    ({"output": [output("citizen-informed", valueDateTime="0001-01-01T00:00:00+14:00")]},
+     "Task.output[0].valueDateTime"),
+    ({"output": [output("offered-start", valueDate="9999-12-31")]}, "Task.output[0].valueDate"),
+    ({"output": [output("offered-start", valueDate="0001-01-01")]}, "Task.output[0].valueDate"),
     ({"output": [output("offered-start", valueDate="2026-03-06"), output("offered-start", valueDate="2026-03-07")]},
      "Task.output[1].type"),
     ({"businessStatus": {"coding": [{"system": BUSINESS, "code": "bogus"}]}}, "Task.businessStatus"),

@@ -38,7 +38,7 @@ from sqlalchemy import and_, false, select
 from sqlalchemy.engine import Connection
 
 from adapter.codes import CodeTables
-from adapter.danish_time import as_utc
+from adapter.danish_time import EARLIEST_DATE, LATEST_DATE, as_utc, sane_date
 from adapter.fhir.context import ADAPTER_BASE, MapContext
 from adapter.fhir.datatypes import required
 from adapter.fhir.plan import organization_ids
@@ -73,18 +73,19 @@ def level_codes(tables: CodeTables) -> dict[tuple[str, str], str]:
 
 
 def parse_date(value: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return None
+    """A date within 1900–2099 (the window every deadline computation stays inside)."""
+    return sane_date(value)
 
 
 def parse_datetime(value: str) -> dt.datetime | None:
+    """An aware dateTime within 1900–2099, else None."""
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None or not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
+        return None
+    return parsed
 
 
 @dataclass(frozen=True)
