@@ -36,6 +36,7 @@ class Settings:
     max_elements: int = DEFAULT_MAX_ELEMENTS
     max_attributes: int = DEFAULT_MAX_ATTRIBUTES  # per element
     check_models: bool = True
+    body_timeout: int = 30  # seconds a client may take to send a message body, in all
     # The secret that keys resource ids derived from CPR numbers and other identifiers
     # (adapter/fhir/identity.py). ``id_key`` is the key itself (e.g. from a secret store);
     # otherwise it is read from ``id_key_file``, which is created on first start.

@@ -221,6 +221,14 @@ CATALOGUE: dict[str, CodeInfo] = {
     ),
     "GGOP-E902": CodeInfo(ERROR, "This client may not do this", "ikke_specificeret", 403, "forbidden"),
     "GGOP-E903": CodeInfo(ERROR, "The request cannot be served", "ikke_specificeret", 400, "processing"),
+    "GGOP-E905": CodeInfo(
+        ERROR, "The message did not arrive within the time the service waits for a body",
+        "ikke_specificeret", 408, "timeout",
+    ),
+    "GGOP-E904": CodeInfo(
+        ERROR, "The store is unavailable or full: nothing was stored; send again later",
+        "ikke_specificeret", 503, "transient",
+    ),
     "GGOP-E501": CodeInfo(ERROR, "A mapping file is missing or broken", "ikke_specificeret", 500, "exception"),
     "GGOP-E502": CodeInfo(
         ERROR, "The id key is unreadable, too short, or not the key this database was filled with",

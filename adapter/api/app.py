@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 
@@ -18,6 +20,22 @@ from adapter.runtime import Runtime, load_runtime
 from adapter.store.engine import schema_is_current
 
 log = logging.getLogger("ggop.api")
+
+
+STORE_FAILURE_HOLD_SECONDS = 60
+
+
+def _room_for_messages(services: Services) -> bool:
+    """An embedded SQLite store has room for a few more of the largest messages."""
+    url = services.settings.database_url
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return True
+    folder = Path(url.split("///", 1)[1]).resolve().parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return False
+    return free > 4 * services.settings.max_bytes
 
 
 def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] = utc_now) -> Flask:
@@ -51,6 +69,11 @@ def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] 
             return jsonify(status="unavailable", reason="database"), 503
         if not current:
             return jsonify(status="unavailable", reason="schema"), 503
+        failed = services.store_failed_at
+        if failed is not None and (services.clock() - failed).total_seconds() < STORE_FAILURE_HOLD_SECONDS:
+            return jsonify(status="unavailable", reason="store failed a write"), 503
+        if not _room_for_messages(services):
+            return jsonify(status="unavailable", reason="disk"), 503
         return jsonify(status="ready")
 
     app.register_blueprint(medcom_blueprint)

@@ -22,6 +22,9 @@ class Services:
     runtime: Runtime
     clients: Clients
     clock: Callable[[], dt.datetime]
+    # when the store last failed a write (unreachable, full, locked): /readyz is not ready
+    # for a while after it, so a load balancer sends elsewhere
+    store_failed_at: dt.datetime | None = None
 
     @property
     def settings(self) -> Settings:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Response, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from adapter.api.access import Denied, safe_name
@@ -67,6 +68,19 @@ def _http(exc: HTTPException) -> Response:
     return resp
 
 
+RETRY_AFTER_SECONDS = 30
+
+
+def _store_unavailable(exc: DBAPIError) -> Response:
+    """PostgreSQL down, SQLite full or locked: nothing was stored (the transaction rolled back,
+    so no receipt left), and the sender is told to send again."""
+    svc = services()
+    svc.store_failed_at = svc.clock()
+    log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc.orig or exc).__name__)
+    return outcome_response([outcome_issue(issue("GGOP-E904", None, request.path))], 503,
+                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def _unexpected(exc: BaseException) -> Response:
     log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
     return outcome_response([outcome_issue(issue("GGOP-E900", None, request.path))], 500)
@@ -79,6 +93,7 @@ HANDLERS: list[tuple[type[BaseException], Callable]] = [
     (UpdateRejected, _update_rejected),
     (RequestEntityTooLarge, _too_large),
     (MappingError, _mapping_error),
+    (DBAPIError, _store_unavailable),
     (HTTPException, _http),
     (Exception, _unexpected),
 ]

@@ -1,12 +1,19 @@
 """``POST /medcom``: hospital EHRs push G-GOP and XDIS91 XML and get the MedCom receipt.
 
 200 + XCTL03 when accepted; 422 + XCTL02 when refused (400 when not well-formed, 413 when
-too large, 415 for a wrong content type). ``Accept: application/fhir+json`` gives an
-OperationOutcome instead of the XML receipt. A resent duplicate gets the byte-identical
-answer it got the first time.
+too large, also when sent chunked, 415 for a wrong content type, 408 when the body does not
+arrive within the body timeout). ``Accept: application/fhir+json`` gives an OperationOutcome
+instead of the XML receipt. A resent duplicate gets the byte-identical answer it got the
+first time.
+
+The body is read here, from the server's input stream, never more than the size limit and
+never for longer than ``body_timeout`` seconds in all: a client that stalls or trickles
+bytes holds a server thread for that long at most.
 """
 
 from __future__ import annotations
+
+import time
 
 from flask import Blueprint, Response, request
 from sqlalchemy import insert
@@ -22,6 +29,51 @@ from adapter.store.schema import audit
 blueprint = Blueprint("medcom", __name__)
 
 XML_TYPES = ("application/xml", "text/xml", "application/octet-stream")
+_CHUNK = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
+    pass
+
+
+def read_body(limit: int, timeout: float) -> bytes:
+    """The request body: at most ``limit`` bytes (BodyTooLarge beyond, chunked or not), within
+    ``timeout`` seconds in all (BodyTooSlow)."""
+    env = request.environ
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge()
+    stream = env.get("wsgi.input")
+    if stream is None or (length is None and not env.get("wsgi.input_terminated")):
+        return b""  # no length and a server that does not end the stream: nothing can be read safely
+    sock = env.get("gunicorn.socket")
+    deadline = time.monotonic() + timeout
+    want = length if length is not None else limit + 1
+    chunks, total = [], 0
+    try:
+        while total < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BodyTooSlow()
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = stream.read(min(_CHUNK, want - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except TimeoutError:
+        raise BodyTooSlow() from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+    if total > limit:
+        raise BodyTooLarge()
+    return b"".join(chunks)
 
 
 def _wants_fhir() -> bool:
@@ -54,10 +106,16 @@ def push() -> Response:
     if mimetype not in XML_TYPES:
         return outcome_response([outcome_issue(issue("GGOP-E010", None, "/", f"got {mimetype or 'none'}; "
                                                      "send application/xml"))], 415)
-    raw = request.get_data(cache=False)
     limit = svc.settings.max_bytes
-    if len(raw) > limit:
-        return outcome_response([outcome_issue(issue("GGOP-E003", None, "/", f"limit {limit} bytes"))], 413)
+    try:
+        raw = read_body(limit, svc.settings.body_timeout)
+    except BodyTooLarge:
+        return outcome_response([outcome_issue(issue("GGOP-E003", None, "/", f"limit {limit} bytes"))], 413,
+                                {"Connection": "close"})
+    except BodyTooSlow:
+        return outcome_response([outcome_issue(issue("GGOP-E905", None, "/",
+                                                     f"limit {svc.settings.body_timeout} seconds"))], 408,
+                                {"Connection": "close"})
     result = ingest(svc.runtime, raw, received_at=svc.clock(), client=client.name if client else None,
                     allowed_senders=client.sender_eans if client else ())
     headers = {"X-Message-Id": str(result.message_id), "X-Message-State": result.state}

@@ -1,0 +1,95 @@
+"""The service under gunicorn facing misbehaving senders and a failing store: chunked bodies
+over the limit (413), stalled uploads (408, and /healthz keeps answering), a full SQLite store
+(503 with Retry-After, /readyz not ready, nothing acknowledged that was not stored), and
+PostgreSQL stopped and started again (a private server the test runs itself)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+
+import pytest
+import requests
+from sqlalchemy import event, func, select
+from tests.support.fhir_world import write_clients
+from tests.support.service_process import start_service, stop_service
+
+from adapter.api.app import create_app
+from adapter.store.schema import messages
+from conftest import DATA, REPO, runtime_for
+
+pytestmark = pytest.mark.slow
+PLAN = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
+HOSPITAL = {"Authorization": "Bearer demo-hospital", "Content-Type": "application/xml"}
+
+
+@pytest.fixture
+def service(tmp_path):
+    proc, base = start_service(f"sqlite:///{tmp_path}/a.db", REPO / "config" / "clients.sample.yaml", workers=1,
+                               env={"ADAPTER_MAX_BYTES": "20000", "ADAPTER_BODY_TIMEOUT": "2"}, wait_for="/healthz")
+    yield base
+    stop_service(proc)
+
+
+def test_a_chunked_body_over_the_limit_is_413(service):
+    def chunks():
+        for _ in range(100):
+            yield b"<x>" + b"y" * 1000 + b"</x>"
+
+    r = requests.post(service + "/medcom", data=chunks(), headers=HOSPITAL, timeout=30)
+    assert r.status_code == 413 and "GGOP-E003" in r.text
+    small = requests.post(service + "/medcom", data=iter([PLAN]), headers=HOSPITAL, timeout=30)
+    assert small.status_code == 200  # a chunked message within the limit is read whole
+
+
+def _stalled_upload(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(b"POST /medcom HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-hospital\r\n"
+              b"Content-Type: application/xml\r\nContent-Length: 5000\r\n\r\n<?xml version")
+    return s
+
+
+def test_stalled_uploads_get_408_and_do_not_starve_health_checks(service):
+    stalled = [_stalled_upload(service) for _ in range(10)]  # more than the worker's threads
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert requests.get(service + "/healthz", timeout=30).status_code == 200
+        assert time.monotonic() - started < 15  # the body timeout (2 s) frees the threads
+        answer = stalled[0].recv(4096)
+        assert b" 408 " in answer.split(b"\r\n", 1)[0] and b"GGOP-E905" in answer
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def test_a_full_sqlite_store_answers_503_and_is_not_ready(tmp_path):
+    rt = runtime_for(None, database_url=f"sqlite:///{tmp_path}/a.db",
+                     clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    now = [dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)]
+    http = create_app(rt, lambda: now[0]).test_client()
+    assert http.get("/readyz").status_code == 200
+
+    @event.listens_for(rt.engine, "connect")
+    def _full(dbapi_conn, _record):  # the disk is full: no page may be added
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    rt.engine.dispose()  # new connections, each on a full disk
+    with rt.engine.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(messages)).scalar_one()
+    push = {"Authorization": "Bearer tok-hospital", "Content-Type": "application/xml"}
+    r = http.post("/medcom", data=PLAN, headers=push)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+    assert b"GGOP-E904" in r.data and b"XCTL03" not in r.data and b"PositiveReceipt" not in r.data
+    assert http.get("/readyz").status_code == 503
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == before  # nothing half-stored
+
+    event.remove(rt.engine, "connect", _full)
+    rt.engine.dispose()
+    now[0] += dt.timedelta(minutes=2)
+    assert http.get("/readyz").status_code == 200
+    assert http.post("/medcom", data=PLAN, headers=push).status_code == 200  # the resend is taken
