@@ -13,9 +13,12 @@ import pytest
 import requests
 from sqlalchemy import event, func, select
 from tests.support.fhir_world import write_clients
+from tests.support.private_postgres import NoPrivatePostgres, PrivatePostgres
 from tests.support.service_process import start_service, stop_service
 
 from adapter.api.app import create_app
+from adapter.generate import generate_messages
+from adapter.store.engine import make_engine
 from adapter.store.schema import messages
 from conftest import DATA, REPO, runtime_for
 
@@ -93,3 +96,32 @@ def test_a_full_sqlite_store_answers_503_and_is_not_ready(tmp_path):
     now[0] += dt.timedelta(minutes=2)
     assert http.get("/readyz").status_code == 200
     assert http.post("/medcom", data=PLAN, headers=push).status_code == 200  # the resend is taken
+
+
+def test_postgresql_stopped_means_503_and_no_receipt_and_the_resend_is_taken_when_it_is_back(tmp_path):
+    try:
+        pg = PrivatePostgres().start()
+    except NoPrivatePostgres as exc:
+        pytest.skip(f"no private PostgreSQL: {exc}")
+    try:
+        proc, base = start_service(pg.url, REPO / "config" / "clients.sample.yaml", workers=1)
+        try:
+            plans = [m.xml for m in generate_messages(6, seed=3) if m.kind == "ggop"][:2]
+            assert requests.post(base + "/medcom", data=plans[0], headers=HOSPITAL, timeout=30).status_code == 200
+            pg.stop("immediate")  # as a crash would
+            down = requests.post(base + "/medcom", data=plans[1], headers=HOSPITAL, timeout=60)
+            assert down.status_code == 503 and down.headers["Retry-After"] == "30"
+            assert b"PositiveReceipt" not in down.content and b"GGOP-E904" in down.content
+            assert requests.get(base + "/readyz", timeout=30).status_code == 503
+            pg.start()
+            again = requests.post(base + "/medcom", data=plans[1], headers=HOSPITAL, timeout=60)
+            assert again.status_code == 200 and b"PositiveReceipt" in again.content
+        finally:
+            stop_service(proc)
+        engine = make_engine(pg.url)
+        with engine.connect() as conn:
+            states = list(conn.execute(select(messages.c.state).order_by(messages.c.id)).scalars())
+        engine.dispose()
+        assert states == ["accepted", "accepted"]  # the refused attempt left nothing behind
+    finally:
+        pg.remove()
