@@ -270,10 +270,9 @@ def conformance(paths: tuple[str, ...], as_json: bool, html_out: str | None, ver
 def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     """Run the service: POST /medcom for hospitals, /fhir for municipalities (gunicorn)."""
     from adapter.api.app import create_app
+    from adapter.api.auth import load_clients
     from adapter.api.server import AdapterServer
     from adapter.runtime import load_runtime
-
-    from adapter.api.auth import load_clients
 
     runtime = _runtime()
     settings = runtime.settings
