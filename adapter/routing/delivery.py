@@ -8,22 +8,38 @@
   resend), POSTed to ``<base URL>/$process-message``; a response MessageHeader with code
   ``transient-error`` is retried, ``fatal-error`` is permanent.
 
-Outcomes: ``delivered``; ``retry`` on connection errors, timeouts, 408, 409, 425, 429 and
-5xx (with the ``Retry-After`` delay when the server gives one); ``permanent`` on any other
-status. Reasons name statuses, OperationOutcome issue codes and FHIR paths only, never the
-server's diagnostics text (which may echo patient data).
+Outcomes: ``delivered`` when a 2xx carries a FHIR answer (a ``transaction-response`` Bundle
+for a transaction; a response message, or no body at all, for ``$process-message``); ``retry``
+on connection errors, timeouts, 408, 409, 425, 429 and 5xx (with the ``Retry-After`` delay
+when the server gives one, at most :data:`MAX_RETRY_AFTER`), on a 2xx that is not such an
+answer, and on a response larger than the cap; ``permanent`` on any other status. Reasons
+name statuses, OperationOutcome issue codes and FHIR paths only, never the server's
+diagnostics text (which may echo patient data).
+
+Bounds. An endpoint cannot hold the worker: the route's ``timeout`` is the budget of the
+whole request (connecting, sending, the headers and the body; ``timeout (deadline)`` when it
+runs out), a stop asked for by the worker (SIGTERM) ends a request in hand after at most
+:data:`STOP_GRACE` seconds, and no more than ``max_body`` bytes (:data:`MAX_RESPONSE_BYTES`)
+of a response are ever read or held. The request runs in a helper thread that the caller
+only waits for, so no read however slow can delay the deadline. An abandoned request whose
+headers have arrived has its socket shut down, and the helper ends at once; one still waiting
+for its headers ends by its own read timeout (the route's timeout per read), in the background.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import json
 import os
 import re
+import threading
+import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -33,8 +49,17 @@ from adapter.fhir.context import ADAPTER_BASE, ID_NAMESPACE
 from adapter.routing.routes import MESSAGE, Auth, Route
 
 DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
+ABORTED = "aborted"  # the worker is stopping: the attempt was given up, nothing is known of its answer
 RETRYABLE_STATUSES = {408, 409, 425, 429}
 FHIR_JSON = "application/fhir+json"
+# Content-Types of a FHIR JSON answer (the media type only; parameters such as charset are ignored)
+JSON_TYPES = frozenset({FHIR_JSON, "application/json", "application/json+fhir"})
+MAX_RETRY_AFTER = 24 * 3600.0  # seconds: a longer Retry-After is taken as this
+MAX_RESPONSE_BYTES = 1024 * 1024  # the most of a response body that is read
+STOP_GRACE = 2.0  # seconds a request in hand may still take once the worker is told to stop
+_CHUNK = 64 * 1024
+_TICK = 0.1  # seconds between looks at the deadline and the stop flag while a request runs
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,60}$")
 # A FHIR path such as Bundle.entry[3].resource.subject: the only part of a server's issue
 # that is kept besides its codes (diagnostics text may echo patient data).
 _SAFE_PATH = re.compile(r"^[A-Z][A-Za-z]*(\.[A-Za-z][A-Za-z0-9_]*(\[[0-9]{1,4}\])?){1,12}$")
@@ -75,46 +100,53 @@ def message_bundle(payload: dict, *, message_id: int, recipient: str, destinatio
     }
 
 
-def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+def parse_retry_after(value: str | None, now: dt.datetime, limit: float = MAX_RETRY_AFTER) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), at most ``limit``;
+    None when there is none or it cannot be read."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), limit)  # float() of any run of digits is finite or inf, never an error
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when is None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(limit, max(0.0, (when - now).total_seconds()))
+
+
+def _json(body: bytes) -> Any:
+    """The body as JSON, or None (not JSON, not UTF-8, or nested deeper than the parser goes)."""
+    try:
+        return json.loads(body or b"")
+    except (ValueError, RecursionError):
+        return None
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def outcome_summary(body: bytes, limit: int = 3) -> str:
     """OperationOutcome issues as ``severity/code at path`` (no diagnostics text)."""
-    try:
-        data = json.loads(body or b"")
-    except ValueError:
-        return ""
+    data = _json(body)
     if not isinstance(data, dict):
         return ""
     if data.get("resourceType") == "Bundle":  # a message response carrying an OperationOutcome
-        data = next((e.get("resource") for e in data.get("entry") or []
-                     if isinstance(e, dict) and (e.get("resource") or {}).get("resourceType") == "OperationOutcome"),
-                    None) or {}
+        data = next((r for r in (e.get("resource") for e in _dicts(data.get("entry")))
+                     if isinstance(r, dict) and r.get("resourceType") == "OperationOutcome"), None) or {}
     if data.get("resourceType") != "OperationOutcome":
         return ""
     parts = []
-    for i in (data.get("issue") or [])[:limit]:
-        if not isinstance(i, dict):
-            continue
+    for i in _dicts(data.get("issue"))[:limit]:
         sev = i.get("severity") if _SAFE_CODE.match(str(i.get("severity", ""))) else "?"
         code = i.get("code") if _SAFE_CODE.match(str(i.get("code", ""))) else "?"
-        where = next((p for p in (i.get("expression") or []) + (i.get("location") or [])
-                      if isinstance(p, str) and _SAFE_PATH.match(p)), None)
+        paths = [p for key in ("expression", "location") if isinstance(i.get(key), list) for p in i[key]]
+        where = next((p for p in paths if isinstance(p, str) and _SAFE_PATH.match(p)), None)
         parts.append(f"{sev}/{code}" + (f" at {where}" if where else ""))
     return "OperationOutcome " + ", ".join(parts) if parts else ""
 
@@ -126,32 +158,56 @@ def _reason(status: int | None, text: str, body: bytes = b"") -> str:
     return "; ".join(parts)[:300]
 
 
-def _message_response(body: bytes) -> str | None:
-    try:
-        data = json.loads(body or b"")
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("type") != "message":
-        return None
-    first = ((data.get("entry") or [{}])[0] or {}).get("resource") or {}
-    if first.get("resourceType") != "MessageHeader":
-        return None
-    return (first.get("response") or {}).get("code")
+def _is_message_response(data: Any) -> bool:
+    """A FHIR response message: a Bundle of type message with a MessageHeader first."""
+    if not isinstance(data, dict) or data.get("resourceType", "Bundle") != "Bundle" or data.get("type") != "message":
+        return False
+    entries = data.get("entry")
+    first = entries[0] if isinstance(entries, list) and entries else None
+    resource = first.get("resource") if isinstance(first, dict) else None
+    return isinstance(resource, dict) and resource.get("resourceType") == "MessageHeader"
 
 
-def _transaction_failures(body: bytes) -> list[str]:
-    try:
-        data = json.loads(body or b"")
-    except ValueError:
-        return []
-    if not isinstance(data, dict) or data.get("type") != "transaction-response":
+def _message_response(data: Any) -> str | None:
+    """The response code of a response message (``ok``, ``transient-error``, ``fatal-error``)."""
+    if not _is_message_response(data):
+        return None
+    response = data["entry"][0]["resource"].get("response")
+    code = response.get("code") if isinstance(response, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _is_transaction_response(data: Any) -> bool:
+    """A FHIR transaction-response Bundle whose entries (if any) are objects."""
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle" or data.get("type") != "transaction-response":
+        return False
+    entries = data.get("entry", [])
+    return isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
+
+
+def _transaction_failures(data: Any) -> list[str]:
+    """``entry[i] <status>`` for every entry of a transaction-response that did not succeed."""
+    if not _is_transaction_response(data):
         return []
     out = []
     for i, e in enumerate(data.get("entry") or []):
-        status = str(((e or {}).get("response") or {}).get("status", ""))
+        response = e.get("response")
+        status = str(response.get("status", "")) if isinstance(response, dict) else ""
         if status and not status.startswith("2"):
             out.append(f"entry[{i}] {status.split(' ')[0][:3]}")
     return out
+
+
+def _media_type(content_type: str | None) -> str | None:
+    return content_type.split(";", 1)[0].strip().lower() if content_type else None
+
+
+def _not_json_note(content_type: str | None) -> str:
+    """`` (Content-Type …)`` for an answer not served as JSON: the media type alone, when it looks like one."""
+    media = _media_type(content_type)
+    if not media:
+        return " (no Content-Type)"
+    return f" (Content-Type {media})" if _MEDIA_TYPE.match(media) else " (Content-Type not shown)"
 
 
 def _client_cert(auth: Auth) -> str | tuple[str, str] | None:
@@ -163,9 +219,117 @@ def _client_cert(auth: Auth) -> str | tuple[str, str] | None:
     return (auth.client_cert, auth.client_key)
 
 
+@dataclass
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _Deadline(Exception):
+    """The route's time ran out before the whole answer was read."""
+
+
+class _Stopped(Exception):
+    """The worker is stopping and the request outlasted the grace period."""
+
+
+@dataclass
+class _Exchange:
+    """One HTTP request, run in a helper thread that the caller waits for."""
+
+    session: requests.Session
+    method: str
+    url: str
+    kwargs: dict
+    max_body: int
+    done: threading.Event = field(default_factory=threading.Event)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    response: requests.Response | None = None
+    answer: _Answer | None = None
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            resp = self.session.request(self.method, self.url, stream=True, **self.kwargs)
+            self.response = resp
+            try:
+                if not self.abandoned.is_set():
+                    self.answer = _Answer(resp.status_code, resp.headers, self._read(resp))
+            finally:
+                resp.close()  # a body not read to its end closes the connection rather than reuse it
+        except BaseException as exc:  # noqa: BLE001 - handed over to the waiting thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _read(self, resp: requests.Response) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
+            raise _TooLarge(resp.status_code)
+        body = bytearray()
+        for chunk in resp.iter_content(_CHUNK):
+            if self.abandoned.is_set():
+                break
+            if len(body) + len(chunk) > self.max_body:
+                raise _TooLarge(resp.status_code)
+            body += chunk
+        return bytes(body)
+
+    def abandon(self) -> None:
+        """Give the request up: shut its socket down, so the helper's read ends now."""
+        self.abandoned.set()
+        resp = self.response
+        if resp is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # closed already, or no socket
+                resp.raw.shutdown()
+        # before the headers have arrived there is no socket to reach: the helper ends by its own
+        # read timeout (the route's timeout), holding nothing but that request
+
+    def wait(self, budget: float, should_stop: Callable[[], bool] | None) -> _Answer:
+        """The answer, read within ``budget`` seconds; raises the request's own error, :class:`_Deadline`,
+        :class:`_Stopped` or :class:`_TooLarge`."""
+        started = time.monotonic()
+        deadline = started + budget
+        stop_at: float | None = None
+        helper = threading.Thread(target=self.run, name="delivery", daemon=True)
+        helper.start()
+        while True:
+            now = time.monotonic()
+            if stop_at is None and should_stop is not None and should_stop():
+                stop_at = now + STOP_GRACE
+            end = deadline if stop_at is None else min(deadline, stop_at)
+            if self.done.wait(max(0.0, min(_TICK, end - now))):
+                break
+            if time.monotonic() >= end:
+                self.abandon()
+                raise _Deadline() if stop_at is None or deadline <= stop_at else _Stopped()
+        if self.error is not None:
+            raise self.error
+        assert self.answer is not None, "a request ends with an answer or an error"
+        return self.answer
+
+
+def _request(session: requests.Session, method: str, url: str, *, budget: float, max_body: int,
+             should_stop: Callable[[], bool] | None = None, **kwargs: Any) -> _Answer:
+    """``method url`` within ``budget`` seconds in all, its body read up to ``max_body`` bytes."""
+    kwargs.setdefault("timeout", (min(10.0, budget), budget))
+    exchange = _Exchange(session, method, url, kwargs, max_body)
+    return exchange.wait(budget, should_stop)
+
+
 def deliver(session: requests.Session, route: Route, payload: dict, *, message_id: int, recipient: str,
-            now: dt.datetime, env: Mapping[str, str] | None = None) -> Outcome:
-    """Send one payload to one push route; never raises for network or HTTP trouble."""
+            now: dt.datetime, env: Mapping[str, str] | None = None,
+            should_stop: Callable[[], bool] | None = None, max_body: int = MAX_RESPONSE_BYTES) -> Outcome:
+    """Send one payload to one push route within the route's timeout; never raises for network or
+    HTTP trouble. ``should_stop`` (the worker's stop flag) gives a request in hand up after
+    :data:`STOP_GRACE` seconds, as an ``aborted`` outcome."""
     env = os.environ if env is None else env
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal",
                "User-Agent": f"ggop-adapter/{__version__}"}
@@ -183,10 +347,18 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
         url = base_url
         body = payload
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    cert = _client_cert(route.auth)
+    started = time.monotonic()
     try:
-        resp = session.post(url, data=data, headers=headers, timeout=(min(10.0, route.timeout), route.timeout),
-                            cert=cert, verify=route.ca_bundle or True, allow_redirects=False)
+        answer = _request(session, "POST", url, budget=route.timeout, max_body=max_body, should_stop=should_stop,
+                          data=data, headers=headers, cert=_client_cert(route.auth),
+                          verify=route.ca_bundle or True, allow_redirects=False)
+    except _Deadline:
+        return Outcome(RETRY, None, "timeout (deadline)", elapsed=time.monotonic() - started)
+    except _Stopped:
+        return Outcome(ABORTED, None, "stopped (the worker is stopping)", elapsed=time.monotonic() - started)
+    except _TooLarge as exc:
+        return Outcome(RETRY, exc.status, _reason(exc.status, "response too large"),
+                       elapsed=time.monotonic() - started)
     except requests.exceptions.Timeout as exc:
         return Outcome(RETRY, None, f"timeout ({type(exc).__name__})")
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
@@ -194,30 +366,53 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
         return Outcome(PERMANENT, None, f"bad base URL ({type(exc).__name__})")
     except (OSError, requests.exceptions.RequestException) as exc:  # connection refused/reset, TLS, DNS
         return Outcome(RETRY, None, f"no connection ({type(exc).__name__})")
-    status, content = resp.status_code, resp.content
-    elapsed = resp.elapsed.total_seconds() if resp.elapsed else 0.0
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+    elapsed = time.monotonic() - started
+    return _outcome(route, answer, now, elapsed)
+
+
+def _outcome(route: Route, answer: _Answer, now: dt.datetime, elapsed: float) -> Outcome:
+    """What an answer read in full means."""
+    status, content = answer.status, answer.body
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
     if 200 <= status < 300:
-        if route.payload == MESSAGE:
-            code = _message_response(content)
-            if code == "transient-error":
-                return Outcome(RETRY, status, _reason(status, "response code transient-error", content),
-                               retry_after, elapsed)
-            if code == "fatal-error":
-                return Outcome(PERMANENT, status, _reason(status, "response code fatal-error", content),
-                               None, elapsed)
-        else:
-            failed = _transaction_failures(content)
-            if failed:
-                return Outcome(PERMANENT, status, _reason(status, "transaction-response with failed entries: "
-                                                          + ", ".join(failed[:3])), None, elapsed)
-        return Outcome(DELIVERED, status, f"HTTP {status}", None, elapsed)
+        return _success_outcome(route, answer, retry_after, elapsed)
     if status in RETRYABLE_STATUSES or status >= 500:
         return Outcome(RETRY, status, _reason(status, "", content), retry_after, elapsed)
     if 300 <= status < 400:
         return Outcome(PERMANENT, status, _reason(status, "redirect: correct base_url in the routing table"),
                        None, elapsed)
     return Outcome(PERMANENT, status, _reason(status, "refused", content), None, elapsed)
+
+
+def _success_outcome(route: Route, answer: _Answer, retry_after: float | None, elapsed: float) -> Outcome:
+    """A 2xx is a delivery only when it carries the FHIR answer the payload asks for."""
+    status, content = answer.status, answer.body
+    content_type = answer.headers.get("Content-Type")
+    is_json = _media_type(content_type) in JSON_TYPES
+    data = _json(content) if is_json else None
+    if route.payload == MESSAGE:
+        if not content.strip():  # accepted for asynchronous processing, or no response message
+            return Outcome(DELIVERED, status, f"HTTP {status}", None, elapsed)
+        if not _is_message_response(data):
+            note = "" if is_json else _not_json_note(content_type)
+            return Outcome(RETRY, status, _reason(status, "not a FHIR message response" + note,
+                                                  content if is_json else b""), None, elapsed)
+        code = _message_response(data)
+        if code == "transient-error":
+            return Outcome(RETRY, status, _reason(status, "response code transient-error", content), retry_after,
+                           elapsed)
+        if code == "fatal-error":
+            return Outcome(PERMANENT, status, _reason(status, "response code fatal-error", content), None, elapsed)
+        return Outcome(DELIVERED, status, f"HTTP {status}", None, elapsed)
+    if not _is_transaction_response(data):
+        note = "" if is_json else _not_json_note(content_type)
+        return Outcome(RETRY, status, _reason(status, "not a FHIR transaction-response" + note,
+                                              content if is_json else b""), None, elapsed)
+    failed = _transaction_failures(data)
+    if failed:
+        return Outcome(PERMANENT, status, _reason(status, "transaction-response with failed entries: "
+                                                  + ", ".join(failed[:3])), None, elapsed)
+    return Outcome(DELIVERED, status, f"HTTP {status}", None, elapsed)
 
 
 def probe(session: requests.Session, route: Route, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
@@ -229,21 +424,25 @@ def probe(session: requests.Session, route: Route, env: Mapping[str, str] | None
         if not token:
             return False, f"environment variable {route.auth.bearer_token_env} is not set"
         headers["Authorization"] = f"Bearer {token}"
-    cert = _client_cert(route.auth)
+    budget = min(route.timeout, 15.0)
     try:
-        resp = session.get(f"{route.base_url}/metadata", headers=headers, timeout=min(route.timeout, 15.0),
-                           cert=cert, verify=route.ca_bundle or True)
+        answer = _request(session, "GET", f"{route.base_url}/metadata", budget=budget, max_body=MAX_RESPONSE_BYTES,
+                          headers=headers, cert=_client_cert(route.auth), verify=route.ca_bundle or True)
+    except _Deadline:
+        return False, f"no answer within {budget:g} s"
+    except _TooLarge as exc:
+        return False, f"HTTP {exc.status} but the response is too large"
     except (OSError, requests.exceptions.RequestException) as exc:
         return False, f"no answer ({type(exc).__name__})"
-    if resp.status_code != 200:
-        return False, f"HTTP {resp.status_code}"
-    try:
-        cs = resp.json()
-    except ValueError:
+    if answer.status != 200:
+        return False, f"HTTP {answer.status}"
+    cs = _json(answer.body)
+    if cs is None:
         return False, "HTTP 200 but not JSON"
     if not isinstance(cs, dict) or cs.get("resourceType") != "CapabilityStatement":
         return False, "HTTP 200 but not a CapabilityStatement"
-    software = (cs.get("software") or {}).get("name") or "unknown software"
+    software = cs.get("software")
+    name = (software.get("name") if isinstance(software, dict) else None) or "unknown software"
     version = cs.get("fhirVersion") or "?"
     ok = str(version).startswith("4.0")
-    return ok, f"HTTP 200, FHIR {version}, {str(software)[:60]}" + ("" if ok else " (not FHIR R4)")
+    return ok, f"HTTP 200, FHIR {version}, {str(name)[:60]}" + ("" if ok else " (not FHIR R4)")

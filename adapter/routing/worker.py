@@ -15,9 +15,20 @@ recipient is pending, unroutable or dead, so a correction never overtakes its or
 Outcomes. Pull routes: delivered at once (``mode`` pull; the recipient reads ``/fhir``).
 No route: ``unroutable`` with an ALERT log line, re-checked every
 ``unroutable_recheck_seconds`` and at once when the routing file changes. Push: delivered;
-or retried with exponential backoff and jitter (or the server's ``Retry-After``) until
-``max_age_hours`` after the first failure, then dead; or dead at once for a permanent
-refusal, with the last status and a short reason.
+or retried with exponential backoff and jitter (or the server's ``Retry-After``, at most 24 h
+and never past the end) until ``max_age_hours`` after the first failure, then dead; or dead
+at once for a permanent refusal, with the last status and a short reason.
+
+One row never stops the worker: an unexpected error while dealing with a row (or writing its
+outcome) makes that row a dead letter, ``internal error (<exception type>)``, with an ALERT
+log line naming the type only (an exception's text may carry patient data), and the worker
+goes on with the next row. Only a database error is not the row's fault: the row stays as it
+was, and the worker waits and tries again.
+
+Stopping. :meth:`Worker.stop` (SIGTERM) lets the delivery in hand finish, but gives it up
+after ``delivery.STOP_GRACE`` seconds when its endpoint holds it; that row stays due, as if
+never tried. Each request is bounded by its route's timeout in all and reads at most
+``max_response_bytes`` of an answer (``adapter/routing/delivery.py``).
 
 The clock, the sleep, the random source and the HTTP session are parameters, so tests can
 drive a worker through days of retries in milliseconds.
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import random
 import socket
@@ -39,12 +51,12 @@ from typing import TextIO
 import requests
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from adapter.danish_time import as_utc, utc_now
 from adapter.errors import ConfigError
+from adapter.routing.delivery import ABORTED, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, PERMANENT, Outcome, deliver
 from adapter.routing.delivery import DELIVERED as OK
-from adapter.routing.delivery import PERMANENT, Outcome, deliver
 from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE
 from adapter.routing.routes import PULL, PUSH, Retry, RoutingTable
 from adapter.store.schema import outbox, resources
@@ -57,6 +69,12 @@ CLAIM_BATCH = 50
 
 class WorkerBusy(Exception):
     """Another worker holds this SQLite database."""
+
+
+def _database_trouble(exc: Exception) -> bool:
+    """The database failed (gone, restarted, a lost connection), not one row: every error of the
+    driver except a value or a constraint it refuses (a defect met with one row)."""
+    return isinstance(exc, DBAPIError) and not isinstance(exc, (DataError, IntegrityError))
 
 
 @dataclass
@@ -77,7 +95,8 @@ class Worker:
     def __init__(self, engine: Engine, routes, *, clock: Callable[[], dt.datetime] | None = None,
                  sleep: Callable[[float], object] | None = None, rng: random.Random | None = None,
                  session: requests.Session | None = None, name: str | None = None, poll_interval: float = 2.0,
-                 alert_interval: float = 3600.0, env: Mapping[str, str] | None = None):
+                 alert_interval: float = 3600.0, env: Mapping[str, str] | None = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES):
         self.engine = engine
         self.routes = routes  # RoutesFile or FixedRoutes: .load() and .refresh()
         self.clock = clock or utc_now
@@ -89,6 +108,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.alert_interval = alert_interval
         self.env = env
+        self.max_response_bytes = max_response_bytes
         self.postgres = engine.dialect.name == "postgresql"
         self.table: RoutingTable | None = None
         self.stats = Stats()
@@ -101,7 +121,8 @@ class Worker:
         return self.clock().astimezone(UTC)
 
     def stop(self, *_args) -> None:
-        """Finish the delivery in hand, then stop (the SIGTERM handler)."""
+        """Finish the delivery in hand, or give it up after ``delivery.STOP_GRACE`` seconds, then
+        stop (the SIGTERM handler)."""
         self._stop.set()
 
     @property
@@ -194,21 +215,50 @@ class Worker:
         """Take one due row and deal with it; False when nothing is due."""
         now = self.now()
         if self.postgres:
-            with self.engine.begin() as conn:
-                row = self._claim(conn, now)
-                if row is None:
-                    return False
-                change = self._work(row, now)
-                self._record(conn, row, change)
+            row = None
+            try:
+                with self.engine.begin() as conn:
+                    row = self._claim(conn, now)
+                    if row is None:
+                        return False
+                    change = self._work(row, now)
+                    if change is not None:
+                        self._record(conn, row, change)
+            except Exception as exc:
+                if row is None or _database_trouble(exc):
+                    raise
+                self._record_defect(row, exc)  # the transaction is gone: the dead letter gets its own
             return True
         with self.engine.begin() as conn:
             row = self._claim(conn, now)
         if row is None:
             return False
         change = self._work(row, now)
-        with self.engine.begin() as conn:
-            self._record(conn, row, change)
+        if change is not None:
+            try:
+                with self.engine.begin() as conn:
+                    self._record(conn, row, change)
+            except Exception as exc:
+                if _database_trouble(exc):
+                    raise
+                self._record_defect(row, exc)
         return True
+
+    def _record_defect(self, row, exc: Exception) -> None:
+        """An outcome the store refused (a defect of ours): the row becomes a dead letter instead."""
+        with self.engine.begin() as conn:
+            self._record(conn, row, self._internal_error(row, exc, "while recording its outcome"))
+
+    def _where(self, row) -> str:
+        return f"outbox #{row.id} {row.recipient} ({row.role}, message {row.message_id})"
+
+    def _internal_error(self, row, exc: Exception, when: str) -> dict:
+        """A dead letter for a defect met while dealing with a row: the exception's type only (its
+        text, and a trace, may carry patient data)."""
+        self.stats.dead += 1
+        reason = f"internal error ({type(exc).__name__})"
+        log.error("ALERT %s: dead letter, %s %s", self._where(row), reason, when)
+        return dict(state=DEAD, next_attempt_at=None, last_error=reason, last_attempt_at=self.now())
 
     def _claim(self, conn, now: dt.datetime):
         """The first due row (pending before unroutable, oldest due time first) that no earlier
@@ -252,10 +302,19 @@ class Worker:
         step = min(retry.max_delay, retry.first_delay * 2 ** min(attempts - 1, 40))
         return step / 2 + self.rng.uniform(0, step / 2)
 
-    def _work(self, row, now: dt.datetime) -> dict:
+    def _work(self, row, now: dt.datetime) -> dict | None:
+        """The change a row's attempt makes (None: given up because the worker is stopping)."""
+        try:
+            return self._attempt(row, now)
+        except Exception as exc:
+            if _database_trouble(exc):
+                raise  # not the row's fault: run() waits and tries again
+            return self._internal_error(row, exc, "while delivering")
+
+    def _attempt(self, row, now: dt.datetime) -> dict | None:
         table = self.table
         assert table is not None, "run() loads the routing table before the first step"
-        where = f"outbox #{row.id} {row.recipient} ({row.role}, message {row.message_id})"
+        where = self._where(row)
         keys = (row.recipient, *(row.addresses or ()))
         route = table.lookup(keys)
         if route is None:
@@ -273,11 +332,16 @@ class Worker:
         payload = row.payload if row.payload is not None else self._shared_payload(row)
         try:
             outcome = deliver(self.session, route, payload, message_id=row.message_id, recipient=row.recipient,
-                              now=now, env=self.env)
+                              now=now, env=self.env, should_stop=self._stop.is_set,
+                              max_body=self.max_response_bytes)
         except Exception as exc:  # noqa: BLE001 - a defect of ours must not stop the queue behind this row
             # the kind of error only: a trace or an exception text may carry patient data
-            log.error("%s: internal error while delivering (%s)", where, type(exc).__name__)
+            log.error("ALERT %s: internal error while delivering (%s)", where, type(exc).__name__)
             outcome = Outcome(PERMANENT, None, f"internal error ({type(exc).__name__})")
+        if outcome.kind == ABORTED:
+            log.info("%s: delivery to %s given up, the worker is stopping; the row stays due", where,
+                     route.base_url)
+            return None
         after = self.now()
         attempts = row.attempts + 1
         common = dict(attempts=attempts, last_status=outcome.status, last_attempt_at=after, mode=PUSH,
@@ -300,8 +364,12 @@ class Worker:
             reason = f"gave up after {attempts} attempts in {hours:g} h; last: {outcome.reason}"[:300]
             log.warning("ALERT %s: dead letter: %s", where, reason)
             return dict(common, state=DEAD, next_attempt_at=None, last_error=reason, failing_since=since)
-        delay = outcome.retry_after if outcome.retry_after is not None else self.backoff(attempts, route.retry)
-        nxt = min(after + dt.timedelta(seconds=max(MIN_DELAY, delay)), deadline)
+        delay = outcome.retry_after
+        if delay is None or not math.isfinite(delay):
+            delay = self.backoff(attempts, route.retry)
+        # never past the end of the retries (nor a date out of range: a Retry-After may be any number)
+        delay = min(max(MIN_DELAY, delay), MAX_RETRY_AFTER, route.retry.max_age.total_seconds())
+        nxt = min(after + dt.timedelta(seconds=delay), deadline)
         self.stats.retried += 1
         log.info("%s: %s; attempt %d failed, next at %s", where, outcome.reason, attempts,
                  nxt.strftime("%Y-%m-%dT%H:%M:%SZ"))
