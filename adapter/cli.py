@@ -271,7 +271,7 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     """Run the service: POST /medcom for hospitals, /fhir for municipalities (gunicorn)."""
     from adapter.api.app import create_app
     from adapter.api.auth import load_clients
-    from adapter.api.server import AdapterServer
+    from adapter.api.server import WORKER_CLASS, AdapterServer
     from adapter.runtime import load_runtime
 
     runtime = _runtime()
@@ -292,7 +292,7 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
         click.echo(f"watching inbox {inbox_dir}", err=True)
     # each gunicorn worker builds its own runtime from the same settings (no shared connections)
     AdapterServer(lambda: create_app(load_runtime(settings)), {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": 4,
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": WORKER_CLASS, "threads": 8,
         "accesslog": "-",
         # the path only: a query string may carry a CPR number (identifier searches)
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',

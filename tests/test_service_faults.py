@@ -125,3 +125,21 @@ def test_postgresql_stopped_means_503_and_no_receipt_and_the_resend_is_taken_whe
         assert states == ["accepted", "accepted"]  # the refused attempt left nothing behind
     finally:
         pg.remove()
+
+
+def test_clients_stalling_in_their_headers_do_not_starve_health_checks(service):
+    """Slowloris: part of the headers, then nothing. Every socket read has a deadline."""
+    host, port = service.removeprefix("http://").split(":")
+    stalled = []
+    for _ in range(12):  # more than the worker's threads
+        s = socket.create_connection((host, int(port)), timeout=30)
+        s.sendall(b"POST /medcom HTTP/1.1\r\nHost: x\r\n")
+        stalled.append(s)
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert requests.get(service + "/healthz", timeout=60).status_code == 200
+        assert time.monotonic() - started < 30
+    finally:
+        for s in stalled:
+            s.close()

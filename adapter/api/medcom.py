@@ -51,6 +51,7 @@ def read_body(limit: int, timeout: float) -> bytes:
     if stream is None or (length is None and not env.get("wsgi.input_terminated")):
         return b""  # no length and a server that does not end the stream: nothing can be read safely
     sock = env.get("gunicorn.socket")
+    before = sock.gettimeout() if sock is not None else None
     deadline = time.monotonic() + timeout
     want = length if length is not None else limit + 1
     chunks, total = [], 0
@@ -70,7 +71,7 @@ def read_body(limit: int, timeout: float) -> bytes:
         raise BodyTooSlow() from None
     finally:
         if sock is not None:
-            sock.settimeout(None)
+            sock.settimeout(before)
     if total > limit:
         raise BodyTooLarge()
     return b"".join(chunks)
