@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import event, func, select
 from tests.support.fhir_world import write_clients
 from tests.support.private_postgres import NoPrivatePostgres, PrivatePostgres
-from tests.support.service_process import start_service, stop_service
+from tests.support.service_process import kill_service, start_service, stop_service
 
 from adapter.api.app import create_app
 from adapter.generate import generate_messages
@@ -143,3 +143,54 @@ def test_clients_stalling_in_their_headers_do_not_starve_health_checks(service):
     finally:
         for s in stalled:
             s.close()
+
+
+def test_killed_under_load_nothing_acknowledged_is_lost_and_resends_are_answered_alike(store_url):
+    """kill -9 while eight senders push: every message that got a positive receipt is stored
+    with its resources; after a restart, resending everything gives the acknowledged ones the
+    same bytes again and takes the others, each plan once."""
+    import concurrent.futures
+
+    from adapter.store.schema import resources
+
+    plans = [m.xml for m in generate_messages(120, seed=17) if m.kind == "ggop"][:80]
+    proc, base = start_service(store_url, REPO / "config" / "clients.sample.yaml", workers=2, wait_for="/healthz")
+    acked: dict[int, bytes] = {}
+
+    def send(i: int) -> None:
+        try:
+            r = requests.post(base + "/medcom", data=plans[i], headers=HOSPITAL, timeout=30)
+        except requests.RequestException:
+            return
+        if r.status_code == 200:
+            acked[i] = r.content
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(send, i) for i in range(len(plans))]
+            deadline = time.monotonic() + 60
+            while len(acked) < 10 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            kill_service(proc)  # master and workers, mid-stream
+            concurrent.futures.wait(futures, timeout=120)
+    finally:
+        kill_service(proc)
+    assert 10 <= len(acked) < len(plans), len(acked)  # killed mid-stream, some answered
+
+    proc, base = start_service(store_url, REPO / "config" / "clients.sample.yaml", workers=2, wait_for="/readyz")
+    try:
+        for i, raw in enumerate(plans):
+            r = requests.post(base + "/medcom", data=raw, headers=HOSPITAL, timeout=60)
+            assert r.status_code == 200, (i, r.status_code)
+            if i in acked:
+                assert r.content == acked[i] and r.headers["X-Message-State"] == "duplicate"
+    finally:
+        stop_service(proc)
+    engine = make_engine(store_url)
+    with engine.connect() as conn:
+        accepted = conn.execute(select(func.count()).select_from(messages)
+                                .where(messages.c.state == "accepted")).scalar_one()
+        plans_stored = conn.execute(select(func.count()).select_from(resources)
+                                    .where(resources.c.type == "ServiceRequest")).scalar_one()
+    engine.dispose()
+    assert accepted == plans_stored == len(plans)
