@@ -13,42 +13,18 @@ from pathlib import Path
 
 import pytest
 from tests.support.fhir_world import write_clients
+from tests.support.hostile_cases import large_cases
 
 from adapter.api.app import create_app
 from adapter.errors import XmlSyntaxError
 from adapter.medcom import xmlsafe
-from conftest import DATA, REPO, runtime_for
+from conftest import REPO, runtime_for
 
 HOSTILE = REPO / "tests" / "hostile"
 CASES = sorted(HOSTILE.glob("*.xml"))
 PUSH = {"Authorization": "Bearer tok-hospital", "Content-Type": "application/xml", "Accept": "application/fhir+json"}
 BOUND_SECONDS = 20.0  # a hang detector, not a speed test (bench/ measures speed)
 FIGURES: dict[str, tuple[float, float]] = {}
-
-
-def _plan() -> str:
-    return (DATA / "ggop" / "minimal-almen.xml").read_text("utf-8")
-
-
-def _full() -> str:
-    return (DATA / "ggop" / "full-specialiseret.xml").read_text("utf-8")
-
-
-def large_cases() -> dict[str, tuple[bytes, int, list[str]]]:
-    plan, full = _plan(), _full()
-    street = plan.index("</mm100:StreetName>")
-    attrs = plan.index("<mm100:StreetName") + len("<mm100:StreetName")
-    text = full.index("<Bold>8a.")
-    return {
-        "140000-empty-elements": ((plan[:street] + "<x/>" * 140_000 + plan[street:]).encode(), 400, ["GGOP-E011"]),
-        "800000-attributes-on-one-element": (
-            (plan[:attrs] + "".join(f' a{k}=""' for k in range(800_000)) + plan[attrs:]).encode(), 400, ["GGOP-E012"]),
-        "40000-leading-line-breaks-in-a-text": (
-            (full[:text] + "<Break/>" * 40_000 + full[text:]).encode(), 200, []),
-        "60-unknown-attributes-on-an-element": (
-            plan.replace("<mm100:StreetName>", "<mm100:StreetName " + " ".join(f'b{k}=""' for k in range(60)) + ">")
-            .encode(), 200, ["GGOP-W204"]),
-    }
 
 
 @pytest.fixture(scope="module", autouse=True)
