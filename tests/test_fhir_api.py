@@ -93,7 +93,7 @@ def test_metadata_tells_the_truth_about_search_parameters(world):
         for inc in res.get("searchInclude", []):
             r = world.http.get(f"/fhir/{res['type']}", query_string={"_include": inc}, headers=OPERATOR)
             assert all(e["search"]["mode"] != "outcome" for e in r.json.get("entry", [])), inc
-    r = world.http.get("/fhir/Task", query_string={"_sort": "-_lastUpdated", "performer": "x"}, headers=OPERATOR)
+    r = world.http.get("/fhir/Task", query_string={"_sort": "status", "performer": "x"}, headers=OPERATOR)
     outcome = [e["resource"] for e in r.json["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcome) == 1
     assert [i["expression"] for i in outcome[0]["issue"]] == [["_sort"], ["performer"]]
@@ -339,12 +339,14 @@ def test_search_paging_with_count_two(world):
         for url in links.values():  # every link keeps the search
             q = dict(parse_qsl(urlsplit(url).query))
             assert q["status"] == "requested" and q["_count"] == "2"
+    # keyset paging: next carries an opaque cursor, never an offset
     second = {link["relation"]: link["url"] for link in bundles[1]["link"]}
-    assert dict(parse_qsl(urlsplit(second["previous"]).query)).get("_offset") is None
-    back = world.http.get(second["previous"], headers=ODENSE).json
-    assert ids(back) == ids(bundles[0])
+    assert "_cursor" in dict(parse_qsl(urlsplit(second["self"]).query))
+    assert "_offset" not in dict(parse_qsl(urlsplit(second["next"]).query))
+    first = world.http.get(second["first"], headers=ODENSE).json
+    assert ids(first) == ids(bundles[0])
     last = {link["relation"] for link in bundles[-1]["link"]}
-    assert "next" not in last and "previous" in last
+    assert "next" not in last
 
 
 def test_search_paging_without_content_filters_uses_sql(world):
@@ -439,11 +441,13 @@ def test_no_query_makes_a_server_error(tmp_path):
 
 
 def test_unknown_parameters_lenient_and_strict(world):
-    b = search(world, "Task?status=requested&_sort=-_lastUpdated&_elements=id")
+    b = search(world, "Task?status=requested&_sort=status&_elements=id")
     assert b["total"] == 15
     outcome = b["entry"][-1]
     assert outcome["search"]["mode"] == "outcome"
     assert [i["expression"] for i in outcome["resource"]["issue"]] == [["_sort"], ["_elements"]]
+    self_link = next(link["url"] for link in b["link"] if link["relation"] == "self")
+    assert "_sort" not in self_link and "_elements" not in self_link  # self names what was applied
     r = world.http.get("/fhir/Task?status=requested&_sort=x", headers={**ODENSE, "Prefer": "handling=strict"})
     assert r.status_code == 400 and r.json["issue"][0]["expression"] == ["_sort"]
     r = world.http.get("/fhir/Task?status:not=requested", headers={**ODENSE, "Prefer": "handling=strict"})
@@ -776,3 +780,53 @@ def test_too_large_update_is_413(world):
     task = plan("minimal-almen").task("offer-start")
     r = put_task(world, task, note=[{"text": "x" * 2000}])
     assert r.status_code == 413 and r.json["resourceType"] == "OperationOutcome"
+
+
+# --------------------------------------------------------------------------------------------
+# Sync: exact _lastUpdated, keyset paging under concurrent updates
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_served_last_updated_is_exact_for_eq_and_gt(world):
+    world.clock.now = dt.datetime(2026, 3, 3, 8, 0, 0, 123456, tzinfo=UTC)  # microseconds in the clock
+    task = odense_tasks()[0]
+    assert put_task(world, task, status="accepted").status_code == 200
+    served = read_task(world, task["id"])["meta"]["lastUpdated"]
+    assert served == "2026-03-03T08:00:00.123Z"
+    assert ids(search(world, f"Task?_id={task['id']}&_lastUpdated=eq{served}")) == [task["id"]]
+    assert ids(search(world, f"Task?_id={task['id']}&_lastUpdated=gt{served}")) == []
+    assert ids(search(world, f"Task?_id={task['id']}&_lastUpdated=ge{served}")) == [task["id"]]
+
+
+def test_a_walk_sees_every_task_while_tasks_are_updated_under_it(world):
+    """Offset paging skipped a Task whenever one was updated mid-walk; the cursor cannot."""
+    everyone = {t["id"] for t in odense_tasks()}
+    seen: set[str] = set()
+    url = "/fhir/Task?_count=2"
+    minute = 0
+    while url:
+        page = world.http.get(url, headers=ODENSE).json
+        seen |= set(ids(page))
+        unseen = sorted(everyone - seen)
+        if unseen:  # another process updates a Task the walk has not reached yet
+            minute += 1
+            world.clock.now = dt.datetime(2026, 3, 3, 9, minute, tzinfo=UTC)
+            current = read_task(world, unseen[-1])
+            assert put_task(world, current, version=current["meta"]["versionId"],
+                            note=[{"text": f"ændret {minute}"}]).status_code == 200
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    assert everyone <= seen
+
+
+@pytest.mark.parametrize("sort", ["_lastUpdated", "-_lastUpdated", "_id", "-_id"])
+def test_sorting_and_its_pages(world, sort):
+    _bundles, got = search_all(world.http, f"/fhir/Task?_count=4&_sort={sort}", ODENSE)
+    key = (lambda t: (t["meta"]["lastUpdated"], t["id"])) if "lastUpdated" in sort else (lambda t: t["id"])
+    assert [key(t) for t in got] == sorted((key(t) for t in got), reverse=sort.startswith("-"))
+    assert len(got) == len({t["id"] for t in got}) == 15
+
+
+def test_a_forged_cursor_is_a_400(world):
+    for token in ("not-base64!", "W10", "WyJfaWQiLCIiLCIuLi8uLiJd"):
+        r = world.http.get(f"/fhir/Task?_cursor={token}", headers=ODENSE)
+        assert r.status_code == 400 and r.json["issue"][0]["expression"] == ["_cursor"]

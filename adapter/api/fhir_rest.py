@@ -55,6 +55,7 @@ from adapter.store.search import (
     MAX_OFFSET,
     VERSION_ID,
     history,
+    next_cursor,
     parse_search,
     read,
     search,
@@ -366,8 +367,26 @@ def _search(client, route: _Route) -> tuple[Response, str]:
                         "resource": operation_outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "searchset", "total": result.total,
-              "link": _links(rtype, pairs, parsed.count, parsed.offset, result.total), "entry": entries}
+              "link": _search_links(rtype, pairs, parsed, result), "entry": entries}
     return fhir_json(bundle), f"total={result.total}"
+
+
+def _search_links(rtype: str, pairs: list[tuple[str, str]], parsed, result) -> list[dict]:
+    """self (the parameters applied, nothing ignored), first, and next with the cursor where
+    this page ended (keyset paging: a walk sees every match at least once, also when matches
+    are updated meanwhile). An explicit ``_offset`` pages by offset, with previous."""
+    applied = [(k, v) for k, v in pairs
+               if k.partition(":")[0] in parsed.used or k in ("_format", "_pretty")]
+    links = [{"relation": "self", "url": _link(rtype, applied + (
+        [("_cursor", parsed.cursor.token())] if parsed.cursor else []), 0 if parsed.cursor else parsed.offset)},
+        {"relation": "first", "url": _link(rtype, applied, 0)}]
+    following = next_cursor(parsed, result)
+    if following is not None:
+        links.append({"relation": "next", "url": _link(rtype, applied + [("_cursor", following.token())], 0)})
+    if parsed.cursor is None and parsed.offset > 0:
+        back = max(parsed.offset - max(parsed.count, 1), 0)
+        links.append({"relation": "previous", "url": _link(rtype, applied, back)})
+    return links
 
 
 def _update(client, route: _Route) -> Response:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_resource, transaction_entries
 from adapter.fhir.identity import SHARED_TYPES, identify, identities
+from adapter.store.resources import stored_time
 from adapter.store.schema import outbox, resource_access, resource_history, resources
 
 CHANGED_BY = "merge-by-identity"
@@ -69,6 +70,7 @@ def _versioned(content: dict, rid: str, version: int, now: dt.datetime) -> dict:
 
 
 def merge_by_identity(conn: Connection, secret: bytes, now: dt.datetime) -> MergeReport:
+    now = stored_time(now)
     report = MergeReport()
     rows = list(conn.execute(select(
         resources.c.type, resources.c.id, resources.c.last_updated, resources.c.municipality,

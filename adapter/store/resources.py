@@ -61,6 +61,13 @@ def current_shared(bundle: dict, stored: list[dict]) -> dict:
     return {**bundle, "entry": entries}
 
 
+def stored_time(value: dt.datetime) -> dt.datetime:
+    """A time as the store keeps it: UTC, to the millisecond, exactly what ``meta.lastUpdated``
+    says, so ``_lastUpdated=eq<served value>`` finds the resource and ``gt`` does not."""
+    value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -72,6 +79,7 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
 
     An update whose content equals the current version (apart from meta) keeps the version;
     so does one written before the current version (``as_of``, shared types)."""
+    now = stored_time(now)
     rtype, rid = resource["resourceType"], resource["id"]
     current = conn.execute(select(resources.c.version_id, resources.c.content, resources.c.as_of).where(
         and_(resources.c.type == rtype, resources.c.id == rid))).first()
@@ -149,6 +157,7 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
 
     ``as_of``: when the message was written; the shared resources keep a newer version.
     One query finds which resources exist; new ones are inserted in bulk."""
+    now = stored_time(now)
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
     ids = [r["id"] for r in items]

@@ -24,15 +24,18 @@ parameter only.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, or_, select, tuple_
 from sqlalchemy.engine import Connection, Row
 
-from adapter.danish_time import DANISH_TIME
+from adapter.danish_time import DANISH_TIME, as_utc
 from adapter.fhir.identity import SHARED_TYPES
 from adapter.store.schema import resource_access, resource_history, resources
 
@@ -295,8 +298,8 @@ def _date_range(year, month, day, hour, minute, second, frac, zone) -> tuple[dt.
         micro = int((frac or "0")[:6].ljust(6, "0"))
         start = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
                             tzinfo=tz)
-        if frac:
-            end = start + dt.timedelta(microseconds=1)
+        if frac:  # the precision given: .123 covers a millisecond
+            end = start + dt.timedelta(microseconds=10 ** (6 - min(len(frac), 6)))
         elif second is not None:
             end = start + dt.timedelta(seconds=1)
         else:
@@ -378,11 +381,45 @@ def _reference_predicate(path: str, refs: list[Ref]) -> Callable[[dict], bool]:
 # --------------------------------------------------------------------------------------------
 
 
+SORTS = ("_lastUpdated", "-_lastUpdated", "_id", "-_id")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the sort key of its last match. Opaque to clients (``_cursor``); it
+    carries a time and an id of the adapter's own, nothing else."""
+
+    sort: str
+    last_updated: dt.datetime | None
+    id: str
+
+    def token(self) -> str:
+        stamp = self.last_updated.astimezone(dt.UTC).isoformat() if self.last_updated else ""
+        raw = json.dumps([self.sort, stamp, self.id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            sort, stamp, rid = json.loads(raw)
+            if sort not in SORTS or not isinstance(rid, str) or not FHIR_ID.match(rid):
+                raise ValueError(sort)
+            when = dt.datetime.fromisoformat(stamp) if stamp else None
+            if when is not None and when.tzinfo is None:
+                raise ValueError(stamp)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+            raise SearchError("_cursor", "not a page of this search: follow the links of the previous page") from None
+        return cls(sort, when, rid)
+
+
 @dataclass
 class ParsedSearch:
     rtype: str
     count: int = DEFAULT_COUNT
     offset: int = 0
+    cursor: Cursor | None = None  # where the previous page ended (keyset paging)
+    sort: str = "_lastUpdated"  # _lastUpdated | -_lastUpdated | _id | -_id
     ids: set[str] | None = None  # _id (AND of repeats: intersection)
     dates: list[DateBound] = field(default_factory=list)
     patient_ids: set[str] | None = None  # SQL pre-filter on resources.patient_id
@@ -431,6 +468,16 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
                 ps.offset = whole_number("_offset", raw)
                 seen_offset = True
             continue
+        if base == "_cursor":
+            ps.cursor = Cursor.parse(raw)
+            continue
+        if base == "_sort":
+            if raw in SORTS:
+                ps.sort = raw
+                _use(ps, base)
+            else:
+                ps.ignored.append((name, "supported: " + ", ".join(SORTS)))
+            continue
         if base in NEUTRAL_PARAMS:
             continue
         if base == "_include":
@@ -459,6 +506,8 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
             ps.predicates.append(_token_predicate(pdef, [Token.parse(v) for v in values]))
         else:
             _reference(ps, pdef, values, modifier)
+    if ps.cursor is not None and ps.cursor.sort != ps.sort:
+        raise SearchError("_cursor", "not a page of this search: follow the links of the previous page")
     return ps
 
 
@@ -508,6 +557,7 @@ class SearchResult:
     total: int
     matches: list[Row]
     included: list[Row]
+    more: bool = False  # a page follows
 
 
 _COLUMNS = (resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
@@ -534,6 +584,32 @@ def _owner_predicate(conn: Connection, tokens: list[Token], scope: Scope) -> Cal
     return _reference_predicate("owner", refs)
 
 
+def _sort_keys(sort: str) -> list:
+    if sort == "_lastUpdated":
+        return [resources.c.last_updated, resources.c.id]
+    if sort == "-_lastUpdated":
+        return [resources.c.last_updated.desc(), resources.c.id.desc()]
+    return [resources.c.id.desc()] if sort == "-_id" else [resources.c.id]
+
+
+def _after(cursor: Cursor, sort: str):
+    """Rows after the cursor in the sort order (keyset paging: an update moves a row to the
+    end of a _lastUpdated walk, never past the cursor, so a walk misses nothing)."""
+    if sort in ("_id", "-_id"):
+        return resources.c.id > cursor.id if sort == "_id" else resources.c.id < cursor.id
+    at = cursor.last_updated
+    key = tuple_(resources.c.last_updated, resources.c.id)
+    return key > tuple_(at, cursor.id) if sort == "_lastUpdated" else key < tuple_(at, cursor.id)
+
+
+def next_cursor(ps: ParsedSearch, result: SearchResult) -> Cursor | None:
+    """The cursor of the page after this one, or None when this one is the last."""
+    if not result.more or not result.matches:
+        return None
+    last = result.matches[-1]
+    return Cursor(ps.sort, as_utc(last.last_updated), last.id)
+
+
 def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
     """The page ``ps`` asks for, the total of matches, and the ``_include``d resources."""
     conds = [resources.c.type == ps.rtype, resources.c.deleted == false()]
@@ -544,20 +620,31 @@ def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
         conds.append(_date_condition(resources.c.last_updated, b))
     if ps.patient_ids is not None:
         conds.append(resources.c.patient_id.in_(sorted(ps.patient_ids)))
-    query = select(*_COLUMNS).where(*conds).order_by(resources.c.last_updated, resources.c.id)
+    keys = _sort_keys(ps.sort)
+    query = select(*_COLUMNS).where(*conds).order_by(*keys)
+    page = query if ps.cursor is None else query.where(_after(ps.cursor, ps.sort))
+    offset = 0 if ps.cursor is not None else ps.offset
     predicates = list(ps.predicates)
     predicates += [_owner_predicate(conn, tokens, scope) for tokens in ps.owner_tokens]
 
     if not predicates:
         total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-        matches = list(conn.execute(query.limit(ps.count).offset(ps.offset))) if ps.count else []
+        matches = list(conn.execute(page.limit(ps.count + 1).offset(offset))) if ps.count else []
     else:
-        total, matches = 0, []
-        for row in conn.execute(query.execution_options(yield_per=500)):
-            if all(p(row.content) for p in predicates):
-                if ps.offset <= total < ps.offset + ps.count:
+        total = sum(1 for row in conn.execute(query.execution_options(yield_per=500))
+                    if all(p(row.content) for p in predicates))
+        matches, skipped = [], 0
+        if ps.count:
+            for row in conn.execute(page.execution_options(yield_per=500)):
+                if all(p(row.content) for p in predicates):
+                    if skipped < offset:
+                        skipped += 1
+                        continue
                     matches.append(row)
-                total += 1
+                    if len(matches) > ps.count:
+                        break
+    more = len(matches) > ps.count  # one more than a page was read to know
+    matches = matches[:ps.count]
 
     included: list[Row] = []
     if ps.includes and matches:
@@ -571,7 +658,7 @@ def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
                         wanted.setdefault(ref.type, set()).add(ref.id)
         for rtype in sorted(wanted):
             included += _visible(conn, rtype, wanted[rtype], scope)
-    return SearchResult(total, matches, included)
+    return SearchResult(total, matches, included, more)
 
 
 # --------------------------------------------------------------------------------------------
