@@ -830,3 +830,56 @@ def test_a_forged_cursor_is_a_400(world):
     for token in ("not-base64!", "W10", "WyJfaWQiLCIiLCIuLi8uLiJd"):
         r = world.http.get(f"/fhir/Task?_cursor={token}", headers=ODENSE)
         assert r.status_code == 400 and r.json["issue"][0]["expression"] == ["_cursor"]
+
+
+def test_the_history_feed_has_every_change_since_a_time_once_in_order(world):
+    """GET [type]/_history?_since: the sync feed. A change after the walk started shows up once
+    at its end; every version the municipality may see, nothing of another municipality."""
+    r = world.http.get("/fhir/Task/_history?_count=4", headers=ODENSE)
+    assert r.status_code == 200 and r.json["type"] == "history"
+    assert r.json["total"] == 15  # one version per Task so far
+    world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    task = odense_tasks()[0]
+    assert put_task(world, task, status="accepted").status_code == 200
+    feed, url = [], "/fhir/Task/_history?_count=4"
+    while url:
+        page = world.http.get(url, headers=ODENSE).json
+        feed += [(e["resource"]["id"], e["resource"]["meta"]["versionId"]) for e in page["entry"]]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    assert len(feed) == len(set(feed)) >= 16 and feed[-1][0] == task["id"]
+    since = world.http.get("/fhir/Task/_history?_since=2026-03-03T10:00:00Z", headers=ODENSE).json
+    assert [(e["resource"]["id"], e["resource"]["meta"]["versionId"]) for e in since["entry"]] == [(task["id"], "2")]
+    assert world.http.get("/fhir/Task/_history?_since=2026-03-03T10:00:00Z", headers=AALBORG).json["total"] == 0
+    everything = world.http.get("/fhir/_history?_since=2026-03-03T10:00:00Z", headers=ODENSE).json
+    assert {e["resource"]["resourceType"] for e in everything["entry"]} >= {"Task"}
+    assert world.http.post("/fhir/Task/_history", headers=ODENSE).status_code == 405
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("POST", "/fhir/Task/_history", "GET, HEAD"),
+    ("DELETE", "/fhir/Task/abc", "GET, HEAD, PUT"),
+    ("PUT", "/fhir/Patient/abc", "GET, HEAD"),
+    ("DELETE", "/fhir/Task", "GET, HEAD"),
+    ("POST", "/fhir/metadata", "GET, HEAD"),
+])
+def test_405_names_what_is_allowed(world, method, path, allow):
+    r = world.http.open(path, method=method, headers=ODENSE)
+    assert r.status_code == 405 and r.headers["Allow"] == allow
+
+
+@pytest.mark.parametrize("accept, fmt, status", [
+    ("application/fhir+json; fhirVersion=4.0", None, 200),
+    ("application/json; charset=utf-8", None, 200),
+    ("application/fhir+json;q=0.9, application/fhir+xml;q=1.0", None, 200),
+    ("application/fhir+xml", "json", 200),  # _format overrides Accept
+    ("application/fhir+xml", None, 406),
+    ("text/html", "application/fhir+json", 200),
+    ("*/*", None, 200),
+    (None, "xml", 406),
+])
+def test_content_negotiation_follows_the_fhir_rules(world, accept, fmt, status):
+    headers = {**ODENSE, **({"Accept": accept} if accept else {})}
+    r = world.http.get("/fhir/Task?_count=1" + (f"&_format={fmt}" if fmt else ""), headers=headers)
+    assert r.status_code == status, r.data[:200]
+    if status == 200:
+        assert r.headers["Content-Type"].startswith("application/fhir+json")

@@ -54,8 +54,11 @@ from adapter.store.search import (
     MAX_COUNT,
     MAX_OFFSET,
     VERSION_ID,
+    HistoryCursor,
     history,
+    history_since,
     next_cursor,
+    parse_date,
     parse_search,
     read,
     search,
@@ -101,7 +104,7 @@ def _resource_headers(version: int, last_updated) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Route:
-    action: str  # read | vread | history | search | update | unsupported
+    action: str  # read | vread | history | history-type | history-system | search | update | unsupported
     rtype: str | None = None
     rid: str | None = None
     vid: str | None = None
@@ -109,6 +112,10 @@ class _Route:
 
     @property
     def target(self) -> str | None:
+        if self.action == "history-system":
+            return "_history"
+        if self.action == "history-type":
+            return f"{self.rtype}/_history"
         if self.rtype is None:
             return None
         if self.action == "search":
@@ -134,8 +141,9 @@ class _Route:
         return self.rtype, self.rid
 
 
-def _not_allowed(action: str, rtype: str | None = None, rid: str | None = None) -> _Route:
-    return _Route(action, rtype, rid, error=FhirError(405, "not-supported", "This interaction is not supported here."))
+def _not_allowed(action: str, rtype: str | None = None, rid: str | None = None, allow: str = "GET, HEAD") -> _Route:
+    return _Route(action, rtype, rid, error=FhirError(405, "not-supported", "This interaction is not supported here.",
+                                                      headers={"Allow": allow}))
 
 
 def _route(method: str, segs: list[str]) -> _Route:
@@ -143,18 +151,22 @@ def _route(method: str, segs: list[str]) -> _Route:
         method = "GET"
     if not segs:
         return _not_allowed("unsupported")
+    if segs == ["_history"]:
+        return _Route("history-system") if method == "GET" else _not_allowed("unsupported")
     rtype = segs[0]
     if rtype not in TYPES:
         return _Route("unsupported", error=FhirError(404, "not-found", "Unknown or unsupported resource type."))
     if len(segs) == 1:
         return _Route("search", rtype) if method == "GET" else _not_allowed("unsupported", rtype)
     rid = segs[1]
+    if segs[1:] == ["_history"]:
+        return _Route("history-type", rtype) if method == "GET" else _not_allowed("unsupported", rtype)
     if len(segs) == 2:
         if method == "GET":
             return _Route("read", rtype, rid)
         if method == "PUT" and rtype in UPDATABLE:
             return _Route("update", rtype, rid)
-        return _not_allowed("unsupported", rtype, rid)
+        return _not_allowed("unsupported", rtype, rid, "GET, HEAD, PUT" if rtype in UPDATABLE else "GET, HEAD")
     if segs[2] == "_history" and len(segs) in (3, 4):
         if method != "GET":
             return _not_allowed("unsupported", rtype, rid)
@@ -164,13 +176,39 @@ def _route(method: str, segs: list[str]) -> _Route:
     return _Route("unsupported", error=FhirError(404, "not-found", "Unknown path."))
 
 
+_SERVED = {*JSON_TYPES, "application/json+fhir", "*/*", "application/*"}
+
+
+def _media_types(header: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header with their quality; parameters such as
+    ``fhirVersion=4.0`` or ``charset=utf-8`` do not change what is served."""
+    out = []
+    for part in header.split(","):
+        mime, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if mime:
+            out.append((mime.lower(), q))
+    return out
+
+
 def _check_format() -> None:
+    """``_format`` decides when given (json or a JSON media type; ``+`` may arrive as a
+    space); otherwise the Accept header must admit FHIR JSON (any parameters, any quality above 0)."""
     fmt = request.args.get("_format")
-    if fmt is not None and fmt not in FORMAT_VALUES:
-        raise FhirError(406, "not-supported", "Only JSON is supported (_format=json).")
-    accept = request.accept_mimetypes
-    if accept and not any(accept[m] for m in (*JSON_TYPES, "application/json+fhir")) \
-            and not any(q for m, q in accept if m in ("*/*", "application/*")):
+    if fmt is not None:
+        mime = fmt.split(";")[0].strip().lower().replace(" ", "+")
+        if mime not in FORMAT_VALUES:
+            raise FhirError(406, "not-supported", "Only JSON is supported (_format=json).")
+        return
+    header = request.headers.get("Accept", "").strip()
+    if header and not any(q > 0 and mime in _SERVED for mime, q in _media_types(header)):
         raise FhirError(406, "not-supported", "Only application/fhir+json and application/json are served.")
 
 
@@ -199,6 +237,8 @@ def fhir(path: str) -> Response:
             resp = _vread(client, route)
         elif route.action == "history":
             resp = _history(client, route)
+        elif route.action in ("history-type", "history-system"):
+            resp = _history_since(client, route)
         elif route.action == "search":
             resp, detail = _search(client, route)
         else:
@@ -224,7 +264,7 @@ def fhir(path: str) -> Response:
 
 def _metadata() -> Response:
     if request.method not in ("GET", "HEAD"):
-        return error_response(FhirError(405, "not-supported", "metadata is read-only."))
+        return error_response(FhirError(405, "not-supported", "metadata is read-only.", headers={"Allow": "GET, HEAD"}))
     try:
         _check_format()
     except FhirError as exc:
@@ -344,6 +384,46 @@ def _history(client, route: _Route) -> Response:
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
               "type": "history", "total": total,
               "link": _links(f"{rtype}/{rid}/_history", pairs, count, offset, total), "entry": entries}
+    return fhir_json(bundle)
+
+
+def _history_since(client, route: _Route) -> Response:
+    """``[type]/_history`` and ``_history``: every version written at or after ``_since``,
+    oldest first, paged by cursor; the sync feed of docs/sync.md."""
+    pairs = list(request.args.items(multi=True))
+    since, count, cursor, ignored = None, DEFAULT_COUNT, None, []
+    for name, value in pairs:
+        if name == "_since":
+            since = parse_date(value, "_since").start
+        elif name == "_count":
+            count = whole_number(name, value, high=MAX_COUNT)
+        elif name == "_cursor":
+            cursor = HistoryCursor.parse(value)
+        elif name not in ("_format", "_pretty"):
+            ignored.append((name, "not supported for a history"))
+    if ignored and _strict():
+        raise FhirError(400, "not-supported", "",
+                        issues=[{**i, "severity": "error"} for i in _ignored_outcome(ignored)])
+    svc = services()
+    rtype = route.rtype
+    with svc.engine.connect() as conn:
+        page = history_since(conn, rtype, access.scope_for(client), since, count, cursor)
+    base = _base()
+    entries = [{
+        "fullUrl": f"{base}/{row.type}/{row.id}",
+        "resource": row.content,
+        "request": {"method": "POST" if row.version_id == 1 else "PUT",
+                    "url": row.type if row.version_id == 1 else f"{row.type}/{row.id}"},
+        "response": {"status": "201" if row.version_id == 1 else "200", "etag": _etag(row.version_id),
+                     "lastModified": iso(as_utc(row.last_updated))},
+    } for row in page.rows]
+    path = f"{rtype}/_history" if rtype else "_history"
+    kept = [(k, v) for k, v in pairs if k in ("_since", "_count", "_format", "_pretty")]
+    links = [{"relation": "self", "url": _link(path, kept + ([("_cursor", cursor.token())] if cursor else []), 0)}]
+    if page.next is not None:
+        links.append({"relation": "next", "url": _link(path, kept + [("_cursor", page.next.token())], 0)})
+    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
+              "type": "history", "total": page.total, "link": links, "entry": entries}
     return fhir_json(bundle)
 
 

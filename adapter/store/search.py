@@ -704,3 +704,71 @@ def history(conn: Connection, rtype: str, rid: str, scope: Scope, count: int = D
                              .order_by(resource_history.c.version_id.desc()).limit(count).offset(offset))) \
         if count else []
     return total, rows
+
+
+# --------------------------------------------------------------------------------------------
+# Type- and system-level history: every change since a point in time
+# --------------------------------------------------------------------------------------------
+
+_VERSION_KEY = re.compile(r"^([A-Z][A-Za-z]{1,39})/([A-Za-z0-9\-.]{1,64})/([0-9]{1,9})$")
+
+
+@dataclass(frozen=True)
+class HistoryCursor:
+    """Where a history page ended: (lastUpdated, type, id, version) of its last entry."""
+
+    last_updated: dt.datetime
+    rtype: str
+    id: str
+    version: int
+
+    def token(self) -> str:
+        raw = json.dumps(["_history", self.last_updated.astimezone(dt.UTC).isoformat(),
+                          f"{self.rtype}/{self.id}/{self.version}"], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def parse(cls, token: str) -> HistoryCursor:
+        try:
+            kind, stamp, key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            m = _VERSION_KEY.match(key) if kind == "_history" and isinstance(key, str) else None
+            when = dt.datetime.fromisoformat(stamp)
+            if m is None or when.tzinfo is None:
+                raise ValueError(key)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+            raise SearchError("_cursor", "not a page of this history: follow the links of the previous page") from None
+        return cls(when, m.group(1), m.group(2), int(m.group(3)))
+
+
+@dataclass
+class HistoryPage:
+    total: int
+    rows: list[Row]
+    next: HistoryCursor | None
+
+
+def history_since(conn: Connection, rtype: str | None, scope: Scope, since: dt.datetime | None,
+                  count: int = DEFAULT_COUNT, cursor: HistoryCursor | None = None) -> HistoryPage:
+    """Every version (of one type, or of every type) written at or after ``since`` that the
+    scope sees, oldest first, in pages that follow ``cursor``: a client keeps the cursor (or
+    the last ``lastUpdated``) and resumes from it, seeing every change once."""
+    h = resource_history
+    current = _scoped([resources.c.type == h.c.type, resources.c.id == h.c.id], scope)
+    conds = _scoped([select(resources.c.id).where(*current).exists()], scope, h)
+    if rtype is not None:
+        conds.append(h.c.type == rtype)
+    if since is not None:
+        conds.append(h.c.last_updated >= since)
+    total = conn.execute(select(func.count()).select_from(h).where(*conds)).scalar_one()
+    if cursor is not None:
+        conds.append(tuple_(h.c.last_updated, h.c.type, h.c.id, h.c.version_id)
+                     > tuple_(cursor.last_updated, cursor.rtype, cursor.id, cursor.version))
+    rows = list(conn.execute(select(*_HISTORY_COLUMNS).where(*conds)
+                             .order_by(h.c.last_updated, h.c.type, h.c.id, h.c.version_id).limit(count + 1))) \
+        if count else []
+    following = None
+    if len(rows) > count:
+        rows = rows[:count]
+        last = rows[-1]
+        following = HistoryCursor(as_utc(last.last_updated), last.type, last.id, last.version_id)
+    return HistoryPage(total, rows, following)
