@@ -276,6 +276,10 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
 
     runtime = _runtime()
     settings = runtime.settings
+    import dataclasses
+
+    # the last resort for absolute URLs is the bind address, never a client's Host header
+    settings = dataclasses.replace(settings, bind_url=f"http://{host}:{port}")
     with _Guard("-"):
         load_clients(settings.clients_file, allow_none=settings.open_medcom)  # refuse an open /medcom early
         runtime.engine.dispose()  # migrate once before the workers start

@@ -37,6 +37,12 @@ class Settings:
     max_attributes: int = DEFAULT_MAX_ATTRIBUTES  # per element
     check_models: bool = True
     body_timeout: int = 30  # seconds a client may take to send a message body, in all
+    # The service's public root (e.g. https://ggop.example.dk): every absolute URL the API
+    # writes (links, fullUrl) starts with it + /fhir. Unset: X-Forwarded-Proto/-Host/-Prefix from
+    # a trusted proxy, else the address ``serve`` binds to (never a client's Host header).
+    public_base_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()  # peer addresses whose X-Forwarded-* headers are believed
+    bind_url: str | None = None  # set by ``serve``: the address it listens on, the last resort
     # The secret that keys resource ids derived from CPR numbers and other identifiers
     # (adapter/fhir/identity.py). ``id_key`` is the key itself (e.g. from a secret store);
     # otherwise it is read from ``id_key_file``, which is created on first start.
@@ -44,6 +50,13 @@ class Settings:
     open_medcom: bool = False
     id_key: str | None = None
     id_key_file: str = "var/id.key"
+    # OAuth 2.0 bearer tokens (JWTs) beside the static tokens, on when all four are set
+    # (adapter/api/oauth.py): the token issuer (``iss``), its JWKS URL, the audience (``aud``)
+    # and a YAML list of ``{client_id, role, municipality}``
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_audience: str | None = None
+    oauth_clients_file: str | None = None
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -47,6 +47,7 @@ from adapter.config import Settings
 from adapter.store.engine import open_store
 from adapter.store.resources import save_bundle
 from adapter.store.schema import resource_history
+from conftest import runtime_for
 
 # --------------------------------------------------------------------------------------------
 # metadata
@@ -883,3 +884,30 @@ def test_content_negotiation_follows_the_fhir_rules(world, accept, fmt, status):
     assert r.status_code == status, r.data[:200]
     if status == 200:
         assert r.headers["Content-Type"].startswith("application/fhir+json")
+
+
+def test_absolute_urls_come_from_the_configured_root_never_from_a_clients_host(tmp_path):
+    from tests.support.fhir_world import write_clients
+
+    from adapter.api.app import create_app
+
+    clients = str(write_clients(tmp_path / "clients.yaml"))
+
+    def link_of(headers, environ=None, **settings):
+        rt = runtime_for(None, database_url=f"sqlite:///{tmp_path}/a.db", clients_file=clients, **settings)
+        r = create_app(rt).test_client().get("/fhir/Task?_count=1", headers={**ODENSE, **headers},
+                                              environ_base=environ or {})
+        return next(link["url"] for link in r.json["link"] if link["relation"] == "self")
+
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    assert link_of(evil, public_base_url="https://ggop.kommune.dk/").startswith("https://ggop.kommune.dk/fhir/Task?")
+    assert link_of(evil, bind_url="http://10.0.0.5:8080").startswith("http://10.0.0.5:8080/fhir/")
+    proxy = {"REMOTE_ADDR": "10.0.0.9"}
+    forwarded = {"X-Forwarded-Host": "ggop.kommune.dk", "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/api"}
+    assert link_of(forwarded, proxy, trusted_proxies=("10.0.0.9",), bind_url="http://10.0.0.5:8080") \
+        .startswith("https://ggop.kommune.dk/api/fhir/")
+    assert link_of(forwarded, {"REMOTE_ADDR": "10.0.0.66"}, trusted_proxies=("10.0.0.9",),
+                   bind_url="http://10.0.0.5:8080").startswith("http://10.0.0.5:8080/fhir/")  # not a trusted proxy
+    bad = {"X-Forwarded-Host": "a b/c", "X-Forwarded-Proto": "javascript"}
+    assert link_of(bad, proxy, trusted_proxies=("10.0.0.9",), bind_url="http://10.0.0.5:8080") \
+        .startswith("http://10.0.0.5:8080/fhir/")

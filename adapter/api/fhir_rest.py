@@ -82,7 +82,25 @@ _VERSION = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 
 
 def _base() -> str:
+    """The FHIR base of every absolute URL: the configured public root, or what a trusted proxy
+    forwards, or the address ``serve`` binds to; a client's Host header never decides (only an
+    app made without ``serve``, as in tests, falls back to the request's own root)."""
+    settings = services().settings
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + "/fhir"
+    if request.remote_addr in settings.trusted_proxies:
+        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        prefix = request.headers.get("X-Forwarded-Prefix", "").split(",")[0].strip().rstrip("/")
+        if proto in ("http", "https") and _HOST.match(host) and _PREFIX.match(prefix):
+            return f"{proto}://{host}{prefix}/fhir"
+    if settings.bind_url:
+        return settings.bind_url.rstrip("/") + "/fhir"
     return request.url_root.rstrip("/") + "/fhir"
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~\-]+)*$")
 
 
 def _etag(version: int | str) -> str:
