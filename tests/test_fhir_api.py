@@ -67,14 +67,15 @@ def test_metadata_without_authentication(world):
     types = {res["type"]: res for res in rest["resource"]}
     assert {"Task", "ServiceRequest", "CarePlan", "Patient", "Organization", "Condition", "Communication"} <= set(types)
     task = types["Task"]
-    assert [i["code"] for i in task["interaction"]] == ["read", "vread", "update", "history-instance", "search-type"]
+    assert [i["code"] for i in task["interaction"]] == ["read", "vread", "update", "history-instance", "history-type",
+                                                        "search-type"]
     assert {p["name"] for p in task["searchParam"]} == {
         "_id", "_lastUpdated", "owner", "status", "business-status", "patient", "subject", "focus", "code"}
-    assert task["searchInclude"] == ["Task:focus", "Task:patient", "Task:owner"]
+    assert task["searchInclude"] == ["Task:focus", "Task:patient", "Task:owner", "Task:based-on"]
     assert task["updateCreate"] is False and task["versioning"] == "versioned-update"
     for rtype, res in types.items():
         codes = {i["code"] for i in res["interaction"]}
-        assert codes <= {"read", "vread", "update", "history-instance", "search-type"}
+        assert codes <= {"read", "vread", "update", "history-instance", "history-type", "search-type"}
         assert ("update" in codes) == (rtype == "Task")
     assert {p["name"] for p in types["Patient"]["searchParam"]} == {"_id", "_lastUpdated", "identifier"}
     assert {p["name"] for p in types["ServiceRequest"]["searchParam"]} == {"_id", "_lastUpdated", "patient",
@@ -442,13 +443,13 @@ def test_no_query_makes_a_server_error(tmp_path):
 
 
 def test_unknown_parameters_lenient_and_strict(world):
-    b = search(world, "Task?status=requested&_sort=status&_elements=id")
+    b = search(world, "Task?status=requested&_sort=status&_summary=text")
     assert b["total"] == 15
     outcome = b["entry"][-1]
     assert outcome["search"]["mode"] == "outcome"
-    assert [i["expression"] for i in outcome["resource"]["issue"]] == [["_sort"], ["_elements"]]
+    assert [i["expression"] for i in outcome["resource"]["issue"]] == [["_sort"], ["_summary"]]
     self_link = next(link["url"] for link in b["link"] if link["relation"] == "self")
-    assert "_sort" not in self_link and "_elements" not in self_link  # self names what was applied
+    assert "_sort" not in self_link and "_summary" not in self_link  # self names what was applied
     r = world.http.get("/fhir/Task?status=requested&_sort=x", headers={**ODENSE, "Prefer": "handling=strict"})
     assert r.status_code == 400 and r.json["issue"][0]["expression"] == ["_sort"]
     r = world.http.get("/fhir/Task?status:not=requested", headers={**ODENSE, "Prefer": "handling=strict"})
@@ -911,3 +912,60 @@ def test_absolute_urls_come_from_the_configured_root_never_from_a_clients_host(t
     bad = {"X-Forwarded-Host": "a b/c", "X-Forwarded-Proto": "javascript"}
     assert link_of(bad, proxy, trusted_proxies=("10.0.0.9",), bind_url="http://10.0.0.5:8080") \
         .startswith("http://10.0.0.5:8080/fhir/")
+
+
+# --------------------------------------------------------------------------------------------
+# Search surface: POST _search, _summary=count, _elements, _include, _revinclude
+# --------------------------------------------------------------------------------------------
+
+
+def test_post_search_takes_form_encoded_parameters(world):
+    p = plan("minimal-almen")
+    got = world.http.post("/fhir/Task/_search", data={"patient": p.one("Patient")["id"], "_count": "100"},
+                          headers=ODENSE)
+    assert got.status_code == 200 and sorted(ids(got.json)) == sorted(t["id"] for t in p.of_type("Task"))
+    as_json = world.http.post("/fhir/Task/_search", json={"status": "requested"}, headers=ODENSE)
+    assert as_json.status_code == 415
+    assert world.http.get("/fhir/Task/_search", headers=ODENSE).status_code == 405
+
+
+def test_summary_count_and_elements(world):
+    counted = search(world, "Task?_summary=count")
+    assert counted["total"] == 15 and not counted.get("entry")
+    slim = search(world, "Task?_elements=status,owner&_count=3")
+    for e in slim["entry"]:
+        res = e["resource"]
+        assert set(res) <= {"resourceType", "id", "meta", "status", "owner"} and "status" in res
+        assert any(tag.get("code") == "SUBSETTED" for tag in res["meta"]["tag"])
+
+
+def test_a_task_reaches_its_care_plan_and_patient(world):
+    p = plan("minimal-almen")
+    task = p.task("offer-start")
+    b = search(world, f"Task?_id={task['id']}&_include=Task:based-on&_include=Task:patient")
+    assert sorted((r, i) for r, i in ((e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"]
+                                      if e["search"]["mode"] == "include")) == \
+        sorted([("CarePlan", p.one("CarePlan")["id"]), ("Patient", p.one("Patient")["id"])])
+
+
+def test_a_referral_with_its_tasks_and_care_plan(world):
+    p = plan("minimal-almen")
+    sr = p.one("ServiceRequest")
+    b = search(world, f"ServiceRequest?_id={sr['id']}&_revinclude=Task:focus&_revinclude=CarePlan:activity-reference")
+    included = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"] if e["search"]["mode"] == "include"}
+    assert included == {("Task", t["id"]) for t in p.of_type("Task")} | {("CarePlan", p.one("CarePlan")["id"])}
+    foreign = plan("full-specialiseret").one("ServiceRequest")  # Aalborg's: nothing of it reaches Odense
+    assert search(world, f"ServiceRequest?_id={foreign['id']}&_revinclude=Task:focus")["total"] == 0
+
+
+def test_the_capability_statement_lists_history_revincludes_and_the_sync_feed(world):
+    rest = world.http.get("/fhir/metadata").json["rest"][0]
+    assert rest["interaction"] == [{"code": "history-system"}]
+    task = next(r for r in rest["resource"] if r["type"] == "Task")
+    assert {"code": "history-type"} in task["interaction"] and "Task:based-on" in task["searchInclude"]
+    sr = next(r for r in rest["resource"] if r["type"] == "ServiceRequest")
+    assert set(sr["searchRevInclude"]) == {"Task:focus", "CarePlan:activity-reference"}
+    for res in rest["resource"]:
+        for rev in res.get("searchRevInclude", []):
+            r = world.http.get(f"/fhir/{res['type']}", query_string={"_revinclude": rev}, headers=OPERATOR)
+            assert r.status_code == 200 and all(e["search"]["mode"] != "outcome" for e in r.json.get("entry", []))

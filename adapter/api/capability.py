@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from importlib import metadata
 
-from adapter.store.search import COMMON_PARAMS, INCLUDES, SEARCH_PARAMS
+from adapter.store.search import COMMON_PARAMS, INCLUDES, REVINCLUDES, SEARCH_PARAMS
 
 FHIR_VERSION = "4.0.1"
 FORMATS = ["json", "application/fhir+json"]
@@ -32,7 +32,8 @@ def _version() -> str:
 
 
 def _resource(rtype: str) -> dict:
-    interactions = [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "search-type"}]
+    interactions = [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "history-type"},
+                    {"code": "search-type"}]
     if rtype in UPDATABLE:
         interactions.insert(2, {"code": "update", "documentation": UPDATE_DOC})
     params = [*COMMON_PARAMS.values(), *SEARCH_PARAMS[rtype].values()]
@@ -50,6 +51,9 @@ def _resource(rtype: str) -> dict:
     includes = INCLUDES.get(rtype)
     if includes:
         out["searchInclude"] = [f"{rtype}:{p}" for p in includes]
+    revincludes = REVINCLUDES.get(rtype)
+    if revincludes:
+        out["searchRevInclude"] = list(revincludes)
     out["searchParam"] = [{"name": p.name, "definition": p.definition, "type": p.type,
                            "documentation": p.documentation} for p in params]
     return out
@@ -72,10 +76,15 @@ def capability_statement(base_url: str, now: dt.datetime) -> dict:
         "rest": [{
             "mode": "server",
             "documentation": (
-                "Search results are sorted by meta.lastUpdated, then id; _count defaults to 50 (at most 500); "
-                "paging links carry the search and an _offset. Unknown parameters are ignored and listed in an "
-                "OperationOutcome entry (Prefer: handling=strict refuses them with 400). A municipality client "
-                "sees only its own citizens' resources; others' are answered 404 like unknown ids."),
+                "Search results are sorted by meta.lastUpdated, then id (_sort: _lastUpdated, -_lastUpdated, _id, "
+                "-_id); _count defaults to 50 (at most 500); next links carry an opaque _cursor (keyset paging: a "
+                "walk sees every match at least once, also under concurrent updates). _summary=count, _elements "
+                "(top-level names), _include and _revinclude as listed per type; POST [type]/_search takes the "
+                "parameters form-encoded. [type]/_history and _history with _since and _count give every "
+                "version written since, oldest first, in cursor pages: the sync feed (docs/sync.md). "
+                "meta.lastUpdated is kept to the millisecond, as served. Unknown parameters are ignored and listed "
+                "in an OperationOutcome entry (Prefer: handling=strict refuses them with 400). A municipality "
+                "client sees only its own citizens' resources; others' are answered 404 like unknown ids."),
             "security": {
                 "cors": False,
                 "service": [{"text": "Bearer token"}],
@@ -86,5 +95,6 @@ def capability_statement(base_url: str, now: dt.datetime) -> dict:
                     "clients have no access to /fhir."),
             },
             "resource": [_resource(t) for t in TYPES],
+            "interaction": [{"code": "history-system"}],
         }],
     }

@@ -137,7 +137,8 @@ class _Route:
         if self.rtype is None:
             return None
         if self.action == "search":
-            return access.search_target(self.rtype, [k for k, _ in request.args.items(multi=True)])
+            names = [k for k, _ in request.args.items(multi=True)] + list(request.form.keys())
+            return access.search_target(self.rtype, names)
         if self.rid is None:
             return self.rtype
         target = f"{self.rtype}/{access.safe_id(self.rid)}"
@@ -179,6 +180,8 @@ def _route(method: str, segs: list[str]) -> _Route:
     rid = segs[1]
     if segs[1:] == ["_history"]:
         return _Route("history-type", rtype) if method == "GET" else _not_allowed("unsupported", rtype)
+    if segs[1:] == ["_search"]:
+        return _Route("search", rtype) if method == "POST" else _not_allowed("unsupported", rtype, allow="POST")
     if len(segs) == 2:
         if method == "GET":
             return _Route("read", rtype, rid)
@@ -445,19 +448,32 @@ def _history_since(client, route: _Route) -> Response:
     return fhir_json(bundle)
 
 
-def _search(client, route: _Route) -> tuple[Response, str]:
+def _search_pairs() -> list[tuple[str, str]]:
+    """The search parameters: the query string, and for ``POST [type]/_search`` the
+    form-encoded body too (FHIR http.html#search-post)."""
     pairs = list(request.args.items(multi=True))
+    if request.method == "POST":
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise FhirError(415, "not-supported", "Send the search as application/x-www-form-urlencoded.")
+        pairs += list(request.form.items(multi=True))
+    return pairs
+
+
+def _search(client, route: _Route) -> tuple[Response, str]:
+    pairs = _search_pairs()
     rtype = route.type_name()
     parsed = parse_search(rtype, pairs)
     if parsed.ignored and _strict():
         raise FhirError(400, "not-supported", "",
                         issues=[{**i, "severity": "error"} for i in _ignored_outcome(parsed.ignored)])
     svc = services()
+    if parsed.summary_count:
+        parsed.count = 0
     with svc.engine.connect() as conn:
         result = search(conn, parsed, access.scope_for(client))
     base = _base()
-    entries = [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": r.content, "search": {"mode": "match"}}
-               for r in result.matches]
+    entries = [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": _subset(r.content, parsed.elements),
+                "search": {"mode": "match"}} for r in result.matches]
     entries += [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": r.content, "search": {"mode": "include"}}
                 for r in result.included]
     if parsed.ignored:
@@ -467,6 +483,18 @@ def _search(client, route: _Route) -> tuple[Response, str]:
               "type": "searchset", "total": result.total,
               "link": _search_links(rtype, pairs, parsed, result), "entry": entries}
     return fhir_json(bundle), f"total={result.total}"
+
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def _subset(resource: dict, elements: list[str] | None) -> dict:
+    """``_elements``: the listed top-level elements (and id, meta), marked SUBSETTED."""
+    if elements is None:
+        return resource
+    meta = {**resource.get("meta", {}), "tag": [*resource.get("meta", {}).get("tag", []), SUBSETTED]}
+    kept = {k: v for k, v in resource.items() if k in elements and k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **kept}
 
 
 def _search_links(rtype: str, pairs: list[tuple[str, str]], parsed, result) -> list[dict]:

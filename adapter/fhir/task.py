@@ -50,6 +50,7 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
         "intent": "order",
         "code": {"coding": [{"system": task_system, "code": d.task_code, "display": d.task_display}]},
         "description": d.reason_da,
+        "basedOn": [ctx.ref("careplan")],  # the plan the Task serves (reachable by _include=Task:based-on)
         "focus": ctx.ref("servicerequest"),
         "for": ctx.ref("patient"),
         "authoredOn": ctx.received_iso,

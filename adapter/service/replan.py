@@ -217,6 +217,7 @@ def _new_task(deadline, ctx: MapContext, proposal, refs: PlanRefs, tables: CodeT
     targets = {f"urn:uuid:{ctx.id(role)}": f"Organization/{refs.organizations.get(role, ctx.id(role))}"
                for role in ("sender", "receiver", "region")}
     targets[f"urn:uuid:{ctx.id('servicerequest')}"] = refs.service_request
+    targets[f"urn:uuid:{ctx.id('careplan')}"] = f"CarePlan/{ctx.id('careplan')}"
     if refs.patient:
         targets[f"urn:uuid:{ctx.id('patient')}"] = refs.patient
     task = _rewrite(task, targets)

@@ -159,7 +159,17 @@ COMMON_PARAMS: dict[str, ParamDef] = {
 
 # _include values: Type:param -> the element holding the reference
 INCLUDES: dict[str, dict[str, str]] = {
-    "Task": {"focus": "focus", "patient": "for", "owner": "owner"},
+    "Task": {"focus": "focus", "patient": "for", "owner": "owner", "based-on": "basedOn"},
+    "ServiceRequest": {"patient": "subject", "requester": "requester", "performer": "performer"},
+    "CarePlan": {"patient": "subject", "activity-reference": "activity.reference"},
+}
+# _revinclude values: Type:param -> (the type that refers, the element holding the reference)
+REVINCLUDES: dict[str, dict[str, tuple[str, str]]] = {
+    "ServiceRequest": {"Task:focus": ("Task", "focus"),
+                       "CarePlan:activity-reference": ("CarePlan", "activity.reference")},
+    "CarePlan": {"Task:based-on": ("Task", "basedOn")},
+    "Patient": {"Task:patient": ("Task", "for"), "ServiceRequest:patient": ("ServiceRequest", "subject"),
+                "CarePlan:patient": ("CarePlan", "subject")},
 }
 
 # Result parameters this module understands besides the search parameters.
@@ -382,6 +392,7 @@ def _reference_predicate(path: str, refs: list[Ref]) -> Callable[[dict], bool]:
 
 
 SORTS = ("_lastUpdated", "-_lastUpdated", "_id", "-_id")
+_ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -426,6 +437,9 @@ class ParsedSearch:
     predicates: list[Callable[[dict], bool]] = field(default_factory=list)
     owner_tokens: list[list[Token]] = field(default_factory=list)  # Organization identifiers to resolve
     includes: list[tuple[str, str]] = field(default_factory=list)  # (param, element)
+    revincludes: list[tuple[str, str]] = field(default_factory=list)  # (referring type, element)
+    summary_count: bool = False  # _summary=count: the total only
+    elements: list[str] | None = None  # _elements: the top-level elements of each match
     used: list[str] = field(default_factory=list)  # names of the parameters applied
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (name, why) for the outcome
 
@@ -482,6 +496,29 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
             continue
         if base == "_include":
             _include(ps, raw, modifier)
+            continue
+        if base == "_revinclude":
+            found = REVINCLUDES.get(ps.rtype, {}).get(raw)
+            if modifier or found is None:
+                ps.ignored.append((name, "unsupported _revinclude value"))
+            elif found not in ps.revincludes:
+                ps.revincludes.append(found)
+                _use(ps, base)
+            continue
+        if base == "_summary":
+            if raw == "count":
+                ps.summary_count = True
+                _use(ps, base)
+            elif raw != "false":
+                ps.ignored.append((name, "supported: count, false"))
+            continue
+        if base == "_elements":
+            names = [n.strip() for n in raw.split(",") if n.strip()]
+            if all(_ELEMENT.match(n) for n in names) and names:
+                ps.elements = sorted(set(ps.elements or []) | set(names))
+                _use(ps, base)
+            else:
+                ps.ignored.append((name, "expected top-level element names"))
             continue
         pdef = defs.get(base)
         if pdef is None:
@@ -658,7 +695,27 @@ def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
                         wanted.setdefault(ref.type, set()).add(ref.id)
         for rtype in sorted(wanted):
             included += _visible(conn, rtype, wanted[rtype], scope)
+    if ps.revincludes and matches:
+        included += _referring(conn, ps, matches, scope, {(r.type, r.id) for r in matches + included})
     return SearchResult(total, matches, included, more)
+
+
+def _referring(conn: Connection, ps: ParsedSearch, matches: list[Row], scope: Scope,
+               have: set[tuple[str, str]]) -> list[Row]:
+    """The resources that refer to the matches (``_revinclude``), found through the Patient
+    every resource of a plan carries."""
+    targets = {f"{r.type}/{r.id}" for r in matches}
+    patients = sorted({(r.id if r.type == "Patient" else (r.content.get("subject") or r.content.get("for") or {})
+                        .get("reference", "").rpartition("/")[2]) for r in matches} - {""})
+    out: list[Row] = []
+    for rtype, element in ps.revincludes:
+        conds = _scoped([resources.c.type == rtype, resources.c.deleted == false(),
+                         resources.c.patient_id.in_(patients)], scope)
+        for row in conn.execute(select(*_COLUMNS).where(*conds).order_by(resources.c.id)):
+            if (row.type, row.id) not in have and any(ref in targets for ref in references(row.content, element)):
+                have.add((row.type, row.id))
+                out.append(row)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
