@@ -24,7 +24,7 @@ STRUCTURAL = {
     "scheduled", "Appointment", "source", "revoked", "unknown", "in-progress", "finished",
     "permit", "deny", "application/xml", "male", "female", "OTH", "IMP", "AMB",
     "encounter-diagnosis", "patient-privacy", "59284-0", "other", "mobile", "home", "work",
-    "requested", "order",
+    "requested", "cancelled", "order",
 }
 SKIP_KEYS = {"id", "fullUrl", "reference", "data", "hash", "resourceType", "url"}
 

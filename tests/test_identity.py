@@ -273,3 +273,16 @@ def test_a_cancelled_plan_withdraws_the_citizen_unless_another_of_the_municipali
 
     ingest(rt, about(odense[1], CITIZEN), received_at=T0 + dt.timedelta(minutes=3))  # a new plan
     assert http.get(f"/fhir/Patient/{patient.id}", headers=ODENSE).status_code == 200
+
+
+def test_a_cancelled_plan_cancels_its_deadline_tasks(engine):
+    plans, _ = plans_and_letter("0461")
+    rt = runtime_for(engine)
+    first = about(plans[0], CITIZEN)
+    ingest(rt, first, received_at=T0)
+    assert {t.content["status"] for t in current(engine, "Task")} == {"requested"}
+    ingest(rt, cancelled(first), received_at=T0 + dt.timedelta(hours=1))
+    tasks = current(engine, "Task")
+    assert tasks and {t.content["status"] for t in tasks} == {"cancelled"}
+    assert all(t.content["statusReason"]["text"] for t in tasks) and all(t.version_id == 2 for t in tasks)
+    assert {s.content["status"] for s in current(engine, "ServiceRequest")} == {"revoked"}

@@ -72,7 +72,8 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     consent = consent_from_plan(msg, ctx)
     if consent is not None:
         out.append(consent)
-    out += [task_from_deadline(d, ctx, proposal) for d in deadlines]
+    cancelled = sr_status == "revoked"  # the hospital cancelled the plan: its deadlines no longer run
+    out += [task_from_deadline(d, ctx, proposal, cancelled) for d in deadlines]
     envelope_id = required(msg.envelope.identifier, "envelope identifier").value
     out.append(document_reference(raw, ctx, "ggop-document", envelope_id))
     occurred = fhir_datetime(v(msg.letter.authorisation_date), v(msg.letter.authorisation_time))

@@ -27,7 +27,9 @@ def legal_basis_text(d) -> list[str]:
     return [f"{b.document}, {b.section}" for b in d.legal_basis]
 
 
-def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationProposal | None) -> dict:
+def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationProposal | None,
+                       cancelled: bool = False) -> dict:
+    """The Task for one deadline; ``cancelled`` when the letter cancels the plan (annulleretbrev)."""
     task_system = ctx.tables.system_url("task-codes")
     status_system = ctx.tables.system_url("task-business-status")
     inputs = [_input(ctx, "rule-id", valueString=d.rule_id)]
@@ -44,7 +46,8 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
     return prune({
         "resourceType": "Task",
         "id": ctx.id(task_role(d)),
-        "status": "requested",
+        "status": "cancelled" if cancelled else "requested",
+        "statusReason": {"text": ctx.text("plan-cancelled")} if cancelled else None,
         "businessStatus": {"coding": [{"system": status_system, "code": d.business_status,
                                        "display": ctx.tables.text(d.business_status, "task-business-status")}]},
         "intent": "order",
