@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from adapter.fhir.systems import (
     AUTHORISATION_SYSTEM,
     CPR_SYSTEM,
@@ -165,16 +167,6 @@ def identities(resources: list[dict], target: Callable[[Any], str | None]) -> di
     return out
 
 
-def _replace(obj: Any, strings: dict[str, str]) -> Any:
-    if isinstance(obj, dict):
-        return {k: _replace(v, strings) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_replace(x, strings) for x in obj]
-    if isinstance(obj, str):
-        return strings.get(obj, obj)
-    return obj
-
-
 def _bundle_target(ref: Any) -> str | None:
     if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"].startswith("urn:uuid:"):
         return ref["reference"][len("urn:uuid:"):]
@@ -200,14 +192,16 @@ def identify(resources: list[dict], secret: bytes) -> tuple[list[dict], dict[str
     resource (the sender is also a copy receiver) keep the first."""
     found = identities(resources, _bundle_target)
     new_ids = {rid: ident.resource_id(secret) for rid, ident in found.items()}
-    strings = {f"urn:uuid:{old}": f"urn:uuid:{new}" for old, new in new_ids.items()}
+    # Each old id is replaced where it stands as a whole JSON string: the resource's id and
+    # every urn:uuid reference, in one pass over the serialised resources.
+    data = orjson.dumps(resources)
+    for old, new in new_ids.items():
+        data = data.replace(b'"' + old.encode() + b'"', b'"' + new.encode() + b'"')
+        data = data.replace(b'"urn:uuid:' + old.encode() + b'"', b'"urn:uuid:' + new.encode() + b'"')
     out, seen = [], set()
-    for r in resources:
-        rid = new_ids.get(r["id"], r["id"])
-        if (r["resourceType"], rid) in seen:
+    for r in orjson.loads(data):
+        if (r["resourceType"], r["id"]) in seen:
             continue
-        seen.add((r["resourceType"], rid))
-        rewritten = _replace({k: v for k, v in r.items() if k != "id"}, strings)
-        out.append(_dedup_targets({"resourceType": r["resourceType"], "id": rid,
-                                   **{k: v for k, v in rewritten.items() if k != "resourceType"}}))
+        seen.add((r["resourceType"], r["id"]))
+        out.append(_dedup_targets(r))
     return out, {new_ids[old]: ident for old, ident in found.items()}
