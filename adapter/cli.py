@@ -281,7 +281,10 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     # the last resort for absolute URLs is the bind address, never a client's Host header
     settings = dataclasses.replace(settings, bind_url=f"http://{host}:{port}")
     with _Guard("-"):
-        load_clients(settings.clients_file, allow_none=settings.open_medcom)  # refuse an open /medcom early
+        from adapter.api.oauth import load_oauth
+
+        # a broken clients file or OAuth configuration, or an open /medcom, stops here: a located line
+        load_clients(settings.clients_file, allow_none=settings.open_medcom, oauth=load_oauth(settings))
         runtime.engine.dispose()  # migrate once before the workers start
     click.echo(f"ggop-adapter {__version__}: database {settings.database_url}, "
                f"clients {settings.clients_file or '(none: /medcom open for local testing, /fhir closed)'}", err=True)

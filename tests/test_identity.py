@@ -286,3 +286,39 @@ def test_a_cancelled_plan_cancels_its_deadline_tasks(engine):
     assert tasks and {t.content["status"] for t in tasks} == {"cancelled"}
     assert all(t.content["statusReason"]["text"] for t in tasks) and all(t.version_id == 2 for t in tasks)
     assert {s.content["status"] for s in current(engine, "ServiceRequest")} == {"revoked"}
+
+
+def test_processes_opening_a_new_store_at_once_record_one_key(store_url):
+    """Two workers starting together on a fresh store: one records the key, the other agrees."""
+    import threading
+
+    from adapter.store.engine import check_id_key
+    from adapter.store.schema import deployment
+
+    from adapter.store.engine import make_engine
+
+    engine = open_store(store_url)  # migrated, no key recorded yet
+    errors: list[BaseException] = []
+    engines = [make_engine(store_url) for _ in range(12)]  # a connection each, as processes have
+    for e in engines:
+        with e.connect():
+            pass
+    start = threading.Barrier(len(engines))
+
+    def open_with_key(own) -> None:
+        start.wait()
+        try:
+            check_id_key(own, KEY)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_with_key, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    with engine.connect() as conn:
+        assert len(list(conn.execute(select(deployment)))) == 1
+    for e in [engine, *engines]:
+        e.dispose()

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 
-from adapter.api.auth import load_clients
+from adapter.api.auth import bearer_challenge, load_clients
 from adapter.api.context import EXTENSION, Services
 from adapter.api.errors import error_response
 from adapter.api.fhir_rest import blueprint as fhir_blueprint
 from adapter.api.medcom import blueprint as medcom_blueprint
+from adapter.api.oauth import RETRY_AFTER_SECONDS, IssuerUnavailable, load_oauth
+from adapter.api.responses import outcome_response
 from adapter.danish_time import utc_now
+from adapter.outcome import plain_issue
 from adapter.runtime import Runtime, load_runtime
 from adapter.store.engine import schema_is_current
 
@@ -23,6 +26,8 @@ log = logging.getLogger("ggop.api")
 
 
 STORE_FAILURE_HOLD_SECONDS = 60
+# paths that need no token: they answer even when the OAuth issuer's keys cannot be fetched
+UNAUTHENTICATED_PATHS = ("/healthz", "/readyz", "/fhir/metadata")
 
 
 def _room_for_messages(services: Services) -> bool:
@@ -41,7 +46,8 @@ def _room_for_messages(services: Services) -> bool:
 def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] = utc_now) -> Flask:
     runtime = runtime or load_runtime()
     runtime.engine  # opened (and migrated) before the first request  # noqa: B018
-    clients = load_clients(runtime.settings.clients_file, allow_none=runtime.settings.open_medcom)
+    oauth = load_oauth(runtime.settings)
+    clients = load_clients(runtime.settings.clients_file, allow_none=runtime.settings.open_medcom, oauth=oauth)
     services = Services(runtime=runtime, clients=clients, clock=clock)
     app = Flask("ggop-adapter")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_bytes
@@ -49,8 +55,24 @@ def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] 
     app.register_error_handler(Exception, error_response)
 
     @app.before_request
-    def _authenticate() -> None:
-        g.client = services.clients.authenticate(request.headers.get("Authorization"))
+    def _authenticate() -> Response | None:
+        g.client = None
+        try:
+            g.client = services.clients.authenticate(request.headers.get("Authorization"))
+        except IssuerUnavailable:
+            if request.path.rstrip("/") not in UNAUTHENTICATED_PATHS:
+                return outcome_response([plain_issue(
+                    "error", "transient", "The token issuer's keys cannot be fetched now; send again later.")],
+                    503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return None
+
+    @app.after_request
+    def _challenge(resp: Response) -> Response:
+        """Every 401 (/fhir, /medcom) names the bearer scheme, and ``invalid_token`` when a
+        token was sent."""
+        if resp.status_code == 401:
+            resp.headers["WWW-Authenticate"] = bearer_challenge(request.headers.get("Authorization"))
+        return resp
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -67,21 +67,28 @@ def check_id_key(engine: Engine, id_key: bytes) -> None:
     """Record the key's fingerprint in a new store; refuse a store filled with another key
     (nothing to check before the store has its ``deployment`` table)."""
     from sqlalchemy import insert, inspect, select
+    from sqlalchemy.exc import IntegrityError
 
     from adapter.errors import ConfigError, issue
     from adapter.id_key import fingerprint
     from adapter.store.schema import deployment
 
     mine = fingerprint(id_key)
-    with engine.begin() as conn:
-        if not inspect(conn).has_table("deployment"):
-            return
-        recorded = conn.execute(select(deployment.c.value).where(deployment.c.name == "id_key")).scalar()
-        if recorded is None:
-            conn.execute(insert(deployment).values(name="id_key", value=mine))
-        elif recorded != mine:
+    for _attempt in range(2):  # two processes starting at once: the second reads what the first wrote
+        try:
+            with engine.begin() as conn:
+                if not inspect(conn).has_table("deployment"):
+                    return
+                recorded = conn.execute(select(deployment.c.value).where(deployment.c.name == "id_key")).scalar()
+                if recorded is None:
+                    conn.execute(insert(deployment).values(name="id_key", value=mine))
+                    return
+        except IntegrityError:
+            continue
+        if recorded != mine:
             raise ConfigError(issue("GGOP-E502", None, "deployment#id_key",
                                     "this store was filled with another id key: configure that one"))
+        return
 
 
 def open_store(url: str, id_key: bytes | None = None) -> Engine:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from tests.support.service_process import free_port
+from tests.support.service_process import free_port, stop_service
 
 REPO = Path(__file__).resolve().parents[2]
 SEKMET_PACKAGE = "sekmet-fhir"
@@ -116,12 +115,7 @@ class FhirServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=20)
+            stop_service(self.proc, timeout=20)
         self.proc = None
 
     def get(self, path: str, **params) -> dict:
