@@ -292,10 +292,8 @@ def test_processes_opening_a_new_store_at_once_record_one_key(store_url):
     """Two workers starting together on a fresh store: one records the key, the other agrees."""
     import threading
 
-    from adapter.store.engine import check_id_key
+    from adapter.store.engine import check_id_key, make_engine
     from adapter.store.schema import deployment
-
-    from adapter.store.engine import make_engine
 
     engine = open_store(store_url)  # migrated, no key recorded yet
     errors: list[BaseException] = []
