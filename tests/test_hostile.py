@@ -143,3 +143,21 @@ def test_serve_refuses_to_start_without_clients(tmp_path):
     done = subprocess.run([sys.executable, "-m", "adapter", "serve", "--port", "1"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and "GGOP-E501" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", [
+    "/fhir/Task?_cursor=WyJfbGFzdFVwZGF0ZWQiLCAiMDAwMS0wMS0wMVQwMDowMDowMCswMTowMCIsICJ4Il0",  # year 1, +01:00
+    "/fhir/Task/_history?_cursor=WyJfaGlzdG9yeSIsICIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwgIlRhc2sveC8xIl0",
+    "/fhir/Task?patient=%00",  # a NUL the database refuses
+    "/fhir/ServiceRequest?patient=%00000794e7",
+], ids=["cursor-year-1", "history-cursor-year-1", "nul-patient", "nul-in-an-id"])
+def test_forged_cursors_and_ids_are_400_and_leave_the_service_ready(http, url):
+    r = http.get(url, headers={"Authorization": "Bearer tok-drift"})
+    assert r.status_code == 400 and r.get_json()["resourceType"] == "OperationOutcome"
+    assert http.get("/readyz").status_code == 200
+
+
+def test_double_slashes_answer_in_fhir_not_an_html_redirect(http):
+    r = http.get("/fhir//Task", headers={"Authorization": "Bearer tok-drift"})
+    assert r.status_code < 300 or r.get_json() is not None
+    assert "text/html" not in r.headers.get("Content-Type", "")

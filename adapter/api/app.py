@@ -50,6 +50,7 @@ def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] 
     clients = load_clients(runtime.settings.clients_file, allow_none=runtime.settings.open_medcom, oauth=oauth)
     services = Services(runtime=runtime, clients=clients, clock=clock)
     app = Flask("ggop-adapter")
+    app.url_map.merge_slashes = False  # no HTML redirect for //: the FHIR routes answer in FHIR
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_bytes
     app.extensions[EXTENSION] = services
     app.register_error_handler(Exception, error_response)

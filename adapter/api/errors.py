@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Response, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from adapter.api.access import Denied, safe_name
@@ -73,9 +73,15 @@ RETRY_AFTER_SECONDS = 30
 
 def _store_unavailable(exc: DBAPIError) -> Response:
     """PostgreSQL down, SQLite full or locked: nothing was stored (the transaction rolled back,
-    so no receipt left), and the sender is told to send again."""
+    so no receipt left), and the sender is told to send again. A value the database refuses
+    (DataError, a defect of the checks before it) is a 400 and says nothing about the store."""
+    if isinstance(exc, DataError):
+        log.error("database refused a value on %s %s: %s", request.method, request.path, type(exc.orig or exc).__name__)
+        return outcome_response([outcome_issue(issue("GGOP-E903", None, request.path, "a value the store cannot take"),
+                                               "invalid")], 400)
     svc = services()
-    svc.store_failed_at = svc.clock()
+    if not isinstance(exc, IntegrityError):  # a concurrent writer won: the store itself is fine
+        svc.store_failed_at = svc.clock()
     log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc.orig or exc).__name__)
     return outcome_response([outcome_issue(issue("GGOP-E904", None, request.path))], 503,
                             {"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -392,6 +392,14 @@ def _reference_predicate(path: str, refs: list[Ref]) -> Callable[[dict], bool]:
 
 
 SORTS = ("_lastUpdated", "-_lastUpdated", "_id", "-_id")
+
+
+def _page_time(stamp: str) -> dt.datetime:
+    """A cursor's time: aware, in UTC, within the years a store can hold (else ValueError)."""
+    when = dt.datetime.fromisoformat(stamp)
+    if when.tzinfo is None or not 1900 <= when.year <= 2100:
+        raise ValueError(stamp)
+    return when.astimezone(dt.UTC)
 _ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]{0,63}$")
 
 
@@ -416,10 +424,8 @@ class Cursor:
             sort, stamp, rid = json.loads(raw)
             if sort not in SORTS or not isinstance(rid, str) or not FHIR_ID.match(rid):
                 raise ValueError(sort)
-            when = dt.datetime.fromisoformat(stamp) if stamp else None
-            if when is not None and when.tzinfo is None:
-                raise ValueError(stamp)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+            when = _page_time(stamp) if stamp else None
+        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, RecursionError):
             raise SearchError("_cursor", "not a page of this search: follow the links of the previous page") from None
         return cls(sort, when, rid)
 
@@ -574,7 +580,7 @@ def _reference(ps: ParsedSearch, pdef: ParamDef, values: list[str], modifier: st
         ps.owner_tokens.append([Token.parse(v) for v in values])
         return
     refs = [Ref.parse(v, pdef.target) for v in values]
-    if any(r is None for r in refs):
+    if any(r is None or not FHIR_ID.match(r.id) for r in refs):
         raise SearchError(pdef.name, "expected Type/id or id")
     typed = [r for r in refs if r is not None]
     ps.predicates.append(_reference_predicate(pdef.path, typed))
@@ -789,10 +795,10 @@ class HistoryCursor:
         try:
             kind, stamp, key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             m = _VERSION_KEY.match(key) if kind == "_history" and isinstance(key, str) else None
-            when = dt.datetime.fromisoformat(stamp)
-            if m is None or when.tzinfo is None:
+            when = _page_time(stamp)
+            if m is None:
                 raise ValueError(key)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, RecursionError):
             raise SearchError("_cursor", "not a page of this history: follow the links of the previous page") from None
         return cls(when, m.group(1), m.group(2), int(m.group(3)))
 
