@@ -30,6 +30,7 @@ from adapter.fhir.letter import resources_from_letter
 from adapter.fhir.plan import resources_from_plan
 from adapter.medcom.checks import check_correspondence, check_ggop, check_receipt
 from adapter.medcom.detect import Parsed, parse_message
+from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import (
     ReceiptAddress,
@@ -45,6 +46,7 @@ from adapter.medcom.xmlsafe import (
     DEFAULT_MAX_ELEMENTS,
     read_xml,
 )
+from adapter.rules.book import RuleBook
 from adapter.rules.calendar import DanishCalendar
 from adapter.rules.loader import load_rules
 from adapter.rules.model import RuleSet
@@ -102,6 +104,14 @@ def calendar_for(rules: RuleSet) -> DanishCalendar:
     return _calendar(frozenset(days) if days is not None else None)
 
 
+def receiving_municipality(msg: GgopMessage | CorrespondenceMessage) -> str | None:
+    """The four-digit code of the municipality a message is addressed to, if it names one."""
+    receiver = msg.receiver
+    if receiver is None or receiver.identifier is None:
+        return None
+    return normalise_municipality_code(receiver.identifier.value)
+
+
 def apply_rules(msg: GgopMessage, at: dt.datetime, rules: RuleSet | None = None,
                 calendar: DanishCalendar | None = None):
     """Stratification proposal and deadline schedule for a plan, and their warnings as issues."""
@@ -151,7 +161,7 @@ def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
 
 
 def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
-                  limits: Limits | None = None, check_models: bool = True, rules: RuleSet | None = None,
+                  limits: Limits | None = None, check_models: bool = True, rules: RuleSet | RuleBook | None = None,
                   calendar: DanishCalendar | None = None, validation: Validation | None = None, *,
                   id_key: bytes) -> Conversion:
     """Convert one message to a transaction Bundle, or raise InputError / MappingError.
@@ -176,7 +186,8 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
     issues = list(result.issues)
     try:
         if isinstance(msg, GgopMessage):
-            proposal, plan_schedule, rule_issues = apply_rules(msg, at, rules, calendar)
+            plan_rules = rules.for_municipality(receiving_municipality(msg)) if isinstance(rules, RuleBook) else rules
+            proposal, plan_schedule, rule_issues = apply_rules(msg, at, plan_rules, calendar)
             issues = _sorted(issues + rule_issues)
             plan_trace = trace(proposal, plan_schedule)
             resources = resources_from_plan(msg, raw, ctx, proposal, plan_schedule)

@@ -39,8 +39,8 @@ from adapter.pipeline import (
 )
 from adapter.routing.recipients import LetterTerms, load_letter_terms
 from adapter.routing.routes import RoutesFile
+from adapter.rules.book import RuleBook, load_rule_book
 from adapter.rules.calendar import DanishCalendar
-from adapter.rules.loader import load_rules
 from adapter.rules.model import RuleSet
 
 
@@ -52,7 +52,8 @@ class Runtime:
     settings: Settings
     mappings_dir: Path
     tables: CodeTables
-    rules: RuleSet
+    rules: RuleSet  # the national rules (with national overrides)
+    rule_book: RuleBook  # the rules per receiving municipality (with its own overrides)
     calendar: DanishCalendar
     letter_terms: LetterTerms
     limits: Limits
@@ -73,6 +74,10 @@ class Runtime:
                     self._engine = open_store(self.settings.database_url, id_key=self.id_key)
         return self._engine
 
+    def rules_for(self, municipality: str | None) -> RuleSet:
+        """The rules for plans received by ``municipality``: its own overrides apply to its plans only."""
+        return self.rule_book.for_municipality(municipality)
+
     def routes(self) -> RoutesFile:
         """The routing table, read again when its file changes."""
         return RoutesFile(self.routing_file, tables=self.tables)
@@ -85,7 +90,7 @@ class Runtime:
         """The transaction Bundle for one message (raises InputError / MappingError)."""
         return convert_bytes(raw, received_at=received_at, tables=self.tables, limits=self.limits,
                              check_models=self.settings.check_models if check_models is None else check_models,
-                             rules=self.rules, calendar=self.calendar, validation=validation, id_key=self.id_key)
+                             rules=self.rule_book, calendar=None, validation=validation, id_key=self.id_key)
 
     def receipt(self, raw: bytes, received_at: dt.datetime | None = None) -> ReceiptResult:
         return receipt_for(raw, received_at, self.tables, self.limits)
@@ -96,13 +101,15 @@ def load_runtime(settings: Settings | None = None, *, engine: Engine | None = No
     settings = settings or Settings.load()
     mappings = Path(settings.mappings_dir) if settings.mappings_dir else MAPPINGS_DIR
     tables = load_code_tables(mappings)
-    rules = load_rules(mappings, [Path(p) for p in settings.rule_overrides])
+    book = load_rule_book(mappings, [Path(p) for p in settings.rule_overrides])
+    rules = book.national
     preload_schemas()
     return Runtime(
         settings=settings,
         mappings_dir=mappings,
         tables=tables,
         rules=rules,
+        rule_book=book,
         calendar=calendar_for(rules),
         letter_terms=load_letter_terms(mappings / "letter-tasks.yaml"),
         limits=Limits(settings.max_bytes, settings.max_depth, settings.max_elements, settings.max_attributes),

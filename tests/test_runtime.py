@@ -17,6 +17,7 @@ from tests.support import TEST_ID_KEY
 
 from adapter.api.app import create_app
 from adapter.config import Settings
+from adapter.errors import ConfigError
 from adapter.routing.outbox import payload_of
 from adapter.runtime import load_runtime
 from adapter.service.inbox import process_inbox
@@ -129,10 +130,42 @@ def test_the_timed_re_evaluation_applies_the_same_overrides(tmp_path, plan_for_r
 
 def test_a_broken_override_stops_every_entry_point_with_a_located_line(tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("deadlines:\n  rules:\n    - {id: DL-X, offset: nonsense}\n", encoding="utf-8")
+    broken.write_text('municipality: "0840"\ndeadlines:\n  rules:\n    - {id: DL-X, offset: nonsense}\n', encoding="utf-8")
     env = {"ADAPTER_RULE_OVERRIDES": str(broken), "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path}/a.db"}
     for args in (["convert", str(DATA / "ggop" / "minimal-almen.xml")], ["reevaluate"],
                  ["inbox", str(tmp_path / "box"), "--once"], ["worker", "--once"]):
         r = cli(*args, env=env)
         assert r.returncode == 3, (args, r.stderr)
         assert "GGOP-E501" in r.stderr and "broken.yaml" in r.stderr and "Traceback" not in r.stderr, args
+        assert "deadlines.rules[0]" in r.stderr, args  # the broken rule is located, not only the file
+
+
+def test_an_override_applies_only_to_the_plans_of_the_municipality_it_names(tmp_path, plan_for_rebild):
+    """Rebild's local deadline (an override with municipality 0840) must not reach Odense's plans."""
+    from lxml import etree
+
+    root = etree.fromstring(plan_for_rebild)
+    receiver = next(el for el in root.iter() if isinstance(el.tag, str) and etree.QName(el).localname == "Receiver")
+    ident = next(el for el in receiver if isinstance(el.tag, str) and etree.QName(el).localname == "Identifier")
+    ident.text = "461"  # the same plan, received by Odense
+    for_odense = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    runtime = load_runtime(Settings(id_key=TEST_ID_KEY, rule_overrides=(str(OVERRIDE),)))
+    assert LOCAL_RULE in rule_ids(runtime.convert(plan_for_rebild, RECEIVED).bundle)
+    assert LOCAL_RULE not in rule_ids(runtime.convert(for_odense, RECEIVED).bundle)
+    assert runtime.rules_for("0840") is not runtime.rules_for("0461")
+    assert runtime.rules_for("0461") is runtime.rules  # the national rules
+
+
+def test_an_override_that_names_no_municipality_is_refused_unless_national(tmp_path, plan_for_rebild):
+    text = OVERRIDE.read_text("utf-8")
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text(text.replace('municipality: "0840"\n', ""), "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_runtime(Settings(id_key=TEST_ID_KEY, rule_overrides=(str(nameless),)))
+    assert err.value.first.code == "GGOP-E501" and "nameless.yaml#municipality" in str(err.value)
+    national = tmp_path / "national.yaml"
+    national.write_text(text.replace('municipality: "0840"', "municipality: national"), "utf-8")
+    runtime = load_runtime(Settings(id_key=TEST_ID_KEY, rule_overrides=(str(national),)))
+    assert LOCAL_RULE in rule_ids(runtime.convert(plan_for_rebild, RECEIVED).bundle)
+    done = cli("convert", "--received-at", RECEIVED.isoformat(), str(nameless), env={"ADAPTER_RULE_OVERRIDES": str(nameless)})
+    assert done.returncode == 3 and "GGOP-E501" in done.stderr and "Traceback" not in done.stderr

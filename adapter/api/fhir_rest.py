@@ -529,7 +529,7 @@ def _update(client, route: _Route) -> Response:
         with svc.engine.begin() as conn:
             stored = update_task(conn, task_id=task_id, body=body, if_match=request.headers.get("If-Match"),
                                  scope=access.scope_for(client), client_name=client.name, now=now,
-                                 tables=svc.runtime.tables, rules=svc.runtime.rules, id_key=svc.runtime.id_key)
+                                 tables=svc.runtime.tables, rules=svc.runtime.rule_book, id_key=svc.runtime.id_key)
             access.record_in(conn, now, client, "update", route.target, 200)
     except IntegrityError:  # a concurrent writer got there first
         raise FhirError(409, "conflict", "The Task or its plan changed at the same time; read it again.") from None

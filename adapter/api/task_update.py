@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.api.access import safe_name
 from adapter.codes import CodeTables
-from adapter.rules.model import RuleSet
+from adapter.rules.book import RuleBook
 from adapter.service.replan import (
     codings,
     level_codes,
@@ -231,7 +231,7 @@ def check_update(current: dict, proposed, tables: CodeTables) -> None:
 
 
 def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, scope: Scope, client_name: str,
-                now: dt.datetime, tables: CodeTables, rules: RuleSet, id_key: bytes) -> dict:
+                now: dt.datetime, tables: CodeTables, rules: RuleBook, id_key: bytes) -> dict:
     """Check and store a Task update and the plan's re-evaluation; returns the stored Task.
 
     Raises :class:`UpdateRejected` (404 when the Task is unknown or outside ``scope``)."""
@@ -265,7 +265,7 @@ def update_task(conn: Connection, *, task_id: str, body, if_match: str | None, s
             new[k] = copy.deepcopy(body[k])
     keep = frozenset({task_id}) if body.get("businessStatus") != current.get("businessStatus") else frozenset()
 
-    changes = replan(conn, row, task_id, new, keep, now, tables, rules, id_key)
+    changes = replan(conn, row, task_id, new, keep, now, tables, rules.for_municipality(row.municipality), id_key)
     final = changes.pop(("Task", task_id), None)
     stored = save_resource(conn, final.content if final else new, now=now, municipality=row.municipality,
                            patient_id=row.patient_id, message_id=row.message_id, changed_by=client_name)

@@ -55,7 +55,8 @@ def _sweep_plan(conn: Connection, runtime: Runtime, sr_id: str, municipality: st
         return 0
     # The plan is replayed as if this Task were written again unchanged: no new outputs, so
     # only the passing of time changes anything.
-    changes = replan(conn, task, task.id, task.content, frozenset(), now, runtime.tables, runtime.rules,
+    changes = replan(conn, task, task.id, task.content, frozenset(), now, runtime.tables,
+                     runtime.rules_for(task.municipality),
                      runtime.id_key)
     for item in changes.values():
         save_resource(conn, item.content, now=now, municipality=item.municipality, patient_id=item.patient_id,
