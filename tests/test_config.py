@@ -44,7 +44,8 @@ def test_unknown_key_in_file(tmp_path):
 def test_municipal_rule_override_changes_the_explanation(tmp_path, monkeypatch):
     """A municipality's own rule file changes the outcome without code changes."""
     override = tmp_path / "kommune.yaml"
-    override.write_text("stratification:\n  rules:\n    - id: STRAT-R7-CHILD\n      disabled: true\n", encoding="utf-8")
+    override.write_text("municipality: national\nstratification:\n  rules:\n    - id: STRAT-R7-CHILD\n      disabled: true\n",
+                        encoding="utf-8")
     plan = str(DATA / "ggop" / "child-consent-nej.xml")
     before = CliRunner().invoke(main, ["explain", "--lang", "en", plan])
     assert "STRAT-R7-CHILD" in before.stdout
@@ -55,7 +56,8 @@ def test_municipal_rule_override_changes_the_explanation(tmp_path, monkeypatch):
 
 def test_broken_override_is_a_located_configuration_error(tmp_path, monkeypatch):
     override = tmp_path / "broken.yaml"
-    override.write_text("stratification:\n  rules:\n    - when: {plan_type_in: [almen]}\n", encoding="utf-8")
+    override.write_text("municipality: national\nstratification:\n  rules:\n    - when: {plan_type_in: [almen]}\n",
+                        encoding="utf-8")
     monkeypatch.setenv("ADAPTER_RULE_OVERRIDES", str(override))
     res = CliRunner().invoke(main, ["convert", str(DATA / "ggop" / "minimal-almen.xml")])
     assert res.exit_code == 3 and "GGOP-E501" in res.stderr and "broken.yaml" in res.stderr
