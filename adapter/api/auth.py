@@ -113,6 +113,23 @@ def client_entries(path: str | Path) -> list[tuple[str, dict]]:
     return out
 
 
+def client_of(at: str, entry: dict, name: str) -> Client:
+    """The client an entry of a clients file (static or OAuth) describes: its role, the
+    municipality a municipality client is bound to, the GLNs a hospital may send as."""
+    role = str(entry["role"])
+    if role not in ROLES:
+        raise ConfigError(issue("GGOP-E501", None, f"{at}.role", "one of " + ", ".join(ROLES)))
+    municipality = None
+    if role == "municipality":
+        municipality = normalise_municipality_code(str(entry.get("municipality", "")))
+        if municipality is None:
+            raise ConfigError(issue("GGOP-E501", None, f"{at}.municipality", "four digits"))
+    eans = entry.get("sender_eans", []) or []
+    if not isinstance(eans, list):
+        raise ConfigError(issue("GGOP-E501", None, f"{at}.sender_eans", "expected a list"))
+    return Client(name, role, municipality, tuple(str(x) for x in eans))
+
+
 def load_clients(path: str | Path | None, *, allow_none: bool = False,
                  oauth: TokenValidator | None = None) -> Clients:
     """The clients of the clients file (and the OAuth validator, when configured). Without
@@ -132,19 +149,10 @@ def load_clients(path: str | Path | None, *, allow_none: bool = False,
         for key in ("name", "role", "token_sha256"):
             if not entry.get(key):
                 raise ConfigError(issue("GGOP-E501", None, f"{at}.{key}", "missing"))
-        role = str(entry["role"])
-        if role not in ROLES:
-            raise ConfigError(issue("GGOP-E501", None, f"{at}.role", "one of " + ", ".join(ROLES)))
-        municipality = None
-        if role == "municipality":
-            municipality = normalise_municipality_code(str(entry.get("municipality", "")))
-            if municipality is None:
-                raise ConfigError(issue("GGOP-E501", None, f"{at}.municipality", "four digits"))
         digest = str(entry["token_sha256"]).lower()
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ConfigError(issue("GGOP-E501", None, f"{at}.token_sha256", "64 hex digits"))
-        eans = tuple(str(x) for x in entry.get("sender_eans", []) or [])
-        out[digest] = Client(str(entry["name"]), role, municipality, eans)
+        out[digest] = client_of(at, entry, str(entry["name"]))
     if not out and not allow_none:
         raise ConfigError(issue("GGOP-E501", None, where, "no clients listed: POST /medcom would be open to anyone "
                                 "(set ADAPTER_OPEN_MEDCOM=1 for local testing only)"))

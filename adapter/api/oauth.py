@@ -55,10 +55,9 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from adapter.api.auth import ROLES, Client, client_entries
+from adapter.api.auth import Client, client_entries, client_of
 from adapter.config import Settings
 from adapter.errors import ConfigError, issue
-from adapter.medcom.identifiers import normalise_municipality_code
 
 log = logging.getLogger("ggop.api.oauth")
 
@@ -288,18 +287,7 @@ def load_oauth_clients(path: str | Path) -> dict[str, Client]:
         client_id = str(entry["client_id"])
         if client_id in out:
             raise ConfigError(issue("GGOP-E501", None, f"{at}.client_id", "listed twice"))
-        role = str(entry["role"])
-        if role not in ROLES:
-            raise ConfigError(issue("GGOP-E501", None, f"{at}.role", "one of " + ", ".join(ROLES)))
-        municipality = None
-        if role == "municipality":
-            municipality = normalise_municipality_code(str(entry.get("municipality", "")))
-            if municipality is None:
-                raise ConfigError(issue("GGOP-E501", None, f"{at}.municipality", "four digits"))
-        eans = entry.get("sender_eans", []) or []
-        if not isinstance(eans, list):
-            raise ConfigError(issue("GGOP-E501", None, f"{at}.sender_eans", "expected a list"))
-        out[client_id] = Client(client_id, role, municipality, tuple(str(x) for x in eans))
+        out[client_id] = client_of(at, entry, client_id)
     if not out:
         raise ConfigError(issue("GGOP-E501", None, str(path), "no clients listed"))
     return out
