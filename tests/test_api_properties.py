@@ -457,15 +457,20 @@ def _follow_links(api: Api, body: dict | None, request_headers: dict[str, str], 
 # --------------------------------------------------------------------------------------------
 
 
+def _get_checked(api, url: str, request_headers: dict) -> None:
+    """GET ``url``: FHIR JSON, never a 5xx, and every link of a returned Bundle answers too."""
+    resp = api.http.get(url, headers=request_headers)
+    body = _check(resp, f"GET {url}")
+    if resp.status_code == 200:
+        _follow_links(api, body, request_headers, f"GET {url}")
+
+
 @settings(max_examples=GET_EXAMPLES, parent=SETTINGS)
 @given(data=st.data())
 def test_any_get_url_answers_fhir_json_and_never_5xx(api, data):
     url = data.draw(get_urls(api.ids, api.cursors), label="url")
     request_headers = data.draw(headers(), label="headers")
-    resp = api.http.get(url, headers=request_headers)
-    body = _check(resp, f"GET {url}")
-    if resp.status_code == 200:
-        _follow_links(api, body, request_headers, f"GET {url}")
+    _get_checked(api, url, request_headers)
 
 
 @settings(max_examples=FOCUSED_EXAMPLES, parent=SETTINGS)
@@ -483,10 +488,7 @@ def test_any_value_of_a_search_parameter_answers_fhir_json_and_never_5xx(api, da
     other = data.draw(st.sampled_from(["", "_count=2", "_sort=-_lastUpdated", "_summary=count"]), label="other")
     url = f"/fhir/{rtype}?" + "&".join(q for q in (other, query) if q)
     request_headers = {"Authorization": data.draw(st.sampled_from([AUTH["odense"], AUTH["operator"]]))}
-    resp = api.http.get(url, headers=request_headers)
-    body = _check(resp, f"GET {url}")
-    if resp.status_code == 200:
-        _follow_links(api, body, request_headers, f"GET {url}")
+    _get_checked(api, url, request_headers)
 
 
 @settings(max_examples=FOCUSED_EXAMPLES, parent=SETTINGS)
@@ -501,10 +503,7 @@ def test_any_page_token_answers_fhir_json_and_never_5xx(api, data):
                                        "_since=2026-01-01T00:00:00Z", "_count=0"]), label="other")
     url = f"/fhir/{path}?" + "&".join(q for q in (other, f"_cursor={quote(token, safe='')}") if q)
     request_headers = {"Authorization": data.draw(st.sampled_from([AUTH["odense"], AUTH["operator"]]))}
-    resp = api.http.get(url, headers=request_headers)
-    body = _check(resp, f"GET {url}")
-    if resp.status_code == 200:
-        _follow_links(api, body, request_headers, f"GET {url}")
+    _get_checked(api, url, request_headers)
 
 
 def _token(item) -> str:

@@ -194,3 +194,13 @@ def test_killed_under_load_nothing_acknowledged_is_lost_and_resends_are_answered
                                     .where(resources.c.type == "ServiceRequest")).scalar_one()
     engine.dispose()
     assert accepted == plans_stored == len(plans)
+
+
+def test_readyz_says_disk_when_the_sqlite_volume_has_no_room_for_a_few_messages(tmp_path):
+    rt = runtime_for(None, database_url=f"sqlite:///{tmp_path}/a.db",
+                     clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    assert create_app(rt).test_client().get("/readyz").status_code == 200
+    huge = runtime_for(None, database_url=f"sqlite:///{tmp_path}/a.db", max_bytes=2**62,  # more than any disk holds
+                       clients_file=str(write_clients(tmp_path / "clients.yaml")))
+    r = create_app(huge).test_client().get("/readyz")
+    assert r.status_code == 503 and r.get_json()["reason"] == "disk"
