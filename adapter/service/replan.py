@@ -47,7 +47,7 @@ from adapter.medcom.model import GgopMessage
 from adapter.pipeline import apply_rules, validate_bytes
 from adapter.rules.model import LEVELS, LevelChange, RuleSet, Schedule, TaskUpdates
 from adapter.rules.schedule import reevaluate
-from adapter.store.resources import iso
+from adapter.store.resources import iso, rewrite_references
 from adapter.store.schema import messages, resource_history, resources
 from adapter.store.search import Ref
 
@@ -203,15 +203,6 @@ class PlanRefs:
     organizations: dict[str, str]  # sender | receiver | region -> Organization id
 
 
-def _rewrite(obj, targets: dict[str, str]):
-    if isinstance(obj, dict):
-        return {k: (targets.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, targets))
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_rewrite(x, targets) for x in obj]
-    return obj
-
-
 def _new_task(deadline, ctx: MapContext, proposal, refs: PlanRefs, tables: CodeTables) -> dict:
     task = task_from_deadline(deadline, ctx, proposal)
     targets = {f"urn:uuid:{ctx.id(role)}": f"Organization/{refs.organizations.get(role, ctx.id(role))}"
@@ -220,7 +211,7 @@ def _new_task(deadline, ctx: MapContext, proposal, refs: PlanRefs, tables: CodeT
     targets[f"urn:uuid:{ctx.id('careplan')}"] = f"CarePlan/{ctx.id('careplan')}"
     if refs.patient:
         targets[f"urn:uuid:{ctx.id('patient')}"] = refs.patient
-    task = _rewrite(task, targets)
+    task = rewrite_references(task, targets)
     task["businessStatus"] = _business_status(status_code(deadline), tables)
     return task
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_resource, transaction_entries
 from adapter.fhir.identity import SHARED_TYPES, identify, identities
-from adapter.store.resources import stored_time
+from adapter.store.resources import rewrite_references, stored_time
 from adapter.store.schema import outbox, resource_access, resource_history, resources
 
 CHANGED_BY = "merge-by-identity"
@@ -51,15 +51,6 @@ def _store_target(ref: Any) -> str | None:
     if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and "/" in ref["reference"]:
         return ref["reference"].rsplit("/", 1)[-1]
     return None
-
-
-def _rewrite(obj: Any, renames: dict[str, str]) -> Any:
-    if isinstance(obj, dict):
-        return {k: (renames.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, renames))
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_rewrite(x, renames) for x in obj]
-    return obj
 
 
 def _versioned(content: dict, rid: str, version: int, now: dt.datetime) -> dict:
@@ -96,7 +87,7 @@ def merge_by_identity(conn: Connection, secret: bytes, now: dt.datetime) -> Merg
             resources.c.type == rtype, resources.c.id == new)).first() is not None
         if not exists:
             survivor = max(olds, key=lambda r: (r.last_updated, r.id))
-            content = _versioned(_rewrite(survivor.content, renames), new, 1, now)
+            content = _versioned(rewrite_references(survivor.content, renames), new, 1, now)
             values = dict(type=rtype, id=new, version_id=1, last_updated=now, municipality=None,
                           patient_id=new if rtype == "Patient" else None, message_id=survivor.message_id,
                           content=content, deleted=False)
@@ -114,19 +105,19 @@ def merge_by_identity(conn: Connection, secret: bytes, now: dt.datetime) -> Merg
                          .values(deleted=True, replaced_by=new))
             report.renamed += 1
     if renames:
-        report.rewritten = _rewrite_references(conn, renames, patient_ids, now)
+        report.rewritten = _rewrite_referrers(conn, renames, patient_ids, now)
     report.outbox_rows = _rebuild_outbox(conn, secret, patient_ids)
     return report
 
 
-def _rewrite_references(conn: Connection, renames: dict[str, str], patient_ids: dict[str, str],
+def _rewrite_referrers(conn: Connection, renames: dict[str, str], patient_ids: dict[str, str],
                         now: dt.datetime) -> int:
     current = list(conn.execute(select(
         resources.c.type, resources.c.id, resources.c.version_id, resources.c.municipality,
         resources.c.patient_id, resources.c.message_id, resources.c.content).where(resources.c.deleted == false())))
     count = 0
     for r in current:
-        content = _rewrite(r.content, renames)
+        content = rewrite_references(r.content, renames)
         patient = patient_ids.get(r.patient_id, r.patient_id) if r.patient_id else None
         if content == r.content and patient == r.patient_id:
             continue

@@ -20,24 +20,25 @@ from adapter.fhir.identity import SHARED_TYPES
 from adapter.store.schema import messages, resource_access, resource_history, resources
 
 
-def _rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
+def rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
+    """``obj`` with every ``reference`` that ``targets`` names replaced (a new structure)."""
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
             if k == "reference" and isinstance(v, str) and v in targets:
                 out[k] = targets[v]
             else:
-                out[k] = _rewrite_references(v, targets)
+                out[k] = rewrite_references(v, targets)
         return out
     if isinstance(obj, list):
-        return [_rewrite_references(x, targets) for x in obj]
+        return [rewrite_references(x, targets) for x in obj]
     return obj
 
 
 def bundle_resources(bundle: dict) -> list[dict]:
     """The Bundle's resources with their in-Bundle references made relative (``Type/id``)."""
     targets = {e["fullUrl"]: f"{e['resource']['resourceType']}/{entry_id(e)}" for e in bundle["entry"]}
-    return [_rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
+    return [rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
 
 
 def current_shared(bundle: dict, stored: list[dict]) -> dict:
@@ -52,7 +53,7 @@ def current_shared(bundle: dict, stored: list[dict]) -> dict:
         now = by_key.get((res["resourceType"], entry_id(e)))
         if res["resourceType"] in SHARED_TYPES and now is not None:
             meta = {k: v for k, v in now.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
-            body = _rewrite_references({k: v for k, v in now.items() if k not in ("meta", "id")}, local)
+            body = rewrite_references({k: v for k, v in now.items() if k not in ("meta", "id")}, local)
             fresh = {"resourceType": res["resourceType"], **({"id": res["id"]} if "id" in res else {}),
                      **({"meta": meta} if meta else {}), **{k: v for k, v in body.items() if k != "resourceType"}}
             if fresh != res:
