@@ -122,8 +122,42 @@ CASES_MON = [
     pytest.param("ikke efter 2 uger", "unparsed", None, None, id="unread-negation"),
     pytest.param("Ikke hurtigst muligt", "unparsed", None, None, id="negated-asap"),
     pytest.param("efter 3 uger, senest efter 2 uger", "unparsed", None, None, id="contradiction"),
-    pytest.param("Opstart: uge 12", "unparsed", None, None, id="week-number-not-supported"),
+    # weeks (ISO, the first that ends on or after discharge) and parts of a month
+    pytest.param("Opstart: uge 12", "range", d(3, 16), d(3, 22), id="week-number-is-its-monday-to-sunday"),
+    pytest.param("i uge 10", "range", d(3, 2), d(3, 8), id="week-of-discharge-starts-at-discharge"),
+    pytest.param("uge 9", "range", d(3, 1, 2027), d(3, 7, 2027), id="past-week-is-next-years"),
+    pytest.param("fra uge 12", "on_or_after_date", d(3, 16), None, id="from-week-monday"),
+    pytest.param("efter uge 12", "on_or_after_date", d(3, 23), None, id="after-week-next-monday"),
+    pytest.param("senest uge 12", "within", None, d(3, 22), id="by-week-sunday"),
+    pytest.param("inden uge 12", "within", None, d(3, 15), id="before-week-previous-sunday"),
+    pytest.param("opstart uge 12-14", "range", d(3, 16), d(4, 5), id="week-range"),
+    pytest.param("primo april", "range", d(4, 1), d(4, 10), id="primo-month"),
+    pytest.param("medio april", "range", d(4, 11), d(4, 20), id="medio-month"),
+    pytest.param("ultimo februar", "range", d(2, 21, 2027), d(2, 28, 2027), id="ultimo-past-month-next-year"),
+    pytest.param("ultimo marts", "range", d(3, 21), d(3, 31), id="ultimo-month"),
+    pytest.param("Tidligst primo april", "on_or_after_date", d(4, 1), None, id="from-month-part"),
+    pytest.param("i starten af april", "range", d(4, 1), d(4, 10), id="starten-af-is-primo"),
+    pytest.param("senest i slutningen af april", "within", None, d(4, 30), id="by-end-of-month-part"),
+    pytest.param("fra juli", "on_or_after_date", d(7, 1), None, id="from-whole-month"),
+    pytest.param("opstart i maj", "range", d(5, 1), d(5, 31), id="start-in-whole-month"),
+    pytest.param("opereret i juli", "unparsed", None, None, id="bare-i-month-is-not-a-deadline"),
+    # a date after an event the start waits for
+    pytest.param("efter endt strålebehandling 20/3", "on_or_after_date", d(3, 21), None,
+                 id="after-event-on-date-is-the-day-after"),
+    pytest.param("når gipsen er fjernet d. 16/3", "on_or_after_date", d(3, 16), None,
+                 id="when-event-on-date-is-that-date"),
+    pytest.param("efter gipsfjernelse den 16. marts", "on_or_after_date", d(3, 17), None,
+                 id="after-event-named-date"),
+    pytest.param("når gipsen er fjernet", "unparsed", None, None, id="event-without-date-needs-reading"),
+    pytest.param("efter endt strålebehandling", "unparsed", None, None, id="treatment-without-date-needs-reading"),
 ]
+
+
+def test_asap_days_is_a_setting() -> None:
+    assert parse_deadline_text("hurtigst muligt", MON).latest == d(3, 3)
+    r = parse_deadline_text("hurtigst muligt", MON, asap_days=2)
+    assert (r.kind, r.latest, r.days_max) == ("within", d(3, 4), 2)
+    assert parse_deadline_text("hurtigst muligt", MON, asap_days=0).latest == MON
 
 
 @pytest.mark.parametrize(("text", "kind", "earliest", "latest"), CASES_MON)

@@ -42,16 +42,30 @@ def test_bundle_tasks_match_the_trace(path):
 
 
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
-def test_service_request_carries_the_proposed_level(path):
+def test_proposal_is_on_the_visitation_task_not_the_service_request(path):
+    """KL's model keeps the decided level in ServiceRequest.category: a proposal is not a decision,
+    so it sits only on the Task that asks for the decision (and in the explanation)."""
     result = convert_bytes(path.read_bytes(), id_key=KEY)
-    sr = next(e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    resources = [e["resource"] for e in result.bundle["entry"]]
+    sr = next(r for r in resources if r["resourceType"] == "ServiceRequest")
+    assert len(sr["category"]) == 1  # the plan's own type only
     level = result.trace["stratification"]["level"]
-    levels = list(sr["category"][1:])
+    proposed = [i for t in resources if t["resourceType"] == "Task" for i in t.get("input", [])
+                if i["type"]["coding"][0]["code"] == "proposed-level"]
     if level is None:
-        assert levels == []
+        assert proposed == []
     else:
-        assert levels[0]["coding"][0]["display"] == level
-        assert levels[0]["extension"][0]["valueCoding"]["code"] == "proposed"
+        assert [p["valueCodeableConcept"]["coding"][0]["display"] for p in proposed] == [level]
+
+
+def test_explain_shows_postponed_start_and_notes_in_both_languages():
+    path = DATA / "ggop" / "child-consent-nej.xml"  # "tidligst om 3 uger, når gipsen er fjernet"
+    res = CliRunner().invoke(main, ["explain", str(path)])
+    assert res.exit_code == 0
+    assert "Tidligste opstart efter planen: 2026-03-22" in res.stdout
+    assert "Earliest start the plan allows: 2026-03-22" in res.stdout
+    assert "note [postponed-start]: Planen udskyder opstarten" in res.stdout
+    assert "note [postponed-start]: The plan postpones the start" in res.stdout
 
 
 def test_explain_json_is_the_trace():
@@ -66,7 +80,11 @@ def test_explain_text_in_danish_and_english_names_every_rule():
     res = CliRunner().invoke(main, ["explain", str(path)])
     assert res.exit_code == 0
     trace = convert_bytes(path.read_bytes(), id_key=KEY).trace
-    assert "Foreslået niveau: basal" in res.stdout and "Proposed level: basal" in res.stdout
+    # a child: its own pathway, no basal/avanceret proposal, and the reason says so
+    assert "Foreslået niveau: intet forslag" in res.stdout and "Proposed level: no proposal" in res.stdout
+    assert "børneteam" in res.stdout and "children's team" in res.stdout
+    adult = CliRunner().invoke(main, ["explain", str(DATA / "ggop" / "minimal-almen.xml")])
+    assert "Foreslået niveau: basal" in adult.stdout and "Proposed level: basal" in adult.stdout
     for f in trace["stratification"]["fired"]:
         assert f["rule"] in res.stdout
     for d in trace["deadlines"]:

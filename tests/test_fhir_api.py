@@ -20,6 +20,8 @@ from tests.support.fhir_world import (
     BASAL,
     BUSINESS,
     CPR,
+    GGOP,
+    HOSPITAL,
     KL,
     MUNICIPALITY_CODES,
     ODENSE,
@@ -226,6 +228,10 @@ def test_history_of_unknown_resource_is_404(world):
 # --------------------------------------------------------------------------------------------
 
 
+# Odense's Tasks in the world: the deadline Tasks of its plans and the reply Task of its letter
+ODENSE_TASKS = 16
+
+
 def odense_tasks() -> list[dict]:
     return [t for p in plans() if p.municipality == "0461" for t in p.of_type("Task")]
 
@@ -241,7 +247,7 @@ def search(world, query: str, headers: dict = ODENSE) -> dict:
 def test_search_all_tasks_sorted_and_counted(world):
     b = search(world, "Task")
     expected = odense_tasks()
-    assert b["total"] == len(expected) == 15
+    assert b["total"] == len(expected) == ODENSE_TASKS
     got = [e["resource"] for e in b["entry"]]
     assert sorted(t["id"] for t in got) == sorted(t["id"] for t in expected)
     keys = [(t["meta"]["lastUpdated"], t["id"]) for t in got]
@@ -258,19 +264,19 @@ def test_search_owner_by_reference_and_by_identifier(world):
     owned = sorted({t["id"] for x in plans() if x.municipality == "0461" for t in x.of_type("Task")
                     if t["owner"]["reference"] == owner})
     assert {t["id"] for t in p.of_type("Task")} <= set(owned)
-    assert sorted(ids(b)) == owned and len(owned) == 15
-    assert search(world, f"Task?owner={owner.split('/')[1]}")["total"] == 15
+    assert sorted(ids(b)) == owned and len(owned) == ODENSE_TASKS
+    assert search(world, f"Task?owner={owner.split('/')[1]}")["total"] == ODENSE_TASKS
     by_code = search(world, f"Task?owner={MUNICIPALITY_CODES}|0461")
-    assert by_code["total"] == 15
-    assert search(world, f"Task?owner:identifier={MUNICIPALITY_CODES}|0461")["total"] == 15
+    assert by_code["total"] == ODENSE_TASKS
+    assert search(world, f"Task?owner:identifier={MUNICIPALITY_CODES}|0461")["total"] == ODENSE_TASKS
     assert search(world, f"Task?owner={MUNICIPALITY_CODES}|0851")["total"] == 0
     assert search(world, f"Task?owner=Organization/{p.one('Patient')['id']}")["total"] == 0
 
 
 def test_search_status_and_business_status(world):
-    assert search(world, "Task?status=requested")["total"] == 15
+    assert search(world, "Task?status=requested")["total"] == ODENSE_TASKS
     assert search(world, "Task?status=accepted")["total"] == 0
-    assert search(world, "Task?status=accepted,requested")["total"] == 15
+    assert search(world, "Task?status=accepted,requested")["total"] == ODENSE_TASKS
     on_time = search(world, f"Task?business-status={BUSINESS}|on-time")["total"]
     assert on_time == search(world, "Task?business-status=on-time")["total"]
     expected = sum(1 for t in odense_tasks() if business(t) == "on-time")
@@ -312,11 +318,11 @@ def test_search_last_updated(world):
     assert sorted(ids(search(world, "Task?_lastUpdated=lt2026-03-02T09:00:01Z"))) == first
     assert sorted(ids(search(world, "Task?_lastUpdated=eq2026-03-02T09:00:00Z"))) == first
     assert sorted(ids(search(world, "Task?_lastUpdated=2026-03-02T10:00:00%2B01:00"))) == first
-    assert search(world, "Task?_lastUpdated=gt2026-03-02T09:00:00Z")["total"] == 12
-    assert search(world, "Task?_lastUpdated=ge2026-03-02T09:00:00Z")["total"] == 15
+    assert search(world, "Task?_lastUpdated=gt2026-03-02T09:00:00Z")["total"] == 13
+    assert search(world, "Task?_lastUpdated=ge2026-03-02T09:00:00Z")["total"] == ODENSE_TASKS
     assert search(world, "Task?_lastUpdated=lt2026-03-02T09:00:00Z")["total"] == 0
-    assert search(world, "Task?_lastUpdated=2026-03-02")["total"] == 15
-    assert search(world, "Task?_lastUpdated=2026-03")["total"] == 15
+    assert search(world, "Task?_lastUpdated=2026-03-02")["total"] == ODENSE_TASKS
+    assert search(world, "Task?_lastUpdated=2026-03")["total"] == ODENSE_TASKS
     assert search(world, "Task?_lastUpdated=2026-03-03")["total"] == 0
     gen = sorted(n for n, p in ((p.name, p) for p in plans()) if p.municipality == "0461" and p.kind == "ggop"
                  and n != "minimal-almen")
@@ -331,9 +337,9 @@ def test_search_last_updated(world):
 def test_search_paging_with_count_two(world):
     bundles, got = search_all(world.http, "/fhir/Task?status=requested&_count=2", ODENSE)
     assert len(bundles) == 8
-    assert all(b["total"] == 15 for b in bundles)
-    assert [len(b["entry"]) for b in bundles] == [2] * 7 + [1]
-    assert len({t["id"] for t in got}) == 15
+    assert all(b["total"] == ODENSE_TASKS for b in bundles)
+    assert [len(b["entry"]) for b in bundles] == [2] * 8
+    assert len({t["id"] for t in got}) == ODENSE_TASKS
     keys = [(t["meta"]["lastUpdated"], t["id"]) for t in got]
     assert keys == sorted(keys)
     for b in bundles:
@@ -361,8 +367,8 @@ def test_search_paging_without_content_filters_uses_sql(world):
 
 def test_search_count_zero_and_limits(world):
     b = search(world, "Task?_count=0")
-    assert b["total"] == 15 and not b.get("entry")
-    assert len(search(world, "Task?_count=1000")["entry"]) == 15
+    assert b["total"] == ODENSE_TASKS and not b.get("entry")
+    assert len(search(world, "Task?_count=1000")["entry"]) == ODENSE_TASKS
     for bad in ("_count=x", "_count=-1", "_offset=-3", "_lastUpdated=yesterday", "_lastUpdated=2026-13-01",
                 "_lastUpdated=2026-03-02T10:00%2B99:00", "_lastUpdated=9999-12-31", "_lastUpdated=0001-01-01T00:30%2B01:00",
                 "_lastUpdated=0000", "_lastUpdated=2026-03-02T25:00Z",
@@ -444,7 +450,7 @@ def test_no_query_makes_a_server_error(tmp_path):
 
 def test_unknown_parameters_lenient_and_strict(world):
     b = search(world, "Task?status=requested&_sort=status&_summary=text")
-    assert b["total"] == 15
+    assert b["total"] == ODENSE_TASKS
     outcome = b["entry"][-1]
     assert outcome["search"]["mode"] == "outcome"
     assert [i["expression"] for i in outcome["resource"]["issue"]] == [["_sort"], ["_summary"]]
@@ -599,7 +605,14 @@ def test_offered_start_reevaluates_the_other_tasks(world):
     assert business(after["inform-citizen"]) == "done-on-time"  # the citizen was told when the start was offered
     assert after["inform-citizen"]["meta"]["versionId"] == "2"
     assert business(after["visitate-level"]) == "due-soon"
-    window = after["change-level-window"]  # the course started: the 14-day window is a Task now
+    assert "change-level-window" not in after  # an offered start is not the course's first session
+    world.clock.now = dt.datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
+    offer = read_task(world, before["offer-start"]["id"])
+    r = put_task(world, offer, version=offer["meta"]["versionId"],
+                 output=[*offer["output"], output("course-started", valueDate="2026-03-06")])
+    assert r.status_code == 200, r.json
+    after = plan_tasks(world, p)
+    window = after["change-level-window"]  # the first session was held: the 14-day window is a Task now
     assert window["restriction"]["period"]["end"] == "2026-03-20T23:59:59+01:00"
     assert window["focus"] == before["offer-start"]["focus"] and window["for"] == before["offer-start"]["for"]
     assert window["owner"] == before["offer-start"]["owner"]
@@ -615,22 +628,60 @@ def test_offered_start_reevaluates_the_other_tasks(world):
 def test_late_offer_and_missed_deadline_create_the_free_choice_task(world):
     p = plan("minimal-almen")
     tasks = plan_tasks(world, p)
-    world.clock.now = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # the start deadline (2026-03-08) has passed
+    world.clock.now = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # the 7 days (to 2026-03-08) have passed
     r = put_task(world, tasks["inform-citizen"], status="in-progress")
     assert r.status_code == 200
     assert business(r.json) == "overdue"
     after = plan_tasks(world, p)
     assert "inform-free-choice" in after
     free = after["inform-free-choice"]
-    assert free["status"] == "requested" and business(free) == "overdue"  # due with the start: 2026-03-08
-    assert free["restriction"]["period"]["end"] == "2026-03-08T23:59:59+01:00"
+    # due the day after the 7 days ended; first seen a day later, so born overdue, and it says why
+    assert free["status"] == "requested" and business(free) == "overdue"
+    assert free["restriction"]["period"]["end"] == "2026-03-09T23:59:59+01:00"
     assert free["input"][0]["valueString"] == "DL-D4-INFORM-FREE-CHOICE"
+    assert [n["text"] for n in free["note"]] == [
+        "Opgaven er oprettet 2026-03-10, efter sin frist: der var ikke tilbudt opstart, da fristen udløb 2026-03-08."]
+    assert {c["code"] for i in free["input"] if i["type"]["coding"][0]["code"] == "flag"
+            for c in i["valueCodeableConcept"]["coding"]} == {"created-late"}
     assert business(after["offer-start"]) == "overdue"
     # a second update does not make a second free-choice Task
     r = put_task(world, after["inform-citizen"], version="2", status="completed")
     assert r.status_code == 200 and business(r.json) == "done-late"
     again = search(world, f"Task?code={TASK_CODES}|inform-free-choice&focus={p.one('ServiceRequest')['id']}")
     assert again["total"] == 1 and again["entry"][0]["resource"]["meta"]["versionId"] == "1"
+
+
+def test_start_condition_read_by_the_municipality_moves_the_deadlines(world):
+    """Discharged 2026-03-01 with "når gipsen er fjernet": the start Task keeps the 7 days as
+    provisional, flagged for manual reading, and no free-choice Task appears. Odense reads the
+    condition as 2026-03-20 (output earliest-start): the start is due 03-27 from 03-20, and free
+    choice watches those 7 days."""
+    raw = ((GGOP / "minimal-almen.xml").read_bytes()
+           .replace(b"00000000004711", b"00000000004791").replace(b"00000000004712", b"00000000004792")
+           .replace(b"inden for 5 dage efter udskrivelse", "når gipsen er fjernet".encode()))
+    r = world.http.post("/medcom", data=raw, headers={**HOSPITAL, "Content-Type": "application/xml"})
+    assert r.status_code == 200
+    srs = search(world, "ServiceRequest?_count=100")["entry"]
+    sr = next(e["resource"] for e in srs if e["resource"]["identifier"][0]["value"] == "00000000004792")
+    tasks = {code_of(e["resource"]): e["resource"] for e in search(world, f"Task?focus={sr['id']}")["entry"]}
+    start = tasks["offer-start"]
+    assert start["restriction"]["period"] == {"end": "2026-03-08T23:59:59+01:00"}
+    assert [n["text"][:40] for n in start["note"]] == ["Planens betingelse for opstart skal læse"]
+    world.clock.now = dt.datetime(2026, 3, 12, 9, 0, tzinfo=UTC)  # past the default 7 days
+    r = put_task(world, start, status="in-progress",
+                 output=[output("earliest-start", valueDate="2026-03-20")])
+    assert r.status_code == 200, r.json
+    read = r.json
+    assert read["restriction"]["period"] == {"start": "2026-03-20", "end": "2026-03-27T23:59:59+01:00"}
+    assert [n["text"][:37] for n in read["note"]] == ["Planen udskyder opstarten: tidligst 2"]
+    assert business(read) == "on-time"
+    tasks = {code_of(e["resource"]): e["resource"] for e in search(world, f"Task?focus={sr['id']}")["entry"]}
+    assert "inform-free-choice" not in tasks  # the 7 days now run from 03-20
+    world.clock.now = dt.datetime(2026, 3, 28, 9, 0, tzinfo=UTC)
+    inform = tasks["inform-citizen"]
+    assert put_task(world, inform, version=inform["meta"]["versionId"], status="in-progress").status_code == 200
+    tasks = {code_of(e["resource"]): e["resource"] for e in search(world, f"Task?focus={sr['id']}")["entry"]}
+    assert tasks["inform-free-choice"]["restriction"]["period"]["end"] == "2026-03-28T23:59:59+01:00"
 
 
 def test_client_business_status_is_kept(world):
@@ -645,8 +696,8 @@ def test_confirmed_level_confirms_the_service_request(world):
     p = plan("minimal-almen")
     tasks = plan_tasks(world, p)
     sr_id = p.one("ServiceRequest")["id"]
-    proposed = world.http.get(f"/fhir/ServiceRequest/{sr_id}", headers=ODENSE).json["category"][1]
-    assert proposed["extension"][0]["valueCoding"]["code"] == "proposed"
+    # the proposal is not a decision: the ServiceRequest has no level until it is confirmed
+    assert len(world.http.get(f"/fhir/ServiceRequest/{sr_id}", headers=ODENSE).json["category"]) == 1
     world.clock.now = dt.datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
     r = put_task(world, tasks["visitate-level"], status="completed",
                  output=[output("confirmed-level", valueCodeableConcept=level(AVANCERET))])
@@ -666,7 +717,8 @@ def test_level_change_after_the_window_is_flagged(world):
     r = put_task(world, tasks["visitate-level"], output=[output("confirmed-level", valueCodeableConcept=level(BASAL))])
     assert r.status_code == 200
     world.clock.now = dt.datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
-    assert put_task(world, tasks["offer-start"], output=[output("offered-start", valueDate="2026-03-06")]) \
+    assert put_task(world, tasks["offer-start"], output=[output("offered-start", valueDate="2026-03-06"),
+                                                          output("course-started", valueDate="2026-03-06")]) \
         .status_code == 200
     # within the window (ends 2026-03-20): a change is not flagged
     world.clock.now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -825,7 +877,7 @@ def test_sorting_and_its_pages(world, sort):
     _bundles, got = search_all(world.http, f"/fhir/Task?_count=4&_sort={sort}", ODENSE)
     key = (lambda t: (t["meta"]["lastUpdated"], t["id"])) if "lastUpdated" in sort else (lambda t: t["id"])
     assert [key(t) for t in got] == sorted((key(t) for t in got), reverse=sort.startswith("-"))
-    assert len(got) == len({t["id"] for t in got}) == 15
+    assert len(got) == len({t["id"] for t in got}) == ODENSE_TASKS
 
 
 def test_a_forged_cursor_is_a_400(world):
@@ -839,7 +891,7 @@ def test_the_history_feed_has_every_change_since_a_time_once_in_order(world):
     at its end; every version the municipality may see, nothing of another municipality."""
     r = world.http.get("/fhir/Task/_history?_count=4", headers=ODENSE)
     assert r.status_code == 200 and r.json["type"] == "history"
-    assert r.json["total"] == 15  # one version per Task so far
+    assert r.json["total"] == ODENSE_TASKS  # one version per Task so far
     world.clock.now = dt.datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
     task = odense_tasks()[0]
     assert put_task(world, task, status="accepted").status_code == 200
@@ -931,7 +983,7 @@ def test_post_search_takes_form_encoded_parameters(world):
 
 def test_summary_count_and_elements(world):
     counted = search(world, "Task?_summary=count")
-    assert counted["total"] == 15 and not counted.get("entry")
+    assert counted["total"] == ODENSE_TASKS and not counted.get("entry")
     slim = search(world, "Task?_elements=status,owner&_count=3")
     for e in slim["entry"]:
         res = e["resource"]

@@ -207,7 +207,7 @@ def test_plan_facts_match_the_xml(ggops):
 def test_batch_covers_the_variants(ggops):
     facts = [m.facts for m, _ in ggops]
     plan_types = Counter(f["plan_type"] for f in facts)
-    assert set(plan_types) == {"almen", "specialiseret", "rehabilitering"}
+    assert {"almen", "specialiseret"} <= set(plan_types)  # rehabilitering: 0.3 %, see below
     assert plan_types["almen"] > plan_types["specialiseret"] + plan_types["rehabilitering"]
     assert {f["consent"] for f in facts} == {"ja", "nej"}
     assert any(f["gp_deselected"] for f in facts) and not all(f["gp_deselected"] for f in facts)
@@ -410,9 +410,19 @@ def test_discharge_and_sent_times(ggops):
     assert weekend and late and easter and christmas
 
 
-def test_rehabilitering_extended_text_is_formatted(ggops):
-    rehab = [(m, r) for m, r in ggops if m.facts["plan_type"] == "rehabilitering"]
-    assert rehab
+def _plans(plan_type: str, count: int, seed: int = SEED) -> list[tuple[GeneratedMessage, etree._Element]]:
+    ctx = make_context()
+    rng = random.Random(seed)
+    out = []
+    for n in range(1, count + 1):
+        m = ggop.generate(random.Random(rng.getrandbits(64)), ctx, n, plan_type=plan_type)
+        out.append((m, parse(m)))
+    return out
+
+
+def test_rehabilitering_extended_text_is_formatted():
+    rehab = _plans("rehabilitering", 12)
+    assert {m.facts["plan_type"] for m, _ in rehab} == {"rehabilitering"}
     for _m, root in rehab:
         ext = root.find("a:RehabilitationPlan/a:AbilityAtDischargeExtended", NS)
         assert ext.prefix == "mm104" and ext.nsmap[None] == M100
@@ -651,3 +661,112 @@ def test_make_cpr_round_trips(birth):
             assert cpr_birth_date(cpr) == birth
             assert cpr_mod11_ok(cpr) == valid
             assert (int(cpr[-1]) % 2 == 1) == male
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration to the national figures (seed S3, 2023)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_iter_messages_continues_generate_messages():
+    from itertools import islice
+
+    from adapter.generate import iter_messages
+    assert list(islice(iter_messages(SEED), 30)) == generate_messages(30, SEED)
+
+
+def test_fixed_plan_type_must_be_known():
+    with pytest.raises(ValueError):
+        ggop.generate(random.Random(1), make_context(), 1, plan_type="avanceret")
+
+
+def test_plan_types_are_drawn_in_the_national_proportions():
+    rng = random.Random(SEED)
+    n = 200_000
+    drawn = Counter(ggop._pick_plan_type(rng) for _ in range(n))
+    total = sum(catalog.PLAN_TYPE_VOLUMES_2023.values())
+    assert total == 214_550
+    for plan_type, volume in catalog.PLAN_TYPE_VOLUMES_2023.items():
+        expected = volume / total
+        tolerance = 4 * (expected * (1 - expected) / n) ** 0.5  # four standard errors
+        assert abs(drawn[plan_type] / n - expected) <= tolerance, (plan_type, drawn[plan_type] / n, expected)
+
+
+def test_almen_category_weights_give_the_national_shares_over_adults_and_children():
+    c = catalog.CHILD_SHARE
+    adult, child = ggop.almen_category_weights(False), ggop.almen_category_weights(True)
+    assert abs(sum(adult.values()) - 1) < 1e-12 and abs(sum(child.values()) - 1) < 1e-12
+    national = catalog.national_shares()
+    for category in ("abi", "ms", "parkinson", "other"):
+        assert abs((1 - c) * adult[category] + c * child[category] - national[f"almen:{category}"]) < 1e-12
+    assert child["ms"] == child["parkinson"] == 0  # no child diagnosis in those categories
+
+
+def test_catalogue_brain_injuries_are_those_the_stratification_rules_count():
+    from adapter.rules.loader import load_rules
+    abi = tuple(load_rules().stratification.code_lists["abi"])
+    for d in catalog.PRIMARY_DIAGNOSES + catalog.CHILD_DIAGNOSES:
+        assert (catalog.diagnosis_category(d.code) == "abi") == d.code.startswith(abi), d.code
+    assert catalog.diagnosis_category("DG459") == "other"  # TIA
+    assert catalog.diagnosis_category("DS060") == "other"  # concussion
+
+
+@pytest.fixture(scope="module")
+def large_batch() -> list[GeneratedMessage]:
+    return generate_messages(4000, SEED)
+
+
+def test_generated_mix_matches_the_national_figures(large_batch):
+    from adapter.generate.mix import format_rows, plan_mix
+    rows = {r.key: r for r in plan_mix(large_batch)}
+    for key in ("plan_type:almen", "plan_type:specialiseret", "almen:abi", "almen:other"):
+        r = rows[key]
+        tolerance = 4 * (r.national * (1 - r.national) / r.of) ** 0.5
+        assert abs(r.share - r.national) <= tolerance, (key, r.share, r.national)
+    # the rare categories: present at most a few times over ~3000 almen plans (0.1-0.3 %)
+    for key in ("plan_type:rehabilitering", "almen:ms", "almen:parkinson"):
+        assert rows[key].share < 0.01, key
+    assert rows["almen:child"].national is None and 0.05 < rows["almen:child"].share < 0.15
+    text = format_rows(rows.values())
+    assert "almen: acquired brain injury" in text and "S3 2023" in text
+
+
+def test_flagged_secondary_diagnoses_only_code_a_flag_the_plan_has(large_batch):
+    flagged = {code: flag for code, _t, _a, flag in catalog.SECONDARY_DIAGNOSES + catalog.CHILD_SECONDARY_DIAGNOSES}
+    seen = Counter()
+    for m in large_batch:
+        if m.kind != "ggop":
+            continue
+        for code in m.facts["diagnoses"][1:]:
+            if flagged.get(code) == "complication":
+                assert m.facts["complications"], (m.filename, code)
+                seen["complication"] += 1
+            elif flagged.get(code) == "cognitive":
+                assert m.facts["cognitive"], (m.filename, code)
+                seen["cognitive"] += 1
+    assert seen["complication"] and seen["cognitive"]
+
+
+NEURO_FINDINGS = ("dysartri", "spasticitet", "synsfeltudfald", "ordfindingsbesvær", "følesans")
+COGNITIVE_FINDINGS = ("nedsat opmærksomhed", "nedsat initiativ", "svært ved at lære")
+
+
+def test_extended_description_fits_the_diagnosis_and_the_cognition():
+    checked = Counter()
+    for m, root in _plans("almen", 400, seed=SEED + 3):
+        ext = root.find("a:RehabilitationPlan/a:AbilityAtDischargeExtended", NS)
+        if ext is None:
+            continue
+        body = "".join(ext.itertext()).lower()
+        neuro = m.facts["diagnosis_group"] in catalog.NEURO_GROUPS
+        if not neuro:
+            assert not any(w in body for w in NEURO_FINDINGS), (m.filename, body)
+            checked["other"] += 1
+        if not m.facts["cognitive"]:
+            assert not any(w in body for w in COGNITIVE_FINDINGS), (m.filename, body)
+            assert "orienteret i tid, sted og egne data" in body
+            checked["intact"] += 1
+        else:
+            assert "orienteret i tid, sted og egne data" not in body
+            checked["cognitive"] += 1
+    assert checked["other"] and checked["intact"] and checked["cognitive"]

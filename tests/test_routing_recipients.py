@@ -119,6 +119,10 @@ def test_letter_goes_to_its_receiver_and_creates_two_tasks(tables):
     ("Barn med varig funktionsnedsættelse - træning og vejledning", "Alma har cerebral parese.", []),
     ("Opfølgning", "Svar venligst inden fredag.", ["LETTER-REPLY-REQUESTED"]),
     ("Opfølgning", "Brevet bedes besvaret.", ["LETTER-REPLY-REQUESTED"]),
+    ("Opfølgning", "Vi anmoder om at få en tilbagemelding på, hvilket tilbud barnet visiteres til.",
+     ["LETTER-REPLY-REQUESTED"]),
+    ("Opfølgning", "Vi ser frem til jeres svar.", ["LETTER-REPLY-REQUESTED"]),
+    ("Opfølgning", "Giv venligst en tilbagemelding til afdelingen.", ["LETTER-REPLY-REQUESTED"]),
     ("Opfølgning", "Til orientering; svar er ikke nødvendigt. Vi beder om svar hvis noget ændres.", []),
     ("Opfølgning", "Til orientering.", []),
 ])
@@ -159,3 +163,93 @@ def test_a_broken_letter_rules_file_names_file_key_and_line(tmp_path):
         load_letter_terms(bad)
     i = err.value.issues[0]
     assert i.code == "GGOP-E501" and i.location.line == 10 and i.location.xpath.endswith("#reply_requested.terms")
+
+
+# --------------------------------------------------------------------------------------------
+# issue: recipients follow the plan (training hospital, GP consent, the 2027 region)
+# --------------------------------------------------------------------------------------------
+
+REHAB_2027 = REHAB.replace(b"<Date>2026-04-07</Date>\n                <Time>21:30</Time>",
+                           b"<Date>2027-01-04</Date>\n                <Time>21:30</Time>")
+
+
+def test_specialised_plan_goes_to_the_hospital_that_trains_not_the_sending_department(tables):
+    """The plan names where the training and follow-up happen (HospitalAmbulatoryControl/Location):
+    that hospital gets the copy, not the department that wrote the plan."""
+    at = FULL.index(b"<HospitalAmbulatoryControl>")
+    trains = FULL[:at] + FULL[at:].replace(b"5790001112226", b"5790001234577", 1)
+    got, _ = resolve(trains, tables)
+    assert ("gln:5790001234577", "hospital") in got
+    assert ("gln:5790001112226", "hospital") not in got
+    no_location = FULL[:at] + FULL[FULL.index(b"</HospitalAmbulatoryControl>") + len(b"</HospitalAmbulatoryControl>"):]
+    got, _ = resolve(no_location, tables)
+    assert ("gln:5790001112226", "hospital") in got  # no place named: the sender trains
+
+
+def test_gp_copy_without_consent_is_kept_back_with_a_warning(tables):
+    refused = FULL.replace(b"<ConsentInformed>ja</ConsentInformed>", b"<ConsentInformed>nej</ConsentInformed>")
+    got, c = resolve(refused, tables)
+    assert not any(role == "gp" for _, role in got)
+    [w] = [i for i in c.issues if i.code == "GGOP-W339"]
+    assert w.location.xpath.endswith("GPCCReceiver/CCReceiver") and w.severity == "warning"
+    got, c = resolve(FULL, tables)
+    assert ("gln:5790001234560", "gp") in got and not any(i.code == "GGOP-W339" for i in c.issues)
+
+
+@pytest.mark.parametrize(("municipality", "region"), [("0851", "region:1081"), ("0101", "region:region-oestdanmark"),
+                                                      ("0259", "region:region-oestdanmark")])
+def test_rehabilitering_region_is_looked_up_by_municipality_on_day_0(tables, municipality, region):
+    """From 2027 Region Østdanmark replaces Hovedstaden (0101 København) and Sjælland (0259 Køge);
+    its code is not published, so the adapter's key names it until the setting gives one."""
+    raw = REHAB_2027.replace(b"<mm100:Identifier>0851</mm100:Identifier>",
+                             f"<mm100:Identifier>{municipality}</mm100:Identifier>".encode())
+    got, c = resolve(raw, tables)
+    assert (region, "region") in got
+    orgs = [e["resource"] for e in c.bundle["entry"] if e["resource"]["resourceType"] == "Organization"]
+    regions = [o for o in orgs if o.get("name", "").startswith("Region")]
+    if region.endswith("oestdanmark"):
+        assert [o["name"] for o in regions] == ["Region Østdanmark"]
+        assert regions[0]["identifier"] == [
+            {"system": "http://ggop-adapter.dk/fhir/NamingSystem/region-key", "value": "region-oestdanmark"}]
+    else:
+        assert [o["name"] for o in regions] == ["Region Nordjylland"]
+
+
+def test_region_code_and_reform_date_are_settings(tmp_path, tables):
+    from adapter.rules.loader import DEFAULT_DIR, load_rules
+
+    f = tmp_path / "national.yaml"
+    f.write_text('municipality: national\ndeadlines:\n  settings:\n    rehabilitering_region_from: "2027-07-01"\n'
+                 '    region_mergers:\n      - {regions: ["1084", "1085"], key: region-oestdanmark,\n'
+                 '         name: Region Østdanmark, code: "1086", iso: DK-86, valid_from: "2027-07-01"}\n',
+                 encoding="utf-8")
+    rules = load_rules(DEFAULT_DIR, [f])
+    raw = REHAB_2027.replace(b"<mm100:Identifier>0851</mm100:Identifier>", b"<mm100:Identifier>0101</mm100:Identifier>")
+    c = convert_bytes(raw, check_models=False, rules=rules, id_key=KEY)
+    assert "regionMergers" not in c.trace  # 2027-01-04 is before the configured date
+    later = raw.replace(b"<Date>2027-01-04</Date>", b"<Date>2027-08-02</Date>")
+    c = convert_bytes(later, check_models=False, rules=rules, id_key=KEY)
+    got = [(r.key, r.role) for r in recipients_of(c.message, c.trace, tables)]
+    assert ("region:1086", "region") in got
+    org = next(e["resource"] for e in c.bundle["entry"] if e["resource"].get("name") == "Region Østdanmark")
+    assert org["identifier"] == [{"system": "http://hl7.dk/fhir/core/CodeSystem/dk-core-regional-subdivision-codes",
+                                  "value": "DK-86"}]
+
+
+def test_convert_emits_the_letter_tasks_the_service_stores(tables):
+    """`ggop-adapter convert` and the service make the same Bundle for a letter: its Tasks are
+    part of the conversion, not added on the way out."""
+    c = convert_bytes(LETTER, check_models=True, id_key=KEY)
+    tasks = [e["resource"] for e in c.bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert [t["code"]["coding"][0]["code"] for t in tasks] == ["visitate-child", "answer-letter"]
+    assert [t["id"] for t in tasks] == [t["id"] for t in letter_tasks(c.message, c.bundle, tables)]
+
+
+def test_childrens_letter_task_cites_its_own_basis_not_paragraph_140():
+    c = convert_bytes(LETTER, check_models=False, id_key=KEY)
+    child = next(e["resource"] for e in c.bundle["entry"]
+                 if e["resource"]["resourceType"] == "Task" and e["resource"]["code"]["coding"][0]["code"] == "visitate-child")
+    basis = [i["valueString"] for i in child["input"] if i["type"]["coding"][0]["code"] == "legal-basis"]
+    assert len(basis) == 2 and not any("140" in b for b in basis)
+    assert basis[0].endswith("(regional aftale)") and "børneområdet" in basis[0]
+    assert basis[1].startswith("Serviceloven, sundhedsloven § 120") and basis[1].endswith("(lov)")

@@ -34,8 +34,8 @@ def test_default_rules_load():
     assert strat == [
         "STRAT-R0-LEVEL-SET-BY-DOCTOR", "STRAT-R1-ABI", "STRAT-R2-COMPLICATIONS",
         "STRAT-R3-EXTENSIVE-IMPAIRMENT", "STRAT-R4-SEVERAL-LIFE-DOMAINS", "STRAT-R5-MENTAL-IMPAIRMENT",
-        "STRAT-R6-COORDINATION", "STRAT-R7-CHILD", "STRAT-R8-THERAPIST-PREFERENCE-STAYS-BASAL",
-        "STRAT-R9-DEFAULT-BASAL", "STRAT-R10-CHANGE-WINDOW"]
+        "STRAT-R6-COORDINATION", "STRAT-R7-CHILD", "STRAT-R11-ABI-SECONDARY-DIAGNOSIS",
+        "STRAT-R8-THERAPIST-PREFERENCE-STAYS-BASAL", "STRAT-R9-DEFAULT-BASAL", "STRAT-R10-CHANGE-WINDOW"]
     dl = [x.id for x in r.deadlines.rules]
     assert "DL-D7-CARE-PLAN-BEFORE-DISCHARGE" not in dl  # disabled by default
     assert {"DL-D1-INFORM-CITIZEN", "DL-D2D3-OFFER-START", "DL-D4-INFORM-FREE-CHOICE", "DL-D13-CHANGE-WINDOW",
@@ -104,7 +104,7 @@ def test_override_adds_a_rule_and_changes_combination_settings_and_tasks(tmp_pat
 municipality: "0101"
 stratification:
   rules:
-    - id: STRAT-R11-AMPUTATION
+    - id: STRAT-R12-AMPUTATION
       inputs: [ICD10Diagnoses]
       when: {diagnosis_code_prefix_any: {prefixes: [DZ894, DS88], which: all}}
       effect: {lean: avanceret}
@@ -113,7 +113,7 @@ stratification:
       legal_basis: {document: Lokal visitationsretningslinje, section: "2"}
   combination:
     count:
-      rules: [STRAT-R2-COMPLICATIONS, STRAT-R11-AMPUTATION]
+      rules: [STRAT-R2-COMPLICATIONS, STRAT-R12-AMPUTATION]
       at_least: 1
       level: avanceret
 deadlines:
@@ -133,9 +133,9 @@ deadlines:
       legal_basis: {document: Lokal kvalitetsstandard, section: "3"}
 """, "utf-8")
     r = load_rules(DEFAULT_DIR, [o])
-    assert [x.id for x in r.stratification.rules][-1] == "STRAT-R11-AMPUTATION"
+    assert [x.id for x in r.stratification.rules][-1] == "STRAT-R12-AMPUTATION"
     p = stratify(ggop(diagnoses=[("DZ894", True)]), r, AT)
-    assert p.level == "avanceret" and p.decided_by == ("STRAT-R11-AMPUTATION",)
+    assert p.level == "avanceret" and p.decided_by == ("STRAT-R12-AMPUTATION",)
     assert r.deadlines.due_soon_hours == 24
     reg = r.deadlines.rule("DL-REG-D1-INFORM-CITIZEN").applies_to[0]
     assert reg.valid_from == date(2027, 4, 1)
@@ -188,18 +188,18 @@ DEFAULT_BROKEN = [
      "age_below: {years: 18}", "age_under: {years: 18}",
      "rules[7].when.age_under", "unknown predicate 'age_under'", "age_under"),
     ("bad-date", "stratification.yaml",
-     "    effect: {lean: avanceret}\n    reason_da: Barn", ("    valid_from: 2027-13-01\n    effect: {lean: avanceret}\n"
-     "    reason_da: Barn"),
+     "    effect: no_proposal\n    reason_da: >-\n      Barn", ("    valid_from: 2027-13-01\n    effect: no_proposal\n"
+     "    reason_da: >-\n      Barn"),
      "rules[7].valid_from", "'2027-13-01' is not a valid date", "valid_from"),
     ("date-not-iso", "deadlines.yaml",
      'rehabilitering_region_from: "2027-01-01"', 'rehabilitering_region_from: "1.1.2027"',
      "settings.rehabilitering_region_from", "expected an ISO date", "rehabilitering_region_from"),
     ("unknown-rule-key", "stratification.yaml",
-     "    title: Child under 18", "    titel: Child under 18",
+     "    title: Child under 18 (own pathway", "    titel: Child under 18 (own pathway",
      "rules[7].titel", "unknown key 'titel'", "titel"),
     ("duplicate-key", "stratification.yaml",
-     "    effect: {lean: avanceret}\n    reason_da: Barn", ("    effect: {lean: avanceret}\n    effect: note\n"
-     "    reason_da: Barn"),
+     "    effect: no_proposal\n    reason_da: >-\n      Barn", ("    effect: no_proposal\n    effect: note\n"
+     "    reason_da: >-\n      Barn"),
      "/", "duplicate key 'effect'", "effect: note"),
     ("yaml-syntax", "deadlines.yaml",
      "    task: offer-start\n", "    task: [offer-start\n",
@@ -211,10 +211,10 @@ DEFAULT_BROKEN = [
      "inputs: [CivilRegistrationNumber, CurrentHospitalContact/ExpectedEnd]", "inputs: [CivilRegistrationNumber]",
      "rules[7].inputs", "'when' reads CurrentHospitalContact/ExpectedEnd", "inputs"),
     ("unknown-rule-reference", "stratification.yaml",
-     "        - STRAT-R7-CHILD\n    effect: {propose: basal}", "        - STRAT-R7-KID\n    effect: {propose: basal}",
-     "rules[9].when.rules_fired_none[6]", "unknown rule id 'STRAT-R7-KID'", "STRAT-R7-KID"),
+     "        - STRAT-R7-CHILD\n        - STRAT-R11", "        - STRAT-R7-KID\n        - STRAT-R11",
+     "rules[10].when.rules_fired_none[6]", "unknown rule id 'STRAT-R7-KID'", "STRAT-R7-KID"),
     ("unknown-code-list", "stratification.yaml",
-     "{list: abi, which: all}", "{list: abj, which: all}",
+     "{list: abi, which: primary}", "{list: abj, which: primary}",
      "rules[1].when.diagnosis_code_prefix_any.list", "unknown code list 'abj'", "abj"),
     ("gradient-out-of-range", "stratification.yaml",
      "{code_prefix: [b, d, s], min: 3}", "{code_prefix: [b, d, s], min: 5}",
@@ -344,3 +344,30 @@ def test_optional_days_off_are_a_setting_a_municipality_can_override(tmp_path):
     with pytest.raises(ConfigError) as info:
         _load(override_files=[bad])
     assert "bad.yaml" in str(info.value) and "optional_days_off" in str(info.value)
+
+
+# What sort of document each cited title is: a regional agreement or a municipal standard is
+# never cited as law, and every rule of the national files says which sort it rests on.
+KIND_BY_TITLE = (
+    ("Sundhedsloven", "law"), ("Serviceloven", "law"), ("Bekendtgørelse", "executive-order"),
+    ("Vejledning", "guidance"), ("Sundhedsstyrelsen", "guidance"), ("L 42", "bill"),
+    ("Samarbejdsaftale", "regional-agreement"), ("Forløbsbeskrivelse", "regional-agreement"),
+    ("Stratificeringsmodel", "municipal-standard"), ("Rebild Kommune", "municipal-standard"),
+    ("Region Midtjylland: status", "report"),
+)
+
+
+def test_every_rule_cites_what_kind_of_document_it_rests_on():
+    rules = load_rules()
+    cited = [(r.id, b) for r in rules.stratification.rules for b in r.legal_basis]
+    cited += [(r.id, b) for r in rules.deadlines.rules for b in r.legal_basis]
+    assert len(cited) > 30
+    for rule_id, b in cited:
+        expected = next((k for title, k in KIND_BY_TITLE if b.document.strip('"').startswith(title)), None)
+        assert expected is not None, f"{rule_id}: unknown document {b.document[:40]}"
+        assert b.kind == expected, f"{rule_id} cites {b.document[:40]} as {b.kind}, not {expected}"
+    # the §140 deadlines rest on the law; the children's visitation does not claim it
+    offer = rules.deadlines.rule("DL-D2D3-OFFER-START")
+    assert any(b.kind == "law" for b in offer.legal_basis)
+    child = rules.deadlines.rule("DL-D1-VISITATE-CHILD")
+    assert {b.kind for b in child.legal_basis} == {"regional-agreement", "municipal-standard"}

@@ -86,14 +86,23 @@ DATED = [
      {D1: "2026-06-14", START: "2026-06-17"}),
     ("discharge-time-missing", dict(discharge="2026-06-10", discharge_time=None), "2026-06-11T07:00",
      {D1: "2026-06-14", START: "2026-06-17"}),
-    ("plan-shortens-inden-for-2-dage", dict(deadline="Genoptræning skal starte inden for 2 dage"),
-     "2026-03-02T12:00", {D1: "2026-03-06", START: "2026-03-04"}),
+    ("plan-shortens-inden-for-2-dage-inform-and-visit-follow",
+     dict(deadline="Genoptræning skal starte inden for 2 dage"),
+     "2026-03-02T12:00", {D1: "2026-03-04", VISIT: "2026-03-04", START: "2026-03-04"}),
+    ("plan-hurtigst-muligt-is-day-1", dict(deadline="Hurtigst muligt"), "2026-03-02T12:00",
+     {D1: "2026-03-03", VISIT: "2026-03-03", START: "2026-03-03"}),
+    ("plan-week-number-uge-12", dict(deadline="Opstart uge 12"), "2026-03-02T12:00",
+     {D1: "2026-03-06", START: "2026-03-22"}),
+    ("plan-primo-april", dict(deadline="Opstart primo april"), "2026-03-02T12:00",
+     {D1: "2026-03-06", START: "2026-04-10"}),
+    ("plan-after-cast-removal-dated", dict(deadline="Træning når gipsen er fjernet d. 16/3"), "2026-03-02T12:00",
+     {D1: "2026-03-06", START: "2026-03-23"}),
     ("plan-postpones-tidligst-om-3-uger", dict(deadline="Opstart tidligst om 3 uger"), "2026-03-02T12:00",
      {D1: "2026-03-06", START: "2026-03-30"}),
     ("plan-range-2-4-uger", dict(deadline="Opstart kan passende ske efter ca. 2-4 uger"), "2026-03-02T12:00",
      {START: "2026-03-30"}),
     ("plan-no-deadline-ingen", dict(deadline="Ingen"), "2026-03-02T12:00", {START: "2026-03-09"}),
-    ("plan-unparseable-falls-back-to-7", dict(deadline="Efter aftale med patienten når gipsen er fjernet"),
+    ("plan-unparseable-provisional-7", dict(deadline="Efter aftale med patienten når gipsen er fjernet"),
      "2026-03-02T12:00", {START: "2026-03-09"}),
     ("rehabilitering-2026-12-30-municipality",
      dict(plan_type="rehabilitering", discharge="2026-12-30"), "2026-12-30T14:00",
@@ -156,14 +165,90 @@ def test_postponed_plan_sets_not_before(rules):
     assert d.not_before == date(2026, 3, 23) and d.plan_deadline.kind == "not_before"
 
 
-def test_unparseable_text_warns_and_falls_back_to_7_days(rules):
-    s = run(rules, deadline="Opstart når gipsen er fjernet")
+@pytest.mark.parametrize("text", ["Opstart når gipsen er fjernet", "efter endt strålebehandling",
+                                  "Når såret er helet"])
+def test_unparseable_start_condition_needs_manual_reading(rules, text):
+    """2026-03-02: the start Task keeps the 7 days as provisional, says so in a note and a flag,
+    and the free-choice deadline waits for the reading instead of running on the default."""
+    s = run(rules, deadline=text)
     [w] = s.warnings
     assert w.code == "GGOP-W342"
-    assert "7 dage" in w.message_da and "7 days" in w.message_en
+    assert "manuelt" in w.message_da and "manual reading" in w.message_en
     assert w.xpath == "/Emessage/RehabilitationPlan/RehabilitationDeadline"
-    assert "gipsen" not in w.message_da  # the plan's text is not repeated
-    assert by_rule(s)[START].plan_deadline.kind == "unparsed"
+    assert "gipsen" not in w.message_da and "stråle" not in w.message_da  # the plan's text is not repeated
+    start = by_rule(s)[START]
+    assert start.plan_deadline.kind == "unparsed" and start.due == local("2026-03-09T23:59:59")
+    assert start.flags == ("start-condition-manual",)
+    [free] = [p for p in s.pending if p.rule.id == FREE]
+    assert free.suspended is not None and free.suspended.flag == "start-condition-manual"
+    later = reevaluate(s, local("2026-03-20T10:00"), TaskUpdates())
+    assert FREE not in by_rule(later)
+
+
+def test_manual_reading_recorded_as_earliest_start_reschedules(rules):
+    """The municipality reads "når gipsen er fjernet" as 2026-03-20: the start is due 7 days after
+    it (03-27), free choice watches 03-20 + 7 and is created after 03-27, due 03-28."""
+    s = run(rules, deadline="Opstart når gipsen er fjernet")
+    read = reevaluate(s, local("2026-03-05T10:00"), TaskUpdates(earliest_start=date(2026, 3, 20)))
+    start = by_rule(read)[START]
+    assert (start.not_before, start.due) == (date(2026, 3, 20), local("2026-03-27T23:59:59"))
+    assert start.flags == ("postponed-start",)
+    assert read.earliest_start == date(2026, 3, 20)
+    assert FREE not in by_rule(reevaluate(read, local("2026-03-27T20:00"), TaskUpdates()))
+    free = by_rule(reevaluate(read, local("2026-03-28T08:00"), TaskUpdates()))[FREE]
+    assert (free.day0, free.due, free.business_status) == (date(2026, 3, 20), local("2026-03-28T23:59:59"), "due-soon")
+
+
+def test_postponed_start_is_shown_and_counts_from_the_earliest_start(rules):
+    """2026-03-02, "tidligst om 3 uger": earliest start 03-23 on the start Task (flag and note),
+    the start is due 03-30; informing still within 4 days of discharge."""
+    s = run(rules, deadline="Opstart tidligst om 3 uger")
+    assert s.earliest_start == date(2026, 3, 23)
+    got = by_rule(s)
+    assert got[START].not_before == date(2026, 3, 23) and got[START].flags == ("postponed-start",)
+    assert "2026-03-23" in got[START].notes[0].text_da
+    assert got[D1].due == local("2026-03-06T23:59:59") and got[D1].flags == ()
+    assert run(rules, deadline="inden for 2 dage").earliest_start is None
+
+
+def test_shortened_plan_caps_inform_and_visitation_with_a_note(rules):
+    got = by_rule(run(rules, deadline="inden for 2 dage"))
+    for rule in (D1, VISIT):
+        assert got[rule].due == got[START].due == local("2026-03-04T23:59:59")
+        assert got[rule].flags == ("capped-by-start",)
+    assert got[START].flags == ()
+
+
+def test_asap_days_is_a_setting(tmp_path):
+    f = tmp_path / "asap.yaml"
+    f.write_text('municipality: "0461"\ndeadlines:\n  settings:\n    asap_days: 2\n', encoding="utf-8")
+    got = by_rule(run(load_rules(DEFAULT_DIR, [f]), deadline="hurtigst muligt"))
+    assert got[START].due == local("2026-03-04T23:59:59") and got[D1].due == local("2026-03-04T23:59:59")
+
+
+def test_plan_received_after_its_deadlines_says_so(rules):
+    """Discharged 2026-03-02, received 03-08 (after the 4-day deadline, before the 7-day one)."""
+    s = run(rules, "2026-03-08T10:00", discharge="2026-03-02")
+    got = by_rule(s)
+    assert got[D1].business_status == "overdue" and "received-late" in got[D1].flags
+    assert "2026-03-08" in next(n for n in got[D1].notes if n.flag == "received-late").text_da
+    assert got[START].flags == () and got[START].business_status == "due-soon"
+    assert [w.code for w in s.warnings] == ["GGOP-W346"]
+    # free choice for a plan received after the 7 days: created at once, late, and says why
+    late = run(rules, "2026-03-12T10:00", discharge="2026-03-02")
+    free = by_rule(reevaluate(late, local("2026-03-12T10:00"), TaskUpdates()))[FREE]
+    assert free.business_status == "overdue" and "received-late" in free.flags
+
+
+def test_receipt_clock_is_a_municipal_setting(tmp_path, rules):
+    """Rebild-style: deadlines count from receipt. Discharged 03-02, received 03-05."""
+    f = tmp_path / "0840.yaml"
+    f.write_text('municipality: "0840"\ndeadlines:\n  settings:\n    deadline_clock: received\n', encoding="utf-8")
+    got = by_rule(run(load_rules(DEFAULT_DIR, [f]), "2026-03-05T10:00", discharge="2026-03-02"))
+    assert (got[D1].due, got[D1].day0_from) == (local("2026-03-09T23:59:59"), "received")
+    assert got[START].due == local("2026-03-12T23:59:59")
+    national = by_rule(run(rules, "2026-03-05T10:00", discharge="2026-03-02"))
+    assert (national[D1].due, national[D1].day0_from) == (local("2026-03-06T23:59:59"), "discharge")
 
 
 def test_missing_discharge_warns_and_uses_receipt(rules):
@@ -303,22 +388,29 @@ def test_statuses_at_receipt(rules):
 
 
 def test_free_choice_added_when_start_deadline_passes_without_offer(rules):
+    """Discharged 2026-03-02: the 7 days end 03-09; the free-choice Task appears after that, due
+    the day after (03-10), not already overdue."""
     s = run(rules)
     assert [p.rule.id for p in s.pending] == [FREE, WINDOW]
-    early = reevaluate(s, local("2026-03-08T12:00"), TaskUpdates())
+    early = reevaluate(s, local("2026-03-09T23:00"), TaskUpdates())
     assert FREE not in by_rule(early)
     late = reevaluate(s, local("2026-03-10T00:00"), TaskUpdates())
     free = by_rule(late)[FREE]
-    assert free.due == local("2026-03-09T23:59:59") and free.business_status == "overdue"
+    assert free.due == local("2026-03-10T23:59:59") and free.business_status == "due-soon"
+    assert free.triggered_at == local("2026-03-09T23:59:59") and free.flags == ()
     assert free.task_display == "Informér om udvidet frit valg" and free.trigger == "start-not-offered"
     assert [p.rule.id for p in late.pending] == [WINDOW]
     assert by_rule(late)[START].business_status == "overdue"
+    # the sweep that runs days later creates it overdue, and the Task says why
+    sweep = by_rule(reevaluate(s, local("2026-03-14T06:00"), TaskUpdates()))[FREE]
+    assert sweep.business_status == "overdue" and sweep.flags == ("created-late",)
 
 
 def test_free_choice_added_when_offered_start_is_late(rules):
+    """On 03-04 the municipality offers 03-12 (after the 7 days): free choice is due 03-05."""
     s = reevaluate(run(rules), local("2026-03-04T09:00"), TaskUpdates(offered_start=date(2026, 3, 12)))
     got = by_rule(s)
-    assert got[FREE].due == local("2026-03-09T23:59:59") and got[FREE].business_status == "on-time"
+    assert got[FREE].due == local("2026-03-05T23:59:59") and got[FREE].business_status == "due-soon"
     assert got[START].business_status == "overdue" and got[START].completed_at is not None
 
 
@@ -329,26 +421,34 @@ def test_no_free_choice_when_start_offered_in_time(rules):
     assert FREE not in got
     assert got[START].business_status == "on-time"
     assert got[D1].business_status == "on-time" and got[D1].completed_at == local("2026-03-04T10:00")
-    assert got[WINDOW].due == local("2026-03-23T23:59:59") and got[WINDOW].day0 == date(2026, 3, 9)
+    assert WINDOW not in got  # the window opens on the first session, not on the offer
+    held = by_rule(reevaluate(s, local("2026-03-12T09:00"), TaskUpdates(course_started=date(2026, 3, 10))))
+    assert held[WINDOW].due == local("2026-03-24T23:59:59") and held[WINDOW].day0 == date(2026, 3, 10)
 
 
 def test_free_choice_clock_runs_from_the_plans_later_start(rules):
-    s = reevaluate(run(rules, deadline="Opstart tidligst om 3 uger"), local("2026-04-01T09:00"), TaskUpdates())
-    free = by_rule(s)[FREE]
+    """"tidligst om 3 uger": the 7 days run from 03-23 to 03-30; created 03-31, due that day."""
+    s = run(rules, deadline="Opstart tidligst om 3 uger")
+    assert FREE not in by_rule(reevaluate(s, local("2026-03-30T12:00"), TaskUpdates()))
+    free = by_rule(reevaluate(s, local("2026-03-31T09:00"), TaskUpdates()))[FREE]
     assert (free.day0, free.day0_from) == (date(2026, 3, 23), "plan")
-    assert free.due == local("2026-03-30T23:59:59")
+    assert free.due == local("2026-03-31T23:59:59") and free.business_status == "due-soon"
 
 
 def test_shortened_plan_free_choice_still_counts_7_days(rules):
-    s = reevaluate(run(rules, deadline="inden for 2 dage"), local("2026-03-05T10:00"), TaskUpdates())
-    free = by_rule(s)[FREE]
-    assert free.due == local("2026-03-09T23:59:59") and free.business_status == "on-time"
+    """"inden for 2 dage": the start is due 03-04, but free choice still waits for the 7 days."""
+    s = run(rules, deadline="inden for 2 dage")
+    assert FREE not in by_rule(reevaluate(s, local("2026-03-05T10:00"), TaskUpdates()))
+    free = by_rule(reevaluate(s, local("2026-03-10T08:00"), TaskUpdates()))[FREE]
+    assert free.due == local("2026-03-10T23:59:59") and free.business_status == "due-soon"
+    offered_late = by_rule(reevaluate(s, local("2026-03-05T10:00"), TaskUpdates(offered_start=date(2026, 3, 8))))
+    assert FREE not in offered_late  # late for the plan's 2 days, but within the 7: no free choice
 
 
 def test_level_change_within_and_after_the_window(rules):
     s = reevaluate(run(rules), local("2026-03-04T10:00"),
                    TaskUpdates(offered_start=date(2026, 3, 8), confirmed_level="basal",
-                               confirmed_at=local("2026-03-04T10:00")))
+                               confirmed_at=local("2026-03-04T10:00"), course_started=date(2026, 3, 8)))
     assert by_rule(s)[VISIT].business_status == "on-time"
     assert by_rule(s)[WINDOW].due == local("2026-03-22T23:59:59")
     within = reevaluate(s, local("2026-03-20T10:00"), TaskUpdates(confirmed_level="avanceret"))
@@ -434,8 +534,11 @@ def test_deadlines_on_or_after_day0_and_deterministic(rules, discharge, minutes,
             assert d.due.date() >= discharge
         assert d.due.tzinfo == TZ and d.due.time().isoformat() == "23:59:59"
         rule = rules.deadlines.rule(d.rule_id)
-        if rule.offset and rule.offset.unit == "calendar" and d.plan_deadline is None and rule.same_as is None:
+        if rule.offset and rule.offset.unit == "calendar" and d.plan_deadline is None and rule.same_as is None \
+                and "capped-by-start" not in d.flags:
             assert (d.due.date() - d.day0).days == rule.offset.days
+        if d.business_status == "overdue":  # overdue at creation only with a reason
+            assert "received-late" in d.flags
     now = received + timedelta(days=now_after_days)
     updates = TaskUpdates(offered_start=discharge + timedelta(days=offered_after_days)
                           if offered_after_days is not None else None)
@@ -444,6 +547,8 @@ def test_deadlines_on_or_after_day0_and_deterministic(rules, discharge, minutes,
     for d in b.deadlines:
         assert d.due.date() >= d.day0
         assert d.business_status in ("on-time", "due-soon", "overdue")
+        if d.trigger == "start-not-offered" and d.business_status == "overdue":  # created now: says why
+            assert {"received-late", "created-late"} & set(d.flags)
 
 
 def test_generated_plans_have_deadlines_on_or_after_day0(rules):
@@ -463,3 +568,36 @@ def test_generated_plans_have_deadlines_on_or_after_day0(rules):
             assert "offer-start" in {d.task_code for d in s.deadlines}
         count += 1
     assert count > 40
+
+
+# --------------------------------------------------------------------------------------------
+# A municipality's own service levels (optional rule file; Rebild, S4)
+# --------------------------------------------------------------------------------------------
+
+REBILD_FILE = DEFAULT_DIR / "service-levels" / "0840-rebild.yaml"
+
+
+def test_rebild_service_levels_are_off_by_default_and_on_for_rebild(rules):
+    """Received Thursday 2026-03-05 (discharged 03-02): the visitator calls by Monday 03-09 (2
+    working days), the provider by Wednesday 03-11, training starts by Monday 03-16; the
+    course is reviewed 12 weeks after the first session. The statutory Tasks stay."""
+    from adapter.rules.book import load_rule_book
+
+    book = load_rule_book(DEFAULT_DIR, [REBILD_FILE])
+    assert book.for_municipality("0461") == rules  # another municipality: the national rules only
+    rebild = book.for_municipality("0840")
+    s = run(rebild, "2026-03-05T10:00", discharge="2026-03-02")
+    got = by_rule(s)
+    assert got["DL-0840-AUTHORITY-CONTACT"].due == local("2026-03-09T23:59:59")
+    assert got["DL-0840-PROVIDER-CONTACT"].due == local("2026-03-11T23:59:59")
+    start = got["DL-0840-SERVICE-START"]
+    assert start.due == local("2026-03-16T23:59:59") and start.clock == "received"
+    assert [n.text_en for n in start.notes] == [
+        ("The citizen cancels a session the day before and is offered a new time; when the provider cancels, a new "
+         "time is offered."), "Two no-shows end the course."]
+    assert got[START].due == local("2026-03-09T23:59:59") and got[D1].due == local("2026-03-06T23:59:59")
+    assert all(b.kind == "municipal-standard" for r in ("DL-0840-SERVICE-START", "DL-0840-COURSE-REVIEW")
+               for b in rebild.deadlines.rule(r).legal_basis)
+    assert "DL-0840-SERVICE-START" not in by_rule(run(rules, "2026-03-05T10:00", discharge="2026-03-02"))
+    held = by_rule(reevaluate(s, local("2026-03-17T09:00"), TaskUpdates(course_started=date(2026, 3, 16))))
+    assert held["DL-0840-COURSE-REVIEW"].due == local("2026-06-08T23:59:59")

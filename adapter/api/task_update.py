@@ -8,7 +8,11 @@ naming each element). Outputs use ``adapter/mappings/codesystems/task-output-typ
 * ``citizen-informed`` (``valueDateTime``): when the citizen was told place, time and level
   (without it, the time the offered start was recorded counts);
 * ``confirmed-level`` (``valueCodeableConcept``): the KL CareSocialCodes code of basal or
-  avanceret, as a therapist confirmed it.
+  avanceret, as a therapist confirmed it;
+* ``course-started`` (``valueDate``): the first training session held (the 14-day window for
+  changing the level counts from it);
+* ``earliest-start`` (``valueDate``): the earliest start read from a start condition the adapter
+  could not interpret (the start and free-choice deadlines count from it).
 
 The update is stored with the plan's re-evaluation (:func:`adapter.service.replan.replan`)
 in one transaction; the updated Task gets its deadline's ``businessStatus`` too unless the
@@ -60,7 +64,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 ALLOWED = ("status", "businessStatus", "output", "note")
 NOT_COMPARED = ("resourceType", "id", "meta")
 OUTPUT_VALUE = {"offered-start": "valueDate", "citizen-informed": "valueDateTime",
-                "confirmed-level": "valueCodeableConcept"}
+                "confirmed-level": "valueCodeableConcept", "course-started": "valueDate",
+                "earliest-start": "valueDate"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
@@ -169,7 +174,7 @@ def _check_outputs(value, tables: CodeTables) -> list[tuple[str | None, str]]:
         if extra:
             problems.append((where, f"{where}: only type and {expected} are read."))
         v = out[expected]
-        if code == "offered-start":
+        if OUTPUT_VALUE[code] == "valueDate":
             if not isinstance(v, str) or not _DATE.match(v) or parse_date(v) is None:
                 problems.append((f"{where}.valueDate", f"{where}.valueDate must be a date YYYY-MM-DD."))
         elif code == "citizen-informed":

@@ -40,6 +40,7 @@ from adapter.fhir.systems import (
     CPR_SYSTEM,
     GLN_SYSTEM,
     MUNICIPALITY_SYSTEM,
+    REGION_KEY_SYSTEM,
     REGION_SYSTEM,
     SHAK_SYSTEM,
     SOR_SYSTEM,
@@ -48,7 +49,8 @@ from adapter.fhir.systems import (
 )
 
 PATIENT_SYSTEMS = (CPR_SYSTEM, XECPR_SYSTEM)
-ORGANIZATION_SYSTEMS = (MUNICIPALITY_SYSTEM, REGION_SYSTEM, GLN_SYSTEM, SOR_SYSTEM, YDERNUMMER_SYSTEM, SHAK_SYSTEM)
+ORGANIZATION_SYSTEMS = (MUNICIPALITY_SYSTEM, REGION_SYSTEM, GLN_SYSTEM, SOR_SYSTEM, YDERNUMMER_SYSTEM, SHAK_SYSTEM,
+                        REGION_KEY_SYSTEM)
 
 # The types one resource stands for across messages (and, in the store, across municipalities).
 SHARED_TYPES = ("Patient", "Organization", "Practitioner", "PractitionerRole")

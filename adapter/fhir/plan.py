@@ -21,7 +21,7 @@ from adapter.fhir.patient import patient_resource
 from adapter.fhir.practitioner import practitioner_resources
 from adapter.fhir.provenance import provenance
 from adapter.fhir.service_request import service_request_from_plan
-from adapter.fhir.task import level_category, region_organization, task_from_deadline
+from adapter.fhir.task import region_organization, task_from_deadline
 from adapter.medcom.model import GgopMessage
 from adapter.rules.model import Schedule, StratificationProposal
 
@@ -59,13 +59,14 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
 
     deadlines = schedule.deadlines if schedule is not None else []
     if any(d.owner == "region" for d in deadlines):
-        region = region_organization(msg, ctx)
+        region = region_organization(msg, ctx, schedule)
         if region is not None:
             out.insert(1, region)
         else:  # the receiver names no known municipality: it keeps the region's tasks
             deadlines = [dataclasses.replace(d, owner="receiver") if d.owner == "region" else d for d in deadlines]
 
-    out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status, level_category(proposal, ctx)))
+    postponed = schedule is not None and schedule.earliest_start is not None
+    out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status, postponed))
     author = "practitionerrole:signer" if msg.signed_by is not None else "sender"
     contributors = [f"practitionerrole:{p.role}" for p in people if p.role != "signer"]
     out.append(care_plan_from_plan(msg, ctx, condition_roles, author, contributors, cp_status))
@@ -81,12 +82,13 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     return out
 
 
-def organization_ids(msg: GgopMessage, ctx: MapContext, secret: bytes) -> dict[str, str]:
+def organization_ids(msg: GgopMessage, ctx: MapContext, secret: bytes,
+                     schedule: Schedule | None = None) -> dict[str, str]:
     """The ids of the plan's sender, receiver and (when known) region Organizations, as
     :func:`adapter.fhir.identity.identify` gives them: what a Task made later refers to."""
     parties = [("sender", organization_resource(required(msg.sender, "sender"), ctx, "sender")),
                ("receiver", organization_resource(required(msg.receiver, "receiver"), ctx, "receiver"))]
-    region = region_organization(msg, ctx)
+    region = region_organization(msg, ctx, schedule)
     if region is not None:
         parties.append(("region", region))
     out = {}

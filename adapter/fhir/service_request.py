@@ -7,23 +7,34 @@ from adapter.fhir.datatypes import medcom_identifier, prune, required, v
 from adapter.medcom.model import GgopMessage
 
 PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDate"
+STATUS_REASON = "http://hl7.org/fhir/StructureDefinition/request-statusReason"
+
+
+def _status_reason(ctx: MapContext, reason: str) -> dict:
+    """KL Gateway's status reason (ServiceRequestStatusReasons140) for an adapter flag."""
+    target = required(ctx.tables.translate("service-request-status-reason", reason), "status reason")
+    return {"url": STATUS_REASON, "valueCodeableConcept": {
+        "coding": [{"system": target.system, "code": target.code, "display": target.display}]}}
 
 
 def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list[str],
-                              status: str = "active", proposed_level: dict | None = None) -> dict:
-    """``proposed_level`` is the basal/avanceret category marked as proposed (almen plans)."""
+                              status: str = "active", postponed: bool = False) -> dict:
+    """The referral. It carries the plan's own level (almen/specialiseret/rehabilitering) but not
+    the adapter's basal/avanceret proposal: KL's model keeps the *decided* level there, which the
+    municipality's confirmation adds. ``postponed``: the plan postpones the start (KL "Udskudt");
+    ``occurrencePeriod`` is left to the offered first contact."""
     category = required(ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type)), "plan category")
     code = required(ctx.tables.translate("ggop-service-code", "GGOP"), "service code")
     discharge = msg.contact_end.date.value if msg.contact_end and msg.contact_end.date else None
     return prune({
         "resourceType": "ServiceRequest",
         "id": ctx.id("servicerequest"),
-        "extension": [{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else None,
+        "extension": ([{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else [])
+        + ([_status_reason(ctx, "postponed-start")] if postponed else []),
         "identifier": [medcom_identifier("letter-id", required(msg.letter.identifier, "letter identifier").value, ctx)],
         "status": status,
         "intent": "plan",
-        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]},
-                     proposed_level],
+        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]}],
         "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
         "subject": ctx.ref("patient"),
         "authoredOn": ctx.received_iso,

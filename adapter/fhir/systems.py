@@ -15,3 +15,6 @@ URI_SYSTEM = "urn:ietf:rfc:3986"
 # sender, who is the identifier's assigner (adapter/mappings/profiles/NamingSystem-*.json).
 LETTER_ID_SYSTEM = "http://ggop-adapter.dk/fhir/NamingSystem/medcom-letter-id"
 ENVELOPE_ID_SYSTEM = "http://ggop-adapter.dk/fhir/NamingSystem/medcom-envelope-id"
+# A region by the adapter's key, for a region whose official code is not yet published (Region
+# Østdanmark from the 2027 reform): the deadlines' setting region_mergers names it.
+REGION_KEY_SYSTEM = "http://ggop-adapter.dk/fhir/NamingSystem/region-key"

@@ -6,11 +6,13 @@ from __future__ import annotations
 from adapter.danish_time import iso_instant
 from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import REGION_SYSTEM, prune, required
+from adapter.fhir.systems import REGION_KEY_SYSTEM
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import GgopMessage
-from adapter.rules.model import Deadline, StratificationProposal
+from adapter.rules.model import Deadline, Schedule, StratificationProposal
 
 OWNER_ROLES = {"receiver": "receiver", "sender": "sender", "region": "region"}
+NOTE_AUTHOR = "note-author"  # adapter-texts code of the notes' authorString
 
 
 def task_role(d: Deadline) -> str:
@@ -23,8 +25,10 @@ def _input(ctx: MapContext, code: str, **value) -> dict:
                                  "display": ctx.tables.text(code, "task-input-types")}]}, **value}
 
 
-def legal_basis_text(d) -> list[str]:
-    return [f"{b.document}, {b.section}" for b in d.legal_basis]
+def legal_basis_text(d, ctx: MapContext | None = None) -> list[str]:
+    """"document, section (kind)": what the rule rests on and what sort of document that is."""
+    return [f"{b.document}, {b.section}" + (f" ({ctx.text(f'legal-kind-{b.kind}')})" if ctx and b.kind else "")
+            for b in d.legal_basis]
 
 
 def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationProposal | None,
@@ -33,10 +37,16 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
     task_system = ctx.tables.system_url("task-codes")
     status_system = ctx.tables.system_url("task-business-status")
     inputs = [_input(ctx, "rule-id", valueString=d.rule_id)]
-    inputs += [_input(ctx, "legal-basis", valueString=t) for t in legal_basis_text(d)]
+    inputs += [_input(ctx, "legal-basis", valueString=t) for t in legal_basis_text(d, ctx)]
     inputs.append(_input(ctx, "day-0", valueDate=d.day0.isoformat()))
     if d.plan_deadline is not None and d.plan_deadline.text.strip():
         inputs.append(_input(ctx, "plan-deadline-text", valueString=d.plan_deadline.text))
+    if d.not_before is not None:
+        inputs.append(_input(ctx, "earliest-start", valueDate=d.not_before.isoformat()))
+    flag_system = ctx.tables.system_url("task-flags")
+    for flag in d.flags:
+        inputs.append(_input(ctx, "flag", valueCodeableConcept={
+            "coding": [{"system": flag_system, "code": flag, "display": ctx.tables.text(flag, "task-flags")}]}))
     if d.task_code in ("visitate-level", "visitate-child") and proposal is not None and proposal.level:
         level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
         inputs.append(_input(ctx, "proposed-level", valueCodeableConcept={
@@ -59,18 +69,35 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
         "authoredOn": ctx.received_iso,
         "requester": ctx.ref("sender"),
         "owner": ctx.ref(OWNER_ROLES[d.owner]),
-        "restriction": {"period": {"end": iso_instant(d.due)}},
+        # a postponed start: the earliest day the start may be offered for (KL: "Udskudt")
+        "restriction": {"period": {"start": d.not_before.isoformat() if d.not_before else None,
+                                   "end": iso_instant(d.due)}},
         "input": inputs,
+        "note": task_notes(d, ctx) or None,
     })
 
 
-def region_organization(msg: GgopMessage, ctx: MapContext) -> dict | None:
-    """The region of the receiving municipality (from adapter/mappings/municipalities.csv)."""
+def task_notes(d: Deadline, ctx: MapContext) -> list[dict]:
+    """Why the deadline is the way it is, in Danish (the English text is in the explanation)."""
+    return [{"authorString": ctx.text(NOTE_AUTHOR), "text": n.text_da} for n in d.notes]
+
+
+def region_organization(msg: GgopMessage, ctx: MapContext, schedule: Schedule | None = None) -> dict | None:
+    """The region of the receiving municipality (adapter/mappings/municipalities.csv) on the
+    plan's day 0: a region the reform merged is replaced by the new one (``region_mergers``)."""
     receiver = required(msg.receiver, "receiver")
     code = normalise_municipality_code(receiver.identifier.value) if receiver.identifier else None
     municipality = ctx.tables.municipalities.get(code or "")
     if municipality is None:
         return None
+    merger = schedule.region_merger(municipality.region_code) if schedule is not None else None
+    if merger is not None:
+        if merger.iso:
+            identifier = {"system": REGION_SYSTEM, "value": merger.iso}
+        else:  # no official code yet: the adapter's key names it
+            identifier = {"system": REGION_KEY_SYSTEM, "value": merger.key}
+        return {"resourceType": "Organization", "id": ctx.id("region"), "identifier": [identifier],
+                "active": True, "name": merger.name}
     iso = ctx.tables.translate("region-code-to-iso", municipality.region_code)
     return prune({
         "resourceType": "Organization",
@@ -79,18 +106,3 @@ def region_organization(msg: GgopMessage, ctx: MapContext) -> dict | None:
         "active": True,
         "name": municipality.region_name,
     })
-
-
-def level_category(proposal: StratificationProposal | None, ctx: MapContext) -> dict | None:
-    """The proposed basal/avanceret level as a second ServiceRequest category, marked proposed."""
-    if proposal is None or proposal.level is None:
-        return None
-    level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
-    from adapter.fhir.context import ADAPTER_BASE
-
-    return {
-        "extension": [{"url": f"{ADAPTER_BASE}/StructureDefinition/level-status",
-                       "valueCoding": {"system": ctx.tables.system_url("level-status"), "code": "proposed",
-                                       "display": ctx.tables.text("proposed", "level-status")}}],
-        "coding": [{"system": level.system, "code": level.code, "display": level.display}],
-    }

@@ -7,6 +7,12 @@ About 80 % of the messages are G-GOP rehabilitation plans (``ggop-0001-almen.xml
 like MedCom's example message, and about 20 % XDIS91 correspondence letters
 (``xdis91-0007.xml``) that validate against MedCom's 2006/07/01 schemas.
 
+The plans follow the national figures of seed S3 (2023): plan types as 199,115 almen, 14,805
+specialiseret and 630 rehabilitering plans, and among the almen plans the primary diagnoses
+S3 counts (acquired brain injury 11,156, multiple sclerosis 346, Parkinson's disease 186);
+``catalog.PLAN_TYPE_VOLUMES_2023`` and ``catalog.ALMEN_DIAGNOSIS_VOLUMES_2023`` hold them, and
+``mix.plan_mix(messages)`` compares a batch with them (``bench/levels.py`` prints it).
+
 ``GeneratedMessage.facts`` holds the values a message was built from (plain JSON types):
 
 - both kinds: ``child`` (under 18 by the CPR birth date), ``age``, ``cpr``, ``birth_date``,
@@ -20,7 +26,8 @@ like MedCom's example message, and about 20 % XDIS91 correspondence letters
   (sooner | later | standard | none | vague | absent: compared with the 7-day rule),
   ``deadline_days`` and ``deadline_bound`` (latest | earliest | approx), ``discharge`` as
   "YYYY-MM-DDThh:mm" (also when the plan only has ``ExpectedEndText``, given in
-  ``expected_end_text``), ``admission``, ``diagnosis_group``, ``diagnosis_type_code``, ``icf``
+  ``expected_end_text``), ``admission``, ``diagnosis_group``, ``diagnosis_category`` (abi |
+  ms | parkinson | other, the categories S3 counts), ``diagnosis_type_code``, ``icf``
   ([code, gradient] pairs), ``complications``, ``cognitive``, ``coordination`` (jobcenter,
   skole, hjemmepleje, socialforvaltning), ``relatives``, ``cc_receivers``; ``heading`` is None;
 - XDIS91: the plan keys are None; ``heading`` is the letter's heading (the full fixed
@@ -36,15 +43,38 @@ with the same seed (each message draws from its own generator seeded from the ba
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import date
+from itertools import islice
 from pathlib import Path
 
 from . import ggop, xdis91
 from .common import Context, GeneratedMessage, load_municipalities
 
-__all__ = ["GeneratedMessage", "generate_messages"]
+__all__ = ["GeneratedMessage", "generate_messages", "iter_messages"]
 
 GGOP_SHARE = 0.8
+
+
+def iter_messages(
+    seed: int,
+    *,
+    municipalities_csv: Path | None = None,
+    start_date: date = date(2026, 1, 5),
+) -> Iterator[GeneratedMessage]:
+    """Synthetic messages without end, reproducible from ``seed``: the first ``n`` are
+    ``generate_messages(n, seed)``."""
+    ctx = Context(load_municipalities(municipalities_csv), start_date)
+    batch = random.Random(seed)
+    number = 0
+    while True:
+        number += 1
+        is_ggop = batch.random() < GGOP_SHARE
+        rng = random.Random(batch.getrandbits(64))
+        if is_ggop:
+            yield ggop.generate(rng, ctx, number)
+        else:
+            yield xdis91.generate(rng, ctx, number)
 
 
 def generate_messages(
@@ -62,14 +92,5 @@ def generate_messages(
     """
     if count < 0:
         raise ValueError("count must not be negative")
-    ctx = Context(load_municipalities(municipalities_csv), start_date)
-    batch = random.Random(seed)
-    messages: list[GeneratedMessage] = []
-    for number in range(1, count + 1):
-        is_ggop = batch.random() < GGOP_SHARE
-        rng = random.Random(batch.getrandbits(64))
-        if is_ggop:
-            messages.append(ggop.generate(rng, ctx, number))
-        else:
-            messages.append(xdis91.generate(rng, ctx, number))
-    return messages
+    return list(islice(iter_messages(seed, municipalities_csv=municipalities_csv,
+                                     start_date=start_date), count))

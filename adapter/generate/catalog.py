@@ -486,6 +486,52 @@ CHILD_DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis("DS832", "Meniskskade, aktuel", "child_ortho", 1, (12, 17), (0, 1)),
 )
 
+# ---------------------------------------------------------------------------------------------
+# National volumes the generated mix follows (seed S3: Sundhedsstyrelsen's 2025 proposal on the
+# changed responsibility for specialised rehabilitation, figures from Landspatientregisteret)
+# ---------------------------------------------------------------------------------------------
+
+# Plans written at Danish hospitals in 2023 by plan type: "I 2023 blev der udarbejdet i alt
+# 214.550 genoptræningsplaner på de danske sygehuse, heraf 199.115 til genoptræning på alment
+# niveau, 14.805 genoptræningsplaner til specialiseret genoptræning og 630 til rehabilitering på
+# specialiseret niveau" (S3, "Nuværende ansvar").
+PLAN_TYPE_VOLUMES_2023: dict[str, int] = {
+    "almen": 199_115, "specialiseret": 14_805, "rehabilitering": 630,
+}
+
+# Almen plans in 2023 by action (primary) diagnosis (S3, "Estimater"): 11.156 for acquired brain
+# injury, 346 for multiple sclerosis and 186 for Parkinson's disease. No source gives the rest of
+# the almen mix (fractures, joint replacements, COPD, ...): the diagnoses' own weights spread it.
+ALMEN_DIAGNOSIS_VOLUMES_2023: dict[str, int] = {"abi": 11_156, "ms": 346, "parkinson": 186}
+
+# The catalogue diagnoses each counted category covers. Acquired brain injury as S3 lists its
+# causes (stroke, cerebral haemorrhage, traumatic brain injury, ...); a TIA (DG459) and a
+# concussion (DS060) are not among them.
+DIAGNOSIS_CATEGORIES: dict[str, str] = {
+    "DI639": "abi", "DI634": "abi", "DI619": "abi", "DS065": "abi", "DS062": "abi",
+    "DG35": "ms", "DG20": "parkinson",
+}
+
+# Share of plans for children under 18 (almen and specialiseret). Not from a source.
+CHILD_SHARE = 0.10
+
+
+def diagnosis_category(code: str) -> str:
+    """``abi``, ``ms``, ``parkinson`` (the categories S3 counts) or ``other``."""
+    return DIAGNOSIS_CATEGORIES.get(code, "other")
+
+
+def national_shares() -> dict[str, float]:
+    """The S3 figures as shares: ``plan_type:<type>`` of all plans and ``almen:<category>`` of
+    the almen plans (``other`` is the rest)."""
+    total = sum(PLAN_TYPE_VOLUMES_2023.values())
+    out = {f"plan_type:{k}": v / total for k, v in PLAN_TYPE_VOLUMES_2023.items()}
+    almen = PLAN_TYPE_VOLUMES_2023["almen"]
+    out |= {f"almen:{k}": v / almen for k, v in ALMEN_DIAGNOSIS_VOLUMES_2023.items()}
+    out["almen:other"] = 1 - sum(ALMEN_DIAGNOSIS_VOLUMES_2023.values()) / almen
+    return out
+
+
 # Children with a permanent disability get no G-GOP but an XDIS91 letter with a fixed heading.
 CHILD_DISABILITY_DIAGNOSES: tuple[tuple[str, str], ...] = (
     ("DG809", "Cerebral parese UNS"),
@@ -496,6 +542,18 @@ CHILD_DISABILITY_DIAGNOSES: tuple[tuple[str, str], ...] = (
     ("DF82", "Specifik udviklingsforstyrrelse af motoriske funktioner"),
     ("DQ878", "Andre specificerede medfødte misdannelsessyndromer"),
 )
+
+# How often a plan of a diagnosis group tells of complications during the admission, and of
+# cognitive difficulties. Not from a source. A coded secondary diagnosis with a flag (below)
+# only appears on a plan that has the flag, so these are the flags' rates.
+COMPLICATION_RATE: dict[str, float] = {
+    "hip": 0.3, "stroke": 0.25, "tbi": 0.3, "amputation": 0.35, "geri": 0.25,
+}
+COMPLICATION_RATE_DEFAULT = 0.1
+COGNITIVE_RATE: dict[str, float] = {
+    "stroke": 0.45, "tbi": 0.6, "geri": 0.3, "hip": 0.2, "neuro_chronic": 0.25, "child_neuro": 0.3,
+}
+COGNITIVE_RATE_DEFAULT = 0.05
 
 # (code, text, minimum age, flag) - flag names a fact the diagnosis implies
 SECONDARY_DIAGNOSES: tuple[tuple[str, str, int, str | None], ...] = (
@@ -513,6 +571,8 @@ SECONDARY_DIAGNOSES: tuple[tuple[str, str, int, str | None], ...] = (
     ("DG473", "Søvnapnø", 30, None),
     ("DM069", "Reumatoid artritis UNS", 30, None),
     ("DF050", "Delirium ikke overlejret på demens", 65, "complication"),
+    ("DI694", "Følger efter apopleksi", 50, None),
+    ("DG459", "Transitorisk cerebral iskæmi UNS", 50, None),
 )
 CHILD_SECONDARY_DIAGNOSES: tuple[tuple[str, str, int, str | None], ...] = (
     ("DJ459", "Astma UNS", 2, None),
@@ -925,63 +985,73 @@ EXPECTED_END_TEXTS: tuple[str, ...] = (
 )
 
 # ICF headings in AbilityAtDischargeExtended (MedCom's 8a/8b/8c structure)
-EXTENDED_SECTIONS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
+# The extended description of function (G-GOP section 8, mandatory for rehabilitering). A
+# subsection's texts are (kind, text): "any" fits every plan, "cognitive" only a patient with
+# cognitive difficulties, "intact" only one without, "neuro" only a neurological diagnosis,
+# "other" only a non-neurological one. "- Vigtige livsområder" and "- Støtte og kontakt" are
+# picked from the patient (work, school or retirement; living alone or not).
+EXTENDED_SECTIONS: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], ...] = (
     ("8a. Kroppens funktioner og anatomi", (
         ("- Mentale funktioner", (
-            "Nedsat opmærksomhed og hukommelse; udtrættes efter 20 minutter.",
-            "Orienteret i tid, sted og egne data.",
-            "Nedsat initiativ og sygdomsindsigt.",
+            ("cognitive", "Nedsat opmærksomhed og hukommelse; udtrættes efter 20 minutter."),
+            ("intact", "Orienteret i tid, sted og egne data."),
+            ("cognitive", "Nedsat initiativ og sygdomsindsigt."),
         )),
         ("- Sanser og smerter", (
-            "Smerter VAS 4 ved belastning.",
-            "Nedsat følesans i {side} hånd.",
-            "Synsfeltudfald til {side} side.",
+            ("any", "Smerter VAS 4 ved belastning."),
+            ("neuro", "Nedsat følesans i {side} hånd."),
+            ("neuro", "Synsfeltudfald til {side} side."),
         )),
         ("- Stemme og tale", (
-            "Let dysartri; tale forståelig for fremmede.",
-            "Ordfindingsbesvær.",
+            ("neuro", "Let dysartri; tale forståelig for fremmede."),
+            ("neuro", "Ordfindingsbesvær."),
+            ("other", "Ingen problemer med stemme og tale."),
         )),
         ("- Bevægeapparatet", (
-            "Nedsat kraft i {side} arm og ben (MRC 3-4).",
-            "Spasticitet i {side} albue og hånd.",
-            "Nedsat balance; Bergs balancetest 38/56.",
+            ("neuro", "Nedsat kraft i {side} arm og ben (MRC 3-4)."),
+            ("neuro", "Spasticitet i {side} albue og hånd."),
+            ("any", "Nedsat balance; Bergs balancetest 38/56."),
+            ("other", "Nedsat kraft og bevægelighed omkring det opererede led."),
         )),
     )),
     ("8b. Aktiviteter og Deltagelse", (
         ("- Læring og anvendelse af viden", (
-            "Har svært ved at lære nye rutiner.",
-            "Kan læse korte tekster.",
+            ("cognitive", "Har svært ved at lære nye rutiner."),
+            ("intact", "Kan læse korte tekster."),
         )),
         ("- Bevægelse og færden", (
-            "Går 50 meter med {aid} og opsyn.",
-            "Forflytter sig med hjælp af én person.",
+            ("any", "Går 50 meter med {aid} og opsyn."),
+            ("any", "Forflytter sig med hjælp af én person."),
         )),
         ("- Omsorg for sig selv", (
-            "Behøver hjælp til bad og påklædning af underkroppen.",
-            "Spiser selv med tilpasset bestik.",
+            ("any", "Behøver hjælp til bad og påklædning af underkroppen."),
+            ("neuro", "Spiser selv med tilpasset bestik."),
         )),
         ("- Vigtige livsområder", (
-            "Sygemeldt fra arbejde som {occupation}.",
-            "Ønsker at vende tilbage til arbejde på deltid.",
-            "Går i skole; behov for tilpasset skoledag.",
+            ("any", "Sygemeldt fra arbejde som {occupation}."),
+            ("any", "Ønsker at vende tilbage til arbejde på deltid."),
+            ("any", "Går i skole; behov for tilpasset skoledag."),
         )),
     )),
     ("8c. Omgivelsesfaktorer", (
         ("- Produkter og teknologi", (
-            "Har fået {aid} og badebænk.",
-            "Behov for kørestol til længere distancer.",
+            ("any", "Har fået {aid} og badebænk."),
+            ("any", "Behov for kørestol til længere distancer."),
         )),
         ("- Støtte og kontakt", (
-            "Bor med ægtefælle, som er støttende.",
-            "Bor alene; datter kommer dagligt de første uger.",
-            "Bor hjemme hos forældrene, som deltager aktivt.",
+            ("any", "Bor med ægtefælle, som er støttende."),
+            ("any", "Bor alene; datter kommer dagligt de første uger."),
+            ("any", "Bor hjemme hos forældrene, som deltager aktivt."),
         )),
         ("- Holdninger", (
-            "Motiveret for træning.",
-            "Bekymret for fremtiden; ønsker samtale med psykolog.",
+            ("any", "Motiveret for træning."),
+            ("any", "Bekymret for fremtiden; ønsker samtale med psykolog."),
         )),
     )),
 )
+
+# Diagnosis groups whose extended description may name neurological findings.
+NEURO_GROUPS: frozenset[str] = frozenset({"stroke", "tbi", "neuro_chronic", "child_neuro"})
 
 JOURNAL_EXCERPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Uddrag af operationsbeskrivelse", (

@@ -161,16 +161,43 @@ def _fmt(template: str, slots: dict[str, str]) -> str:
     return template.format(**slots)
 
 
+def _pick_plan_type(rng: random.Random) -> str:
+    """A plan type in the national proportions (``catalog.PLAN_TYPE_VOLUMES_2023``)."""
+    return rng.choices(PLAN_TYPES, [catalog.PLAN_TYPE_VOLUMES_2023[t] for t in PLAN_TYPES])[0]
+
+
+def almen_category_weights(child: bool) -> dict[str, float]:
+    """Probabilities of the diagnosis categories for an almen plan, so that over all almen
+    plans (children included) each counted category has its national share. A category no
+    child diagnosis covers (multiple sclerosis, Parkinson's) is drawn for adults only, with its
+    probability raised to make up for the children."""
+    child_pool = {catalog.diagnosis_category(d.code) for d in catalog.CHILD_DIAGNOSES}
+    almen = catalog.PLAN_TYPE_VOLUMES_2023["almen"]
+    out: dict[str, float] = {}
+    for category, volume in catalog.ALMEN_DIAGNOSIS_VOLUMES_2023.items():
+        share = volume / almen
+        if category in child_pool:
+            out[category] = share
+        else:
+            out[category] = 0.0 if child else share / (1 - catalog.CHILD_SHARE)
+    out["other"] = 1 - sum(out.values())
+    return out
+
+
 def _pick_diagnosis(rng: random.Random, plan_type: str, child: bool) -> Diagnosis:
-    if child:
-        pool = catalog.CHILD_DIAGNOSES
-    elif plan_type == "rehabilitering":
+    if plan_type == "rehabilitering":
+        # most often acquired brain injury (S3, "Rehabilitering på specialiseret niveau")
         pool = tuple(d for d in catalog.PRIMARY_DIAGNOSES
-                     if d.group in ("stroke", "tbi") and d.code not in ("DG459", "DS060"))
+                     if catalog.diagnosis_category(d.code) == "abi")
     elif plan_type == "specialiseret":
-        pool = tuple(d for d in catalog.PRIMARY_DIAGNOSES if d.group != "geri")
+        pool = catalog.CHILD_DIAGNOSES if child else tuple(
+            d for d in catalog.PRIMARY_DIAGNOSES if d.group != "geri")
     else:
-        pool = catalog.PRIMARY_DIAGNOSES
+        weights = almen_category_weights(child)
+        categories = list(weights)
+        category = rng.choices(categories, [weights[c] for c in categories])[0]
+        pool = tuple(d for d in (catalog.CHILD_DIAGNOSES if child else catalog.PRIMARY_DIAGNOSES)
+                     if catalog.diagnosis_category(d.code) == category)
     return rng.choices(pool, [d.weight for d in pool])[0]
 
 
@@ -212,18 +239,23 @@ def _gln_maybe_bad(rng: random.Random, gln: str, bad_share: float = BAD_GLN_SHAR
 
 
 def generate(rng: random.Random, ctx: Context, number: int, *,
-             full: bool = False) -> GeneratedMessage:
+             full: bool = False, plan_type: str | None = None) -> GeneratedMessage:
     """One G-GOP message. ``full=True`` fills every optional part MedCom's example has
-    (used to compare the shape with that example)."""
-    return _PlanBuilder(rng, ctx, number, full).build()
+    (used to compare the shape with that example). ``plan_type`` fixes the plan type instead
+    of drawing it in the national proportions."""
+    if plan_type is not None and plan_type not in PLAN_TYPES:
+        raise ValueError(f"plan_type must be one of {', '.join(PLAN_TYPES)}")
+    return _PlanBuilder(rng, ctx, number, full, plan_type).build()
 
 
 class _PlanBuilder:
-    def __init__(self, rng: random.Random, ctx: Context, number: int, full: bool) -> None:
+    def __init__(self, rng: random.Random, ctx: Context, number: int, full: bool,
+                 plan_type: str | None = None) -> None:
         self.rng = rng
         self.ctx = ctx
         self.number = number
         self.full = full
+        self.fixed_plan_type = plan_type
         self.invalid_glns: list[str] = []
 
     # -- helpers ------------------------------------------------------------------------------
@@ -249,13 +281,10 @@ class _PlanBuilder:
     # -- sampling -----------------------------------------------------------------------------
     def sample(self) -> None:
         rng = self.rng
-        self.child = False if self.full else rng.random() < 0.10
-        if self.full:
-            self.plan_type = "rehabilitering"
-        elif self.child:
-            self.plan_type = rng.choices(PLAN_TYPES, (80, 20, 0))[0]
-        else:
-            self.plan_type = rng.choices(PLAN_TYPES, (75, 15, 10))[0]
+        self.plan_type = (self.fixed_plan_type or ("rehabilitering" if self.full
+                                                   else _pick_plan_type(rng)))
+        self.child = (self.plan_type != "rehabilitering"
+                      and rng.random() < catalog.CHILD_SHARE)
         self.dx = _pick_diagnosis(rng, self.plan_type, self.child)
         self.group = self.dx.group
         self.muni = _pick_municipality(rng, self.ctx, need_suburb=self.full)
@@ -318,12 +347,12 @@ class _PlanBuilder:
             "occupation": "",
         }
 
-        # clinical flags used by the free texts (later stratification rules read them)
-        p_comp = {"hip": 0.3, "stroke": 0.25, "tbi": 0.3, "amputation": 0.35, "geri": 0.25}
-        self.complications = self.full or rng.random() < p_comp.get(self.group, 0.1)
-        p_cog = {"stroke": 0.45, "tbi": 0.6, "geri": 0.3, "hip": 0.2, "neuro_chronic": 0.25,
-                 "child_neuro": 0.3}
-        self.cognitive = self.full or rng.random() < p_cog.get(self.group, 0.05)
+        # clinical flags used by the free texts and the coded secondary diagnoses (the
+        # stratification rules read them)
+        self.complications = self.full or rng.random() < catalog.COMPLICATION_RATE.get(
+            self.group, catalog.COMPLICATION_RATE_DEFAULT)
+        self.cognitive = self.full or rng.random() < catalog.COGNITIVE_RATE.get(
+            self.group, catalog.COGNITIVE_RATE_DEFAULT)
         self.coordination: list[str] = []
         working_age = 18 <= self.age <= 66
         self.occupation = self._occupation()
@@ -342,11 +371,6 @@ class _PlanBuilder:
 
         # diagnoses
         self.secondary = self._secondary()
-        for _code, _text, _min, flag in self.secondary:
-            if flag == "cognitive":
-                self.cognitive = True
-            elif flag == "complication":
-                self.complications = True
         self.free_text_dx = (not self.full) and rng.random() < 0.02
         r = rng.random()
         self.dx_type = "SKSdiagnosekode" if r < 0.35 else ("ICD10Kode" if r < 0.40 else "ICD10kode")
@@ -365,7 +389,12 @@ class _PlanBuilder:
         rng = self.rng
         n = 2 if self.full else rng.choices((0, 1, 2), (50, 35, 15))[0]
         candidates = catalog.CHILD_SECONDARY_DIAGNOSES if self.child else catalog.SECONDARY_DIAGNOSES
-        pool = [s for s in candidates if s[2] <= self.age and s[0] != self.dx.code]
+        # a flagged diagnosis (dementia, a urinary tract infection, ...) only codes a flag the
+        # plan already has, so the flags' rates are the catalogue's
+        flags = {None, "cognitive" if self.cognitive else None,
+                 "complication" if self.complications else None}
+        pool = [s for s in candidates
+                if s[2] <= self.age and s[0] != self.dx.code and s[3] in flags]
         if self.full:  # keep the full example free of flags from chance
             pool = [s for s in pool if s[3] is None] or pool
         out: list = []
@@ -828,10 +857,13 @@ class _PlanBuilder:
 
     def _extended_content(self) -> list:
         rng, slots = self.rng, self.slots
+        fitting = {"any", "cognitive" if self.cognitive else "intact",
+                   "neuro" if self.group in catalog.NEURO_GROUPS else "other"}
         items: list = []
         for heading, subsections in catalog.EXTENDED_SECTIONS:
             items += [("Bold", heading), ("Break",)]
-            for sub_heading, texts in subsections:
+            for sub_heading, entries in subsections:
+                texts = tuple(text for _kind, text in entries)
                 if sub_heading == "- Vigtige livsområder":
                     # work, school or retirement, consistent with the patient
                     if self.child:
@@ -845,6 +877,8 @@ class _PlanBuilder:
                 elif sub_heading == "- Støtte og kontakt":
                     texts = (texts[2],) if self.child else (
                         (texts[0],) if "aegtefaelle" in self.relatives else (texts[1],))
+                else:
+                    texts = tuple(text for kind, text in entries if kind in fitting)
                 items += [("Italic", sub_heading), ("Break",),
                           _fmt(rng.choice(texts), slots), ("Break",), ("Break",)]
         return items
@@ -1003,6 +1037,7 @@ class _PlanBuilder:
             "region_code": self.muni.region_code,
             "diagnoses": list(self.diagnoses),
             "diagnosis_group": self.group,
+            "diagnosis_category": catalog.diagnosis_category(self.dx.code),
             "diagnosis_type_code": self.dx_type,
             "icf": [list(x) for x in self.icf],
             "discharge": iso_minutes(self.discharge),

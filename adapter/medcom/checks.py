@@ -187,6 +187,9 @@ def check_ggop(msg: GgopMessage, municipality_codes: Iterable[str]) -> list[Issu
         out.append(_missing("GGOP-W333", plan_where, "ConsentInformed"))
     elif msg.consent.value not in CONSENT_VALUES:
         out.append(issue("GGOP-E318", **_loc(msg.consent), detail="allowed: ja, nej"))
+    if msg.gp is not None and msg.gp_deselected is None and (msg.consent is None or msg.consent.value != "ja"):
+        # a GP copy was asked for, but the citizen did not consent to sharing: it is not sent
+        out.append(issue("GGOP-W339", msg.gp.where.line, msg.gp.where.xpath))
 
     out += check_datetime(msg.contact_start, True)
     out += check_datetime(msg.contact_end, True)

@@ -12,12 +12,15 @@ G-GOP (``GgopMessage``):
   the Receiver's GLN.
 - ``gp``: the GP copy, only when ConsentInformed is ``ja``, the copy was not declined
   (``GPCCReceiver/Deselected``) and the GP has a valid GLN (``gln:``) or else a ydernummer.
-- ``hospital``: for ``specialiseret`` the hospital that trains, which is the sender.
+- ``hospital``: for ``specialiseret`` the hospital that trains: the place the plan names for
+  the follow-up (``HospitalAmbulatoryControl/Location``), else the sender.
 - ``cc``: every other CCReceiver with a valid GLN, only when ConsentInformed is ``ja``
   (the patient's consent covers the plan being sent on).
 - ``region``: for ``rehabilitering`` when the deadline rules made the region the owner
   (from ``rehabilitering_region_from``; the conversion's trace says so), the region of the
-  home municipality from ``adapter/mappings/municipalities.csv``.
+  home municipality from ``adapter/mappings/municipalities.csv`` on the plan's day 0, or the
+  region that replaced it (the rules' ``region_mergers``, in the trace): ``region:<DAGI code>``,
+  or ``region:<key>`` while the new region has no published code.
 
 XDIS91 (``CorrespondenceMessage``): the Receiver (municipality, else GLN) as ``primary``.
 A letter with the children's fixed heading creates a ``visitate-child`` Task, a letter that
@@ -32,11 +35,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from adapter.codes import CodeTables
-from adapter.config_files import At, as_mapping, as_str, as_str_list, check_keys, read_yaml
+from adapter.config_files import At, as_choice, as_mapping, as_str, as_str_list, check_keys, read_yaml
 from adapter.data import MAPPINGS_DIR
 from adapter.fhir.context import resource_id
 from adapter.medcom.identifiers import gln_is_valid, normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, Party
+from adapter.rules.model import LEGAL_KINDS
 
 LETTER_TASKS_FILE = MAPPINGS_DIR / "letter-tasks.yaml"
 
@@ -124,7 +128,8 @@ def plan_recipients(msg: GgopMessage, trace: dict | None, tables: CodeTables) ->
         out.append(_recipient(GP, gln + yder))
     plan_type = (_v(msg.plan_type) or "").lower()
     if plan_type == "specialiseret":
-        out.append(_recipient(HOSPITAL, party_keys(msg.sender)))
+        trains = party_keys(msg.ambulatory_location)
+        out.append(_recipient(HOSPITAL, trains or party_keys(msg.sender)))
     if consent:
         for cc in msg.cc_receivers:
             keys = party_keys(cc)
@@ -136,7 +141,9 @@ def plan_recipients(msg: GgopMessage, trace: dict | None, tables: CodeTables) ->
         code = primary.key.split(":", 1)[1] if primary and primary.key.startswith("municipality:") else None
         municipality = tables.municipalities.get(code or "")
         if municipality is not None:
-            out.append(Recipient(f"region:{municipality.region_code}", REGION))
+            region = municipality.region_code
+            merged = next((m for m in (trace or {}).get("regionMergers", []) if region in m["regions"]), None)
+            out.append(Recipient(f"region:{(merged['code'] or merged['key']) if merged else region}", REGION))
     return _unique(out)
 
 
@@ -174,7 +181,7 @@ class LetterRule:
     rule: str
     task: str
     description: str
-    legal_basis: str | None = None
+    legal_basis: tuple[tuple[str, str | None], ...] = ()  # ("document, section", kind)
 
 
 @dataclass(frozen=True)
@@ -201,14 +208,19 @@ def load_letter_terms(path: Path = LETTER_TASKS_FILE) -> LetterTerms:
         here = at.key(doc, name)
         m = as_mapping(doc[name], here)
         check_keys(m, here, ("rule", "task", "description", *required), ("legal_basis", *optional))
-        basis = None
+        basis: list[tuple[str, str | None]] = []
         if "legal_basis" in m:
             b_at = here.key(m, "legal_basis")
-            b = as_mapping(m["legal_basis"], b_at)
-            check_keys(b, b_at, ("document", "section"))
-            basis = f"{as_str(b['document'], b_at.key(b, 'document'))}, {as_str(b['section'], b_at.key(b, 'section'))}"
+            items = m["legal_basis"] if isinstance(m["legal_basis"], list) else [m["legal_basis"]]
+            for i, raw in enumerate(items):
+                i_at = b_at.item(items, i) if isinstance(m["legal_basis"], list) else b_at
+                b = as_mapping(raw, i_at)
+                check_keys(b, i_at, ("document", "section"), ("kind",))
+                kind = as_choice(b["kind"], i_at.key(b, "kind"), LEGAL_KINDS) if "kind" in b else None
+                document = as_str(b["document"], i_at.key(b, "document"))
+                basis.append((f"{document}, {as_str(b['section'], i_at.key(b, 'section'))}", kind))
         return LetterRule(as_str(m["rule"], here.key(m, "rule")), as_str(m["task"], here.key(m, "task")),
-                          as_str(m["description"], here.key(m, "description")), basis), m, here
+                          as_str(m["description"], here.key(m, "description")), tuple(basis)), m, here
 
     child, cm, c_at = rule("child_heading", ("heading",), ())
     reply, rm, r_at = rule("reply_requested", ("terms",), ("except",))
@@ -276,8 +288,8 @@ def letter_tasks(msg: CorrespondenceMessage, bundle: dict, tables: CodeTables,
     out = []
     for r in rules:
         inputs = [task_input("rule-id", r.rule)]
-        if r.legal_basis:
-            inputs.append(task_input("legal-basis", r.legal_basis))
+        inputs += [task_input("legal-basis", text + (f" ({tables.text(f'legal-kind-{kind}')})" if kind else ""))
+                   for text, kind in r.legal_basis]
         task = {
             "resourceType": "Task",
             "id": resource_id(sender, letter, f"task:{r.task}"),

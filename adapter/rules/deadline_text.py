@@ -14,7 +14,9 @@ The text is scanned for *clauses*, in this order, and a clause cannot overlap an
 2. Relative amounts: "inden for 2 dage", "tidligst om 3 uger", "ca. 2-4 uger",
    "2-3 uger efter udskrivelse". A single amount with no lead word and no
    "efter udskrivelse" ("14 dage") is not used by itself.
-3. "As soon as possible" phrases ("hurtigst muligt", "straks", "uden ventetid").
+3. Periods: ISO week numbers ("uge 28", "fra uge 28", "senest uge 30") and parts of a
+   month ("primo juli", "medio august", "ultimo juni", "i starten af juli", "udgangen af maj").
+4. "As soon as possible" phrases ("hurtigst muligt", "straks", "uden ventetid").
 
 Each clause gives a lower bound (earliest start), an upper bound (latest start), or
 both. The result keeps the latest lower bound and the earliest upper bound:
@@ -29,8 +31,18 @@ relevant", empty text) gives ``none``. Anything else gives ``unparsed``.
 Decisions on ambiguous wording
 ------------------------------
 * "hurtigst muligt", "straks", "uden ventetid" and the other ``ASAP_PHRASES``: ``within``,
-  latest = discharge + 1 day (``ASAP_DAYS``), ``days_max`` = 1. An explicit deadline in
+  latest = discharge + ``asap_days`` (default 1, ``ASAP_DAYS``; the rules' setting
+  ``asap_days`` overrides it), ``days_max`` = that number. An explicit deadline in
   the same text wins ("hurtigst muligt, senest 3 dage" = within 3 days).
+* A date after an event ("efter endt strålebehandling 15/3", "når gipsen er fjernet d. 12/4"):
+  the event's date bounds the start: "efter" = the day after, "når"/"ved" = that date.
+* A week "uge N" is the first ISO week N that ends on or after discharge. "uge 28" or
+  "opstart i uge 28": ``range`` Monday–Sunday; "fra/tidligst uge 28": from its Monday;
+  "efter uge 28": from the next Monday; "senest uge 28": by its Sunday; "inden/før uge 28": by
+  the Sunday before it. The same for a month part: primo = days 1–10, medio = 11–20, ultimo =
+  21–end ("starten/begyndelsen af" = primo, "midten af" = medio, "slutningen/udgangen af" =
+  ultimo); a month without a part needs a lead ("fra juli", "opstart i juli" = the whole month).
+  A period that started before discharge starts at discharge.
 * "efter <date>": earliest = the day after the date. "fra/tidligst/ikke før <date>":
   earliest = the date. "senest/inden/før <date>": latest = the date itself.
 * A date without a year: the first such date on or after discharge.
@@ -164,6 +176,28 @@ DATE_BY_LEADS = (  # latest = date
     "frist", "tidsfrist", "senest d.",
 )
 
+# A bare date after one of these words (at most EVENT_GAP_WORDS words between) dates an event the
+# start waits for: "efter endt strålebehandling 15/3", "når gipsen er fjernet d. 12/4".
+EVENT_AFTER_WORDS = ("efter",)          # earliest = the day after the event's date
+EVENT_AT_WORDS = ("når", "naar", "ved")  # earliest = the event's date
+EVENT_GAP_WORDS = 5
+
+# Periods: weeks and parts of a month.
+WEEK_WORDS = ("uge", "ugen", "uge nr.", "uge nr", "ugenr.", "ugenummer")
+MONTH_PARTS: Mapping[str, tuple[int, int]] = MappingProxyType({  # first and last day (31 = month end)
+    "primo": (1, 10), "medio": (11, 20), "ultimo": (21, 31),
+    "starten af": (1, 10), "start af": (1, 10), "begyndelsen af": (1, 10), "først i": (1, 10),
+    "midten af": (11, 20), "midt i": (11, 20),
+    "slutningen af": (21, 31), "udgangen af": (21, 31), "sidst i": (21, 31), "enden af": (21, 31),
+})
+PERIOD_AFTER_LEADS = ("efter", "tidligst efter", "først efter", "opstart efter", "start efter")
+PERIOD_FROM_LEADS = ("fra", "fra og med", "tidligst", "tidligst i", "tidligst fra", "først", "først i",
+                     "udskudt til", "udsat til", "udskydes til", "ikke før")
+PERIOD_BY_LEADS = ("senest", "senest i", "til og med", "inden udgangen af", "senest ved udgangen af")
+PERIOD_BEFORE_LEADS = ("inden", "før")  # by the end of the period before
+PERIOD_IN_LEADS = ("i", "opstart", "opstart i", "opstartes", "opstartes i", "start", "start i", "startes i",
+                   "påbegyndes", "påbegyndes i", "træning", "træning i", "genoptræning i", "planlagt")
+
 ASAP_PHRASES = (
     "hurtigst muligt", "hurtigst mulig", "hurtigst", "snarest muligt", "snarest mulig",
     "snarest", "straks", "omgående", "omgaaende", "uden ventetid", "ingen ventetid",
@@ -264,6 +298,28 @@ _DATE_RE = re.compile(
     rf"|(?P<dfrom>\b(?:{_alt(DATE_FROM_LEADS)}))"
     rf"|(?P<dby>\b(?:{_alt(DATE_BY_LEADS)}))"
     rf"){_WORD_END}\s*(?::\s*)?)?{_DATE_FILLER}{_DATE_BODY}",
+    _FLAGS,
+)
+_EVENT_BEFORE_RE = re.compile(
+    rf"\b(?:(?P<eafter>{_alt(EVENT_AFTER_WORDS)})|(?P<eat>{_alt(EVENT_AT_WORDS)})){_WORD_END}"
+    rf"(?:\s+[^\s,.;:!?()]+){{1,{EVENT_GAP_WORDS}}}\s*$",
+    _FLAGS,
+)
+_PERIOD_LEAD = (
+    rf"(?:(?P<pafter>\b(?:{_alt(PERIOD_AFTER_LEADS)}))"
+    rf"|(?P<pby>\b(?:{_alt(PERIOD_BY_LEADS)}))"
+    rf"|(?P<pbefore>\b(?:{_alt(PERIOD_BEFORE_LEADS)}))"
+    rf"|(?P<pfrom>\b(?:{_alt(PERIOD_FROM_LEADS)}))"
+    rf"|(?P<pin>\b(?:{_alt(PERIOD_IN_LEADS)}))"
+    rf"){_WORD_END}\s*"
+)
+_PERIOD_RE = re.compile(
+    rf"(?:{_PERIOD_LEAD})?(?:"
+    rf"(?P<week>\b(?:{_alt(WEEK_WORDS)})\s*(?P<w1>\d{{1,2}})(?:\s*(?:-|–|til)\s*(?P<w2>\d{{1,2}}))?(?!\d)"
+    rf"(?:\s*(?:,\s*)?(?P<wy>(?:19|20)\d\d)(?!\d))?)"
+    rf"|(?P<mpart>\b(?:{_alt(MONTH_PARTS)}))\s+(?P<pm>{_MONTH})(?:\s*(?P<py>(?:19|20)\d\d)(?!\d))?"
+    rf"|(?P<mwhole>(?<=\s)|^)(?P<wm>{_MONTH})(?:\s*(?P<wmy>(?:19|20)\d\d)(?!\d))?"
+    r")",
     _FLAGS,
 )
 _ASAP_RE = re.compile(rf"\b(?:{_alt(ASAP_PHRASES)}){_WORD_END}", _FLAGS)
@@ -379,10 +435,11 @@ def _first_unit(qty: str) -> str:
 class _Scan:
     """Per-call state of one parse: the spans already used and where negations are."""
 
-    def __init__(self, text: str, discharge: date, calendar=None) -> None:
+    def __init__(self, text: str, discharge: date, calendar=None, asap_days: int = ASAP_DAYS) -> None:
         self.text = text
         self.discharge = discharge
         self.calendar = calendar
+        self.asap_days = asap_days
         self._starts: list[int] = []  # spans taken so far, sorted, never overlapping
         self._ends: list[int] = []
         self._breaks = [m.end() for m in _CLAUSE_BREAK_RE.finditer(text)]
@@ -402,6 +459,11 @@ class _Scan:
     def _inside_taken(self, pos: int) -> bool:
         i = bisect.bisect_right(self._starts, pos)
         return i > 0 and self._ends[i - 1] > pos
+
+    def segment_start(self, pos: int) -> int:
+        """Where the part of the sentence that ``pos`` is in begins."""
+        i = bisect.bisect_right(self._breaks, pos)
+        return self._breaks[i - 1] if i else 0
 
     def negated_before(self, start: int) -> bool:
         """Is there a negation in the same part of the sentence, before ``start``, that no
@@ -468,7 +530,16 @@ def _date_clauses(scan: _Scan) -> list[_Clause]:
         elif m.group("dby"):
             out.append(_Clause(start, end, upper=_Bound(d, None, absolute=True)))
         else:
-            continue  # a bare date is not used by itself
+            event = _EVENT_BEFORE_RE.search(scan.text, scan.segment_start(start), start)
+            if event is None:
+                continue  # a bare date is not used by itself
+            if event.group("eafter"):
+                try:
+                    d += timedelta(days=1)
+                except OverflowError:
+                    raise _Unusable(start, end) from None
+            start = event.start()
+            out.append(_Clause(start, end, lower=_Bound(d, None, absolute=True)))
         if d < discharge:
             raise _Unusable(start, end)
     return out
@@ -517,6 +588,79 @@ def _relative_clauses(scan: _Scan) -> list[_Clause]:
     return out
 
 
+def _iso_week(discharge: date, week: int, year: int | None) -> tuple[date, date]:
+    """Monday and Sunday of ISO week ``week``: of ``year``, else the first that ends on or after
+    ``discharge``."""
+    years = [year] if year is not None else [discharge.year - 1, discharge.year, discharge.year + 1]
+    for y in years:
+        try:
+            monday = date.fromisocalendar(y, week, 1)
+        except ValueError:
+            continue
+        sunday = monday + timedelta(days=6)
+        if year is not None or sunday >= discharge:
+            return monday, sunday
+    raise ValueError("no such week")
+
+
+def _month_part(discharge: date, month: int, part: tuple[int, int], year: int | None) -> tuple[date, date]:
+    """First and last day of the part of ``month``: of ``year``, else the first that ends on or
+    after ``discharge``."""
+    for y in [year] if year is not None else [discharge.year, discharge.year + 1]:
+        last = _stdlib_calendar.monthrange(y, month)[1]
+        first_day, last_day = date(y, month, part[0]), date(y, month, min(part[1], last))
+        if year is not None or last_day >= discharge:
+            return first_day, last_day
+    raise ValueError("no such month")
+
+
+def _period_clauses(scan: _Scan) -> list[_Clause]:
+    discharge = scan.discharge
+    out: list[_Clause] = []
+    for m in _PERIOD_RE.finditer(scan.text):
+        has_lead = any(m.group(g) for g in ("pafter", "pby", "pbefore", "pfrom")) or (
+            m.group("pin") is not None and m.group("pin").lower() != "i")
+        if m.group("wm") is not None and not has_lead:
+            continue  # a month alone, or after a bare "i" ("opereret i juli"), is not used by itself
+        start, end = m.span()
+        if not scan.take(start, end):
+            continue
+        try:
+            if m.group("week"):
+                first, _ = _iso_week(discharge, int(m.group("w1")), int(m.group("wy")) if m.group("wy") else None)
+                last_week = int(m.group("w2") or m.group("w1"))
+                _, last = _iso_week(first, last_week, int(m.group("wy")) if m.group("wy") else None) \
+                    if last_week != int(m.group("w1")) else (first, first + timedelta(days=6))
+            elif m.group("mpart"):
+                part = MONTH_PARTS[" ".join(m.group("mpart").lower().split())]
+                month = MONTH_NAMES[m.group("pm").rstrip(".").lower()]
+                first, last = _month_part(discharge, month, part, int(m.group("py")) if m.group("py") else None)
+            else:
+                month = MONTH_NAMES[m.group("wm").rstrip(".").lower()]
+                first, last = _month_part(discharge, month, (1, 31), int(m.group("wmy")) if m.group("wmy") else None)
+        except (ValueError, OverflowError):
+            raise _Unusable(start, end) from None
+        if last < first:
+            raise _Unusable(start, end)
+        first = max(first, discharge)
+        if m.group("pafter"):
+            out.append(_Clause(start, end, lower=_Bound(last + timedelta(days=1), None, absolute=True)))
+        elif m.group("pfrom"):
+            out.append(_Clause(start, end, lower=_Bound(first, None, absolute=True),
+                               negation_ok=m.group("pfrom").lower().startswith("ikke")))
+        elif m.group("pby"):
+            out.append(_Clause(start, end, upper=_Bound(last, None, absolute=True)))
+        elif m.group("pbefore"):
+            before = first - timedelta(days=1)
+            if before < discharge:
+                raise _Unusable(start, end)
+            out.append(_Clause(start, end, upper=_Bound(before, None, absolute=True)))
+        else:
+            out.append(_Clause(start, end, lower=_Bound(first, None, absolute=True),
+                               upper=_Bound(last, None, absolute=True)))
+    return out
+
+
 def _asap_clauses(scan: _Scan) -> list[_Clause]:
     out: list[_Clause] = []
     for m in _ASAP_RE.finditer(scan.text):
@@ -524,10 +668,10 @@ def _asap_clauses(scan: _Scan) -> list[_Clause]:
         if not scan.take(start, end):
             continue
         try:
-            latest = scan.discharge + timedelta(days=ASAP_DAYS)
+            latest = scan.discharge + timedelta(days=scan.asap_days)
         except OverflowError:
             raise _Unusable(start, end) from None
-        out.append(_Clause(start, end, upper=_Bound(latest, ASAP_DAYS, absolute=False)))
+        out.append(_Clause(start, end, upper=_Bound(latest, scan.asap_days, absolute=False)))
     return out
 
 
@@ -548,11 +692,12 @@ def _result(text: str, kind: str, earliest: _Bound | None = None, latest: _Bound
     )
 
 
-def parse_deadline_text(text: str, discharge: date, calendar=None) -> ParsedDeadline:
+def parse_deadline_text(text: str, discharge: date, calendar=None, asap_days: int = ASAP_DAYS) -> ParsedDeadline:
     """Read a Danish start-deadline text, relative to ``discharge`` (day 0).
 
     ``calendar`` (a :class:`~adapter.rules.calendar.DanishCalendar`) lets working days
-    ("senest 3 hverdage") be counted; without it such a text is ``unparsed``.
+    ("senest 3 hverdage") be counted; without it such a text is ``unparsed``. ``asap_days`` is
+    the day "hurtigst muligt" means (the rules' setting ``asap_days``).
     See the module documentation for the phrasings understood and the decisions taken.
     """
     if not isinstance(text, str):
@@ -560,9 +705,10 @@ def parse_deadline_text(text: str, discharge: date, calendar=None) -> ParsedDead
     if not isinstance(discharge, date) or isinstance(discharge, datetime):
         raise TypeError(f"discharge must be a datetime.date, got {type(discharge).__name__}")
 
-    scan = _Scan(text, discharge, calendar)
+    scan = _Scan(text, discharge, calendar, asap_days)
     try:
         clauses = _date_clauses(scan)
+        clauses += _period_clauses(scan)
         clauses += _relative_clauses(scan)
         asap = _asap_clauses(scan)
     except _Unusable as bad:

@@ -59,7 +59,10 @@ from adapter.data import MAPPINGS_DIR
 from adapter.rules.calendar import OPTIONAL_DAYS
 from adapter.rules.model import (
     CLOCKS,
+    DEADLINE_CLOCKS,
+    LEGAL_KINDS,
     LEVELS,
+    NOTE_KEYS,
     OWNERS,
     PLAN_DEADLINE_USES,
     PLAN_TYPES,
@@ -75,7 +78,9 @@ from adapter.rules.model import (
     Effect,
     LegalBasis,
     Neutralisation,
+    NoteTexts,
     Offset,
+    RegionMerger,
     RuleSet,
     StratificationRules,
     StratRule,
@@ -154,11 +159,12 @@ def _legal_basis(value: Any, at: At) -> tuple[LegalBasis, ...]:
     out = []
     for raw, here in _one_or_many(value, at):
         m = as_mapping(raw, here)
-        check_keys(m, here, ("document", "section"), ("source",))
+        check_keys(m, here, ("document", "section"), ("source", "kind"))
         out.append(LegalBasis(
             document=as_str(m["document"], here.key(m, "document")),
             section=as_str(m["section"], here.key(m, "section")),
             source=as_str(m["source"], here.key(m, "source")) if "source" in m else None,
+            kind=as_choice(m["kind"], here.key(m, "kind"), LEGAL_KINDS) if "kind" in m else None,
         ))
     return tuple(out)
 
@@ -623,6 +629,12 @@ def _settings(merged: dict[str, tuple[Any, At]]) -> tuple[dict[str, Any], dict[s
         if k == "due_soon_hours":
             due_soon = as_int(v, here, 0, 24 * 30)
             out[k] = due_soon
+        elif k == "region_mergers":
+            continue  # read with the dates (it may name a date setting)
+        elif k == "asap_days":
+            out[k] = as_int(v, here, 0, 30)
+        elif k == "deadline_clock":
+            out[k] = as_choice(v, here, DEADLINE_CLOCKS)
         elif k == "optional_days_off":
             names = as_str_list(v, here, lower=True) if v else ()
             for j, name in enumerate(names):
@@ -667,7 +679,8 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
     raw, at = entry.raw, entry.at
     check_keys(raw, at, ("id", "task", "applies_to", "clock", "plan_deadline", "owner", "reason_da", "reason_en",
                     "legal_basis"),
-          ("title", "offset", "before", "same_as", "at", "trigger", "disabled"))
+          ("title", "offset", "before", "same_as", "at", "trigger", "disabled", "no_later_than",
+           "due_after_trigger", "notes"))
     task = as_str(raw["task"], at.key(raw, "task"))
     if task not in tasks:
         at.key(raw, "task").fail(f"unknown task code '{task}'; known: {', '.join(sorted(tasks))}")
@@ -676,12 +689,7 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
         at.fail("give exactly one of offset, before or same_as")
     offset = before = same_as = None
     if "offset" in raw:
-        here = at.key(raw, "offset")
-        m = as_mapping(raw["offset"], here)
-        check_keys(m, here, ("days", "unit"))
-        offset = Offset(
-            as_int(m["days"], here.key(m, "days"), 0, 3660), as_choice(m["unit"], here.key(m, "unit"), UNITS)
-        )
+        offset = _offset(raw["offset"], at.key(raw, "offset"))
     elif "before" in raw:
         here = at.key(raw, "before")
         m = as_mapping(raw["before"], here)
@@ -697,6 +705,10 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
     plan_deadline = as_choice(raw["plan_deadline"], at.key(raw, "plan_deadline"), PLAN_DEADLINE_USES)
     if plan_deadline != "ignore" and (clock != "discharge" or offset is None):
         at.key(raw, "plan_deadline").fail(f"'{plan_deadline}' needs clock discharge and an offset")
+    due_after = _offset(raw["due_after_trigger"], at.key(raw, "due_after_trigger")) \
+        if "due_after_trigger" in raw else None
+    if due_after is not None and trigger != "start-not-offered":
+        at.key(raw, "due_after_trigger").fail("due_after_trigger goes with trigger start-not-offered")
     return DeadlineRule(
         id=rule_id,
         title=as_str(raw["title"], at.key(raw, "title")) if "title" in raw else rule_id,
@@ -714,7 +726,27 @@ def _deadline_rule(rule_id: str, entry: _Entry, dates: dict[str, date], tasks: d
         reason_en=as_str(raw["reason_en"], at.key(raw, "reason_en")),
         legal_basis=_legal_basis(raw["legal_basis"], at.key(raw, "legal_basis")),
         source_file=at.file,
+        no_later_than=as_str(raw["no_later_than"], at.key(raw, "no_later_than")) if "no_later_than" in raw else None,
+        due_after_trigger=due_after,
+        notes=_notes(raw["notes"], at.key(raw, "notes")) if "notes" in raw else (),
     )
+
+
+def _offset(value: Any, here: At) -> Offset:
+    m = as_mapping(value, here)
+    check_keys(m, here, ("days", "unit"))
+    return Offset(as_int(m["days"], here.key(m, "days"), 0, 3660), as_choice(m["unit"], here.key(m, "unit"), UNITS))
+
+
+def _notes(value: Any, at: At) -> tuple[tuple[str, str], ...]:
+    items = as_list(value, at)
+    out = []
+    for i, raw in enumerate(items):
+        here = at.item(items, i)
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("da", "en"))
+        out.append((as_str(m["da"], here.key(m, "da")), as_str(m["en"], here.key(m, "en"))))
+    return tuple(out)
 
 
 def _extra_task_codes(value: Any, at: At, tasks: dict[str, TaskCode]) -> None:
@@ -732,12 +764,15 @@ def _extra_task_codes(value: Any, at: At, tasks: dict[str, TaskCode]) -> None:
 def _load_deadlines(default: tuple[dict, At], overrides: list[tuple[dict, At]],
                     tasks: dict[str, TaskCode]) -> DeadlineRules:
     doc, at = default
-    check_keys(doc, at, ("rules",), ("kind", "version", "settings"))
+    check_keys(doc, at, ("rules", "notes"), ("kind", "version", "settings"))
     if "kind" in doc and doc["kind"] != "deadlines":
         at.key(doc, "kind").fail("expected 'deadlines'")
     settings: dict[str, tuple[Any, At]] = {}
+    notes: dict[str, tuple[Any, At]] = {}
     merge = _RuleMerge()
     for sec, sat, is_default in [(doc, at, True)] + [(s, a, False) for s, a in overrides]:
+        if "notes" in sec:
+            _merge_mapping(notes, as_mapping(sec["notes"], sat.key(sec, "notes")), sat.key(sec, "notes"))
         if "settings" in sec:
             _merge_mapping(settings, as_mapping(sec["settings"], sat.key(sec, "settings")), sat.key(sec, "settings"))
         if "task_codes" in sec:
@@ -745,12 +780,15 @@ def _load_deadlines(default: tuple[dict, At], overrides: list[tuple[dict, At]],
         if "rules" in sec:
             merge.add_file(sec["rules"], sat.key(sec, "rules"), default=is_default)
     plain, dates, due_soon = _settings(settings)
+    mergers = _region_mergers(*settings["region_mergers"], dates) if "region_mergers" in settings else ()
 
     for rule_id, entry in merge.disabled.items():
         _deadline_rule(rule_id, entry, dates, tasks)
     rules = [_deadline_rule(rule_id, entry, dates, tasks) for rule_id, entry in merge.ordered_active()]
     by_id = {r.id: r for r in rules}
     for r in rules:
+        if r.no_later_than is not None and r.no_later_than not in by_id:
+            merge.active[r.id].at.fail(f"no_later_than refers to '{r.no_later_than}', which is not an active rule")
         if r.same_as is None:
             continue
         here = merge.active[r.id].at
@@ -768,7 +806,41 @@ def _load_deadlines(default: tuple[dict, At], overrides: list[tuple[dict, At]],
             if next_target is None:
                 break
             target = next_target
-    return DeadlineRules(tuple(rules), MappingProxyType(plain), due_soon)
+    return DeadlineRules(tuple(rules), MappingProxyType(plain), due_soon, _note_texts(notes, at.key(doc, "notes")),
+                         mergers)
+
+
+def _region_mergers(value: Any, at: At, dates: dict[str, date]) -> tuple[RegionMerger, ...]:
+    out = []
+    items = as_list(value, at) if value else []
+    for i, raw in enumerate(items):
+        here = at.item(items, i)
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("regions", "key", "name", "valid_from"), ("code", "iso"))
+        regions = as_str_list(m["regions"], here.key(m, "regions"))
+        for j, code in enumerate(regions):
+            if not re.fullmatch(r"10[0-9]{2}", code):
+                here.key(m, "regions").item(m["regions"], j).fail("expected a DAGI region code such as 1084")
+        out.append(RegionMerger(
+            regions=tuple(regions), key=as_str(m["key"], here.key(m, "key")),
+            name=as_str(m["name"], here.key(m, "name")),
+            valid_from=_date(m["valid_from"], here.key(m, "valid_from"), dates),
+            code=as_str(m["code"], here.key(m, "code")) if m.get("code") is not None else None,
+            iso=as_str(m["iso"], here.key(m, "iso")) if m.get("iso") is not None else None))
+    return tuple(out)
+
+
+def _note_texts(merged: dict[str, tuple[Any, At]], at: At) -> NoteTexts:
+    texts = {}
+    for key, (raw, here) in merged.items():
+        as_choice(key, here, NOTE_KEYS)
+        m = as_mapping(raw, here)
+        check_keys(m, here, ("da", "en"))
+        texts[key] = (as_str(m["da"], here.key(m, "da")), as_str(m["en"], here.key(m, "en")))
+    missing = [k for k in NOTE_KEYS if k not in texts]
+    if missing:
+        at.fail(f"notes needs a text for each of: {', '.join(missing)}")
+    return NoteTexts(texts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,7 +861,7 @@ def load_rules(default_dir: Path = DEFAULT_DIR, override_files: Sequence[Path] =
         check_keys(doc, at, (), ("municipality", "description", "stratification", "deadlines"))
         if (s := _section(doc, at, "stratification", ("rules", "combination", "vocabulary", "code_lists"))):
             strat_over.append(s)
-        if (d := _section(doc, at, "deadlines", ("rules", "settings", "task_codes"))):
+        if (d := _section(doc, at, "deadlines", ("rules", "settings", "task_codes", "notes"))):
             dl_over.append(d)
     stratification = _load_stratification(strat_default, strat_over)
     deadlines = _load_deadlines(dl_default, dl_over, tasks)

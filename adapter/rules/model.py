@@ -22,9 +22,13 @@ PLAN_TYPES = ("almen", "specialiseret", "rehabilitering")
 LEVELS = ("basal", "avanceret")
 OWNERS = ("receiver", "sender", "region")
 CLOCKS = ("discharge", "received", "course_start")
+# what the "discharge" clock of a municipality's rules counts from (setting ``deadline_clock``)
+DEADLINE_CLOCKS = ("discharge", "received")
 UNITS = ("calendar", "working")
 PLAN_DEADLINE_USES = ("ignore", "shorten_or_postpone", "postpone_only")
 TRIGGERS = ("start-not-offered", "course-started")
+# flags a deadline Task can carry (codesystems/task-flags.json)
+FLAGS = ("postponed-start", "start-condition-manual", "received-late", "capped-by-start", "created-late")
 EFFECT_KINDS = ("no_proposal", "propose", "lean", "note")
 STRENGTHS = ("strong", "normal")
 BUSINESS_STATUSES = ("on-time", "due-soon", "overdue")
@@ -35,13 +39,21 @@ BUSINESS_STATUSES = ("on-time", "due-soon", "overdue")
 # --------------------------------------------------------------------------------------------
 
 
+# What kind of document a rule rests on: national law and executive orders bind every
+# municipality; guidance, regional agreements and municipal standards do not (they are cited as
+# what they are); a bill is not law until passed.
+LEGAL_KINDS = ("law", "executive-order", "guidance", "bill", "regional-agreement", "municipal-standard", "report")
+
+
 @dataclass(frozen=True)
 class LegalBasis:
-    """Where a rule comes from: a document and its section; ``source`` names the seed (S0-S4)."""
+    """Where a rule comes from: a document and its section; ``source`` names the seed (S0-S4),
+    ``kind`` what sort of document it is (``LEGAL_KINDS``)."""
 
     document: str
     section: str
     source: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,44 @@ class DeadlineRule:
     reason_en: str
     legal_basis: tuple[LegalBasis, ...]
     source_file: str = ""
+    # due no later than this rule's deadline (an inform Task never falls due after the start)
+    no_later_than: str | None = None
+    # triggered rules: due this long after the day the trigger happened
+    due_after_trigger: Offset | None = None
+    # notes the Task always carries (a municipality's service level: cancellation, no-shows)
+    notes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RegionMerger:
+    """Regions (DAGI codes) that a new region replaces from ``valid_from`` (judged on day 0).
+    ``key`` names the new region until its official ``code`` (DAGI) and ``iso`` (ISO 3166-2) are
+    known."""
+
+    regions: tuple[str, ...]
+    key: str
+    name: str
+    valid_from: date
+    code: str | None = None
+    iso: str | None = None
+
+
+# notes the scheduler writes (the flags, and the free-choice deadline waiting for a reading)
+NOTE_KEYS = FLAGS + ("free-choice-waits",)
+
+
+@dataclass(frozen=True)
+class NoteTexts:
+    """The texts of the notes the scheduler writes (``notes:`` in deadlines.yaml), by key, with
+    ``{date}``-style placeholders for ISO dates."""
+
+    texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def note(self, key: str, **dates: date) -> DeadlineNote:
+        da, en = self.texts.get(key, (key, key))
+        values = {k: v.isoformat() for k, v in dates.items()}
+        return DeadlineNote(key if key in FLAGS else "start-condition-manual", da.format(**values),
+                            en.format(**values))
 
 
 @dataclass(frozen=True)
@@ -176,6 +226,8 @@ class DeadlineRules:
     rules: tuple[DeadlineRule, ...]
     settings: Mapping[str, Any]
     due_soon_hours: int = 48
+    notes: NoteTexts = field(default_factory=NoteTexts)
+    region_mergers: tuple[RegionMerger, ...] = ()
 
     def rule(self, rule_id: str) -> DeadlineRule:
         for r in self.rules:
@@ -274,6 +326,16 @@ class ScheduleWarning:
 
 
 @dataclass(frozen=True)
+class DeadlineNote:
+    """Why a deadline is the way it is, for the Task's ``note``: a flag code (``FLAGS``) and
+    the text in Danish and English. Never patient data."""
+
+    flag: str | None
+    text_da: str
+    text_en: str
+
+
+@dataclass(frozen=True)
 class Deadline:
     task_code: str
     task_display: str
@@ -292,6 +354,12 @@ class Deadline:
     not_before: date | None = None  # earliest start the plan allows (postponed start)
     trigger: str | None = None
     completed_at: datetime | None = None  # when the task was done (from TaskUpdates)
+    notes: tuple[DeadlineNote, ...] = ()
+    triggered_at: datetime | None = None  # when the trigger happened (triggered deadlines)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n.flag for n in self.notes if n.flag))
 
 
 @dataclass(frozen=True)
@@ -303,6 +371,8 @@ class PendingDeadline:
     day0: date | None  # None: known only when the trigger happens (course start)
     day0_from: str
     plan_deadline: ParsedDeadline | None
+    # why the trigger is not watched (the plan's start condition must be read first), or None
+    suspended: DeadlineNote | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +383,8 @@ class TaskUpdates:
     offered_at: datetime | None = None  # when the citizen was told place, time and level
     confirmed_level: str | None = None  # basal | avanceret, as confirmed by a therapist
     confirmed_at: datetime | None = None
+    course_started: date | None = None  # the first training session actually held
+    earliest_start: date | None = None  # the plan's start condition, as read by the municipality
 
 
 @dataclass(frozen=True)
@@ -337,11 +409,23 @@ class Schedule:
     warnings: list[ScheduleWarning]
     calendar: DanishCalendar
     due_soon_hours: int = 48
+    notes: NoteTexts = field(default_factory=NoteTexts)
+    region_mergers: tuple[RegionMerger, ...] = ()
     offered_start: date | None = None
     offered_at: datetime | None = None
     confirmed_level: str | None = None
     confirmed_at: datetime | None = None
     level_changes: list[LevelChange] = field(default_factory=list)
+    course_started: date | None = None
+    earliest_start: date | None = None  # the plan's earliest start (postponed), if any
 
     def deadline_for(self, task_code: str) -> Deadline | None:
         return next((d for d in self.deadlines if d.task_code == task_code), None)
+
+    @property
+    def day0(self) -> date:
+        return self.discharge or self.received_at.date()
+
+    def region_merger(self, region_code: str) -> RegionMerger | None:
+        """The region that has replaced ``region_code`` on day 0, if one has."""
+        return next((m for m in self.region_mergers if region_code in m.regions and m.valid_from <= self.day0), None)

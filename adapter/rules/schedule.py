@@ -40,8 +40,10 @@ from adapter.rules.deadline_text import ParsedDeadline, parse_deadline_text
 from adapter.rules.model import (
     LEVELS,
     Deadline,
+    DeadlineNote,
     DeadlineRule,
     LevelChange,
+    NoteTexts,
     PendingDeadline,
     RuleSet,
     Schedule,
@@ -59,6 +61,10 @@ W_TEXT_UNPARSED = "GGOP-W342"
 W_PLAN_TYPE = "GGOP-W343"
 W_CALENDAR = "GGOP-W344"
 W_START_BEFORE_EARLIEST = "GGOP-W345"
+W_RECEIVED_LATE = "GGOP-W346"
+
+# deadline kinds whose due date counts from the start of training (postponed by the plan)
+START_CODES = ("offer-start",)
 
 _COMPLETES_LEVEL = ("visitate-level", "visitate-child")
 
@@ -134,6 +140,7 @@ def _timing(rule: DeadlineRule, rules_by_id: dict[str, DeadlineRule], clocks: di
         return _Timing(None, "course_start", None, None, None)
     day0, day0_from = clocks[rule.clock]
     if rule.before is not None:
+        day0, day0_from = clocks["discharge-date"]
         day = day0
         if rule.before.working_days == 0:
             while not calendar.is_working_day(day):
@@ -169,10 +176,12 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
     received = as_danish(received_at)
     warnings: list[ScheduleWarning] = []
     hours = rules.deadlines.due_soon_hours
+    texts = rules.deadlines.notes
     plan_type = plan_type_of(msg)
     discharge = discharge_date(msg)
     base = Schedule(plan_type=plan_type, discharge=discharge, received_at=received, evaluated_at=received,
-                    deadlines=[], pending=[], warnings=warnings, calendar=calendar, due_soon_hours=hours)
+                    deadlines=[], pending=[], warnings=warnings, calendar=calendar, due_soon_hours=hours, notes=texts,
+                    region_mergers=rules.deadlines.region_mergers)
     if plan_type is None:
         warnings.append(ScheduleWarning(
             W_PLAN_TYPE, "Planens type mangler eller er ukendt; der er ikke beregnet frister.",
@@ -192,7 +201,11 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
         day0_discharge, discharge_from = received.date(), "received"
     else:
         day0_discharge, discharge_from = discharge, "discharge"
-    clocks = {"discharge": (day0_discharge, discharge_from), "received": (received.date(), "received")}
+    clocks = {"discharge": (day0_discharge, discharge_from), "received": (received.date(), "received"),
+              "discharge-date": (day0_discharge, discharge_from)}
+    if rules.deadlines.settings.get("deadline_clock", "discharge") == "received":
+        # the municipality counts its deadlines from when it received the plan (S4)
+        clocks["discharge"] = (received.date(), "received")
 
     age = patient_age(msg, day0_discharge)
     applicable = [r for r in rules.deadlines.rules if _applies(r, plan_type, day0_discharge, age)]
@@ -201,17 +214,12 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
     parsed: ParsedDeadline | None = None
     text_val = msg.rehabilitation_deadline
     if text_val is not None and text_val.value.strip() and any(r.plan_deadline != "ignore" for r in applicable):
-        parsed = parse_deadline_text(text_val.value, day0_discharge, calendar)
+        parsed = parse_deadline_text(text_val.value, day0_discharge, calendar,
+                                     rules.deadlines.settings.get("asap_days", 1))
         if parsed.kind == "unparsed":
-            users = [r for r in applicable if r.plan_deadline == "shorten_or_postpone"]
-            days = ", ".join(sorted({str(r.offset.days) for r in users if r.offset})) or "7"
+            manual_note = texts.note("start-condition-manual")
             warnings.append(ScheduleWarning(
-                W_TEXT_UNPARSED,
-                f"Planens tidsfrist for opstart kunne ikke læses; standardfristen på {days} dage efter "
-                "udskrivelsen bruges. Læs fristen i planen.",
-                f"The plan's start deadline could not be read; the standard {days} days after discharge "
-                "is used. Read the deadline in the plan.",
-                text_val.xpath, text_val.line))
+                W_TEXT_UNPARSED, manual_note.text_da, manual_note.text_en, text_val.xpath, text_val.line))
 
     deadlines: list[Deadline] = []
     pending: list[PendingDeadline] = []
@@ -224,19 +232,73 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
                 W_CALENDAR, f"Fristen kan ikke beregnes ({exc}).", f"The deadline cannot be computed ({exc}).",
                 rule_id=rule.id))
             continue
+        manual = parsed is not None and parsed.kind == "unparsed" and rule.plan_deadline != "ignore"
         if rule.trigger is not None:
-            pending.append(PendingDeadline(rule, task.display, t.day0, t.day0_from, t.plan))
+            pending.append(PendingDeadline(rule, task.display, t.day0, t.day0_from, t.plan,
+                                           suspended=texts.note("free-choice-waits") if manual else None))
             continue
         # Only the course_start clock leaves day 0 and the due time open, and it always has a trigger.
         assert t.due is not None and t.day0 is not None, f"rule {rule.id} has no day 0"
+        notes = _rule_notes(rule)
+        if manual:
+            notes.append(texts.note("start-condition-manual"))
+        if t.not_before is not None and t.not_before > day0_discharge:
+            notes.append(texts.note("postponed-start", date=t.not_before))
         deadlines.append(Deadline(
             task_code=rule.task, task_display=task.display, rule_id=rule.id, due=t.due, owner=rule.owner,
             clock=rule.clock, day0=t.day0, legal_basis=rule.legal_basis, reason_da=rule.reason_da,
             reason_en=rule.reason_en, plan_deadline=t.plan,
             business_status=business_status(t.due, received, hours),
-            title=rule.title, day0_from=t.day0_from, not_before=t.not_before, trigger=None,
+            title=rule.title, day0_from=t.day0_from, not_before=t.not_before, trigger=None, notes=tuple(notes),
         ))
-    return replace(base, deadlines=deadlines, pending=pending, warnings=warnings)
+    deadlines = _capped(deadlines, by_id, received, hours, texts)
+    late = [d for d in deadlines if _utc(d.due) < _utc(received)]
+    if late:
+        warnings.append(ScheduleWarning(
+            W_RECEIVED_LATE,
+            f"Planen blev modtaget {received.date().isoformat()}, efter {len(late)} af dens frister.",
+            f"The plan was received on {received.date().isoformat()}, after {len(late)} of its deadlines."))
+        deadlines = [replace(d, notes=(*d.notes, texts.note("received-late", received=received.date(),
+                                                            due=d.due.date()))) if d in late else d
+                     for d in deadlines]
+    earliest = parsed.earliest if parsed is not None and parsed.kind in POSTPONING else None
+    return replace(base, deadlines=deadlines, pending=pending, warnings=warnings,
+                   earliest_start=earliest if earliest is not None and earliest > day0_discharge else None)
+
+
+POSTPONING = ("not_before", "on_or_after_date", "range")
+
+def _rule_notes(rule: DeadlineRule) -> list[DeadlineNote]:
+    return [DeadlineNote(None, da, en) for da, en in rule.notes]
+
+
+def _cap_rule(rule_id: str, by_id: dict[str, DeadlineRule]) -> str | None:
+    """The rule whose deadline ``rule_id`` may not fall after (its own, or its same_as chain's)."""
+    seen: set[str] = set()
+    current: str | None = rule_id
+    while current is not None and current not in seen:
+        seen.add(current)
+        rule = by_id[current]
+        if rule.no_later_than is not None:
+            return rule.no_later_than
+        current = rule.same_as
+    return None
+
+
+def _capped(deadlines: list[Deadline], by_id: dict[str, DeadlineRule], now: datetime, hours: int,
+            texts: NoteTexts) -> list[Deadline]:
+    """Each deadline due no later than the one its rule names (``no_later_than``): when a plan
+    shortens the start deadline, informing and visitation fall due with it."""
+    due_of = {d.rule_id: d.due for d in deadlines}
+    out = []
+    for d in deadlines:
+        cap = _cap_rule(d.rule_id, by_id)
+        limit = due_of.get(cap) if cap is not None else None
+        if limit is not None and _utc(limit) < _utc(d.due):
+            note = texts.note("capped-by-start", due=limit.date())
+            d = replace(d, due=limit, business_status=business_status(limit, now, hours), notes=(*d.notes, note))
+        out.append(d)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,18 +306,36 @@ def schedule(msg: GgopMessage, rules: RuleSet, received_at: datetime, calendar: 
 # --------------------------------------------------------------------------------------------
 
 
+def _threshold(p: PendingDeadline, day0: date, calendar: DanishCalendar) -> datetime:
+    """The end of the period the trigger watches (the start must be offered by then)."""
+    offset = p.rule.offset
+    assert offset is not None, f"triggered rule {p.rule.id} has no offset"
+    return _due(_add(day0, offset.days, offset.unit, calendar), p.rule.at)
+
+
 def _materialise(p: PendingDeadline, day0: date, day0_from: str, calendar: DanishCalendar, now: datetime,
-                 hours: int) -> Deadline:
+                 hours: int, texts: NoteTexts, triggered_at: datetime | None = None,
+                 received_at: datetime | None = None) -> Deadline:
     rule = p.rule
-    offset = rule.offset
-    assert offset is not None, f"triggered rule {rule.id} has no offset"
-    due = _due(_add(day0, offset.days, offset.unit, calendar), rule.at)
+    due = _threshold(p, day0, calendar)
+    notes = _rule_notes(rule)
+    if rule.due_after_trigger is not None and triggered_at is not None:
+        after = rule.due_after_trigger
+        # known before day 0 (an offer recorded before discharge): counted from day 0
+        base_day = max(as_danish(triggered_at).date(), day0)
+        due = _due(_add(base_day, after.days, after.unit, calendar), rule.at)
+        if _utc(due) < _utc(now):
+            if received_at is not None and _utc(received_at) > _utc(triggered_at):
+                notes.append(texts.note("received-late", received=as_danish(received_at).date(), due=due.date()))
+            else:
+                notes.append(texts.note("created-late", date=as_danish(now).date(),
+                                        triggered=as_danish(triggered_at).date()))
     return Deadline(
         task_code=rule.task, task_display=p.task_display, rule_id=rule.id, due=due, owner=rule.owner,
         clock=rule.clock, day0=day0, legal_basis=rule.legal_basis, reason_da=rule.reason_da,
         reason_en=rule.reason_en, plan_deadline=p.plan_deadline,
         business_status=business_status(due, now, hours), title=rule.title, day0_from=day0_from,
-        trigger=rule.trigger,
+        trigger=rule.trigger, notes=tuple(notes), triggered_at=triggered_at,
     )
 
 
@@ -265,34 +345,68 @@ def reevaluate(schedule: Schedule, now: datetime, updates: TaskUpdates) -> Sched
     now = as_danish(now)
     if updates.confirmed_level is not None and updates.confirmed_level not in LEVELS:
         raise ValueError(f"confirmed_level must be one of {LEVELS}, got {updates.confirmed_level!r}")
+    if updates.earliest_start is not None and updates.earliest_start != schedule.earliest_start:
+        schedule = _with_earliest_start(schedule, updates.earliest_start, now)
     offered_start = updates.offered_start or schedule.offered_start
     offered_at = as_danish(updates.offered_at) if updates.offered_at else schedule.offered_at
-    deadlines, still_pending = _triggered(schedule, now, offered_start)
+    course_started = updates.course_started or schedule.course_started
+    deadlines, still_pending = _triggered(schedule, now, offered_start, offered_at, course_started)
     confirmed_level, confirmed_at, changes = _level_after(schedule, deadlines, updates, now)
     warnings = list(schedule.warnings)
     statuses = [_deadline_status(d, now, schedule.due_soon_hours, offered_start, offered_at, confirmed_at, warnings)
                 for d in deadlines]
     return replace(schedule, evaluated_at=now, deadlines=statuses, pending=still_pending, warnings=warnings,
                    offered_start=offered_start, offered_at=offered_at, confirmed_level=confirmed_level,
-                   confirmed_at=confirmed_at, level_changes=changes)
+                   confirmed_at=confirmed_at, level_changes=changes, course_started=course_started)
 
 
-def _triggered(schedule: Schedule, now: datetime,
-               offered_start: date | None) -> tuple[list[Deadline], list[PendingDeadline]]:
-    """The deadlines with those whose trigger happened by ``now`` added, and those still pending."""
+def _with_earliest_start(schedule: Schedule, earliest: date, now: datetime) -> Schedule:
+    """The schedule once the municipality has read the plan's start condition: the start
+    deadline counts from ``earliest`` (when later than its day 0) and the free-choice deadline
+    is watched again, from the later of its day 0 and ``earliest``."""
+    hours = schedule.due_soon_hours
+    deadlines = []
+    for d in schedule.deadlines:
+        if d.task_code in START_CODES and d.completed_at is None:
+            rule_notes = tuple(n for n in d.notes if n.flag not in ("start-condition-manual", "postponed-start"))
+            day0 = max(d.day0, earliest)
+            offset_days = (d.due.date() - d.day0).days if d.not_before is None else (d.due.date() - d.not_before).days
+            due = _due(day0 + timedelta(days=offset_days), d.due.timetz().replace(tzinfo=None))
+            notes = rule_notes + ((schedule.notes.note("postponed-start", date=earliest),) if earliest > d.day0 else ())
+            d = replace(d, due=due, not_before=earliest, notes=notes, business_status=business_status(due, now, hours))
+        deadlines.append(d)
+    pending = [replace(p, suspended=None, day0=max(p.day0, earliest) if p.day0 is not None else None,
+                       day0_from="plan" if p.day0 is not None and earliest > p.day0 else p.day0_from)
+               if p.rule.trigger == "start-not-offered" else p for p in schedule.pending]
+    return replace(schedule, deadlines=deadlines, pending=pending, earliest_start=earliest)
+
+
+def _triggered(schedule: Schedule, now: datetime, offered_start: date | None, offered_at: datetime | None,
+               course_started: date | None) -> tuple[list[Deadline], list[PendingDeadline]]:
+    """The deadlines with those whose trigger happened by ``now`` added, and those still pending.
+
+    Free choice (``start-not-offered``) watches its own period: 7 days from the later of
+    discharge and the plan's earliest start, whatever the plan's start deadline is. It happens
+    when that period ends without an offered start (at its end), or when the start offered is
+    later than the period's last day (when the offer was recorded). The 14-day change window
+    (``course-started``) opens on the first training session held."""
     hours = schedule.due_soon_hours
     deadlines = list(schedule.deadlines)
-    start = next((d for d in deadlines if d.task_code == "offer-start"), None)
     still_pending: list[PendingDeadline] = []
     for p in schedule.pending:
         added = None
-        if p.rule.trigger == "start-not-offered" and start is not None and p.day0 is not None:
-            missed = (offered_start is None and _utc(now) > _utc(start.due)) or (
-                offered_start is not None and offered_start > start.due.date())
-            if missed:
-                added = _materialise(p, p.day0, p.day0_from, schedule.calendar, now, hours)
-        elif p.rule.trigger == "course-started" and offered_start is not None:
-            added = _materialise(p, offered_start, "course_start", schedule.calendar, now, hours)
+        if p.rule.trigger == "start-not-offered" and p.day0 is not None and p.suspended is None:
+            end = _threshold(p, p.day0, schedule.calendar)
+            at: datetime | None = None
+            if offered_start is not None and offered_start > end.date():
+                at = offered_at or now
+            elif offered_start is None and _utc(now) > _utc(end):
+                at = end
+            if at is not None:
+                added = _materialise(p, p.day0, p.day0_from, schedule.calendar, now, hours, schedule.notes, at,
+                                     schedule.received_at)
+        elif p.rule.trigger == "course-started" and course_started is not None:
+            added = _materialise(p, course_started, "course_start", schedule.calendar, now, hours, schedule.notes)
         if added is None:
             still_pending.append(p)
         else:

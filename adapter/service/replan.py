@@ -13,8 +13,11 @@ Then, as of ``now``:
   (``on-time``, ``due-soon``, ``overdue``; a completed deadline ``done-on-time``/``done-late``);
   Tasks that are cancelled, rejected, failed or entered-in-error are left alone;
 * a deadline that exists only once its trigger happened gets its Task: the free-choice Task
-  when the start deadline passed without an offer (or the offered start is later than the
-  deadline), the 14-day change window once a start is offered; ids are the ones the converter
+  when the 7 days (from the later of discharge and the plan's earliest start) passed without an
+  offer, or the offered start is later than them; the 14-day change window once the first
+  session was held (output ``course-started``);
+* an ``earliest-start`` output (the municipality read a start condition the adapter could not)
+  moves the start deadline and lets the free-choice deadline run; ids are the ones the converter
   would give (``uuid5(sender|letter|task:<rule id>)``);
 * a level changed after the change window closed is flagged with a ``note`` on the Task that
   carried the change, written by ``ggop-adapter`` with the rules' Danish reason text;
@@ -42,7 +45,7 @@ from adapter.danish_time import EARLIEST_DATE, LATEST_DATE, as_utc, sane_date
 from adapter.fhir.context import ADAPTER_BASE, MapContext
 from adapter.fhir.datatypes import required
 from adapter.fhir.plan import organization_ids
-from adapter.fhir.task import task_from_deadline, task_role
+from adapter.fhir.task import NOTE_AUTHOR, task_from_deadline, task_role
 from adapter.medcom.model import GgopMessage
 from adapter.pipeline import apply_rules, validate_bytes
 from adapter.rules.model import LEVELS, LevelChange, RuleSet, Schedule, TaskUpdates
@@ -52,7 +55,6 @@ from adapter.store.schema import messages, resource_history, resources
 from adapter.store.search import Ref
 
 INACTIVE = ("cancelled", "rejected", "failed", "entered-in-error")
-ADAPTER_AUTHOR = "ggop-adapter"
 LEVEL_STATUS_URL = f"{ADAPTER_BASE}/StructureDefinition/level-status"
 
 def codings(cc) -> list[dict]:
@@ -93,6 +95,8 @@ class Outputs:
     offered_start: dt.date | None = None
     informed_at: dt.datetime | None = None
     confirmed_level: str | None = None
+    course_started: dt.date | None = None
+    earliest_start: dt.date | None = None
 
 
 def read_outputs(task: dict, tables: CodeTables) -> Outputs:
@@ -100,18 +104,21 @@ def read_outputs(task: dict, tables: CodeTables) -> Outputs:
     system = tables.system_url("task-output-types")
     levels: dict[tuple[Any, Any], str] = level_codes(tables)  # looked up by a JSON coding's (system, code)
     offered = informed = level = None
+    dates: dict[str, dt.date | None] = {"course-started": None, "earliest-start": None}
     for out in task.get("output") or []:
         if not isinstance(out, dict):
             continue
         code = next((c.get("code") for c in codings(out.get("type")) if c.get("system") == system), None)
         if code == "offered-start" and isinstance(out.get("valueDate"), str):
             offered = parse_date(out["valueDate"])
+        elif code in dates and isinstance(out.get("valueDate"), str):
+            dates[code] = parse_date(out["valueDate"])
         elif code == "citizen-informed" and isinstance(out.get("valueDateTime"), str):
             informed = parse_datetime(out["valueDateTime"])
         elif code == "confirmed-level":
             level = next((levels[(c.get("system"), c.get("code"))] for c in codings(out.get("valueCodeableConcept"))
                           if (c.get("system"), c.get("code")) in levels), None)
-    return Outputs(offered, informed, level)
+    return Outputs(offered, informed, level, dates["course-started"], dates["earliest-start"])
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ def replay(base: Schedule, versions: Sequence[TaskVersion], now: dt.datetime,
     offered: dt.date | None = None
     informed: dt.datetime | None = None
     level: str | None = None
+    started: dt.date | None = None
+    earliest: dt.date | None = None
     completed: dict[str, dt.datetime] = {}
     rules_of: dict[str, str] = {}
     changes: list[tuple[LevelChange, str]] = []
@@ -164,6 +173,10 @@ def replay(base: Schedule, versions: Sequence[TaskVersion], now: dt.datetime,
         if out.confirmed_level is not None and out.confirmed_level != level:
             level = out.confirmed_level
             fields.update(confirmed_level=level, confirmed_at=v.at)
+        if out.course_started is not None and out.course_started != started:
+            started = fields["course_started"] = out.course_started
+        if out.earliest_start is not None and out.earliest_start != earliest:
+            earliest = fields["earliest_start"] = out.earliest_start
         if fields:
             before = len(sched.level_changes)
             sched = reevaluate(sched, v.at, TaskUpdates(**fields))
@@ -216,8 +229,36 @@ def _new_task(deadline, ctx: MapContext, proposal, refs: PlanRefs, tables: CodeT
     return task
 
 
-def _flag_note(change: LevelChange) -> dict:
-    return {"authorString": ADAPTER_AUTHOR, "time": iso(change.at), "text": change.reason_da}
+_REFRESHED_INPUTS = ("flag", "earliest-start")
+
+
+def _refresh(task: dict, deadline, ctx: MapContext, proposal) -> dict:
+    """The stored Task with its deadline's current due time, earliest start, flags and notes
+    (they change when the municipality records the earliest start it read from the plan); the
+    municipality's own notes and outputs stay."""
+    fresh = task_from_deadline(deadline, ctx, proposal)
+    system = ctx.tables.system_url("task-input-types")
+
+    def refreshed_input(inp) -> bool:
+        return isinstance(inp, dict) and any(c.get("system") == system and c.get("code") in _REFRESHED_INPUTS
+                                             for c in codings(inp.get("type")))
+
+    inputs = [i for i in task.get("input") or [] if not refreshed_input(i)]
+    inputs += [i for i in fresh.get("input") or [] if refreshed_input(i)]
+    # the deadline's own notes are the adapter's notes without a time (a level-change note has one)
+    notes = [n for n in task.get("note") or []
+             if not (isinstance(n, dict) and n.get("authorString") == ctx.text(NOTE_AUTHOR) and "time" not in n)]
+    notes += fresh.get("note") or []
+    out = {**task, "restriction": fresh["restriction"], "input": inputs}
+    if notes:
+        out["note"] = notes
+    else:
+        out.pop("note", None)
+    return out
+
+
+def _flag_note(change: LevelChange, tables: CodeTables) -> dict:
+    return {"authorString": tables.text(NOTE_AUTHOR), "time": iso(change.at), "text": change.reason_da}
 
 
 def plan_changes(sched: Schedule, tasks: dict[str, dict], *, ctx: MapContext, proposal, refs: PlanRefs,
@@ -238,18 +279,22 @@ def plan_changes(sched: Schedule, tasks: dict[str, dict], *, ctx: MapContext, pr
             out[own_id] = _new_task(d, ctx, proposal, refs, tables)
             continue
         task = tasks[tid]
-        if task.get("status") in INACTIVE or tid in keep_business_status:
+        if task.get("status") in INACTIVE:
             continue
-        if _current_status_code(task, tables) != code:
-            out[tid] = {**task, "businessStatus": _business_status(code, tables)}
+        refreshed = _refresh(task, d, ctx, proposal)
+        if tid not in keep_business_status and _current_status_code(refreshed, tables) != code:
+            refreshed = {**refreshed, "businessStatus": _business_status(code, tables)}
+        if refreshed != task:
+            out[tid] = refreshed
     for change, tid in level_changes:
         if not change.flagged or tid not in tasks:
             continue
         task = out.get(tid, tasks[tid])
         notes = list(task.get("note") or [])
-        if not any(isinstance(n, dict) and n.get("authorString") == ADAPTER_AUTHOR and n.get("text") == change.reason_da
+        author = tables.text(NOTE_AUTHOR)
+        if not any(isinstance(n, dict) and n.get("authorString") == author and n.get("text") == change.reason_da
                    for n in notes):
-            out[tid] = {**task, "note": [*notes, _flag_note(change)]}
+            out[tid] = {**task, "note": [*notes, _flag_note(change, tables)]}
     return out
 
 
@@ -333,7 +378,7 @@ def replan(conn: Connection, row, task_id: str, new: dict, keep: frozenset[str],
                      tables=tables)
     subject = sr.content.get("subject")
     refs = PlanRefs(sr_ref, subject.get("reference") if isinstance(subject, dict) else None,
-                    organization_ids(msg, ctx, id_key))
+                    organization_ids(msg, ctx, id_key, sched))
     changed = plan_changes(sched, tasks, ctx=ctx, proposal=proposal, refs=refs, tables=tables,
                            keep_business_status=keep, level_changes=level_changes)
     out: dict[tuple[str, str], Saved] = {}

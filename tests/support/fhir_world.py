@@ -182,8 +182,10 @@ def code_of(task: dict) -> str:
     return task["code"]["coding"][0]["code"]
 
 
-def business(task: dict) -> str:
-    return task["businessStatus"]["coding"][0]["code"]
+def business(task: dict) -> str | None:
+    """A deadline Task's business status (a letter's reply Task has no deadline, so none)."""
+    status = task.get("businessStatus")
+    return status["coding"][0]["code"] if status else None
 
 
 def output(code: str, **value) -> dict:
