@@ -24,6 +24,33 @@ UPDATE_DOC = (
 )
 
 
+# MedCom FHIR messaging (docs/medcom-fhir.md, adapter/api/process_message.py)
+PROCESS_MESSAGE = {
+    "name": "process-message",
+    "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+    "documentation": (
+        "POST [base]/$process-message with a MedCom CareCommunication message (event care-communication-message), "
+        "FHIR XML or JSON, hospital token. Answered synchronously with a MedCom Acknowledgement message (event "
+        "acknowledgement-message; ok, transient-error or fatal-error), in the format asked for by Accept, else the "
+        "one received; resends by MedCom's reliable-messaging rules (Bundle.id x MessageHeader.id) get the "
+        "original Acknowledgement."),
+}
+MESSAGING = {
+    "documentation": (
+        "MedCom messaging event codes (http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-messaging-eventCodes): "
+        "care-communication-message is received at $process-message and sent to push routes with payload "
+        "medcom-message; acknowledgement-message is sent in answer to every CareCommunication received."),
+    "supportedMessage": [
+        {"mode": "receiver", "definition": "http://medcomfhir.dk/ig/messagedefinitions/MessageDefinition/"
+                                           "MedComCareCommunicationMessageDefinition|5.0"},
+        {"mode": "sender", "definition": "http://medcomfhir.dk/ig/messagedefinitions/MessageDefinition/"
+                                         "MedComCareCommunicationMessageDefinition|5.0"},
+        {"mode": "sender", "definition": "http://medcomfhir.dk/ig/messagedefinitions/MessageDefinition/"
+                                         "MedComAcknowledgementMessageDefinition|2.0"},
+    ],
+}
+
+
 def _version() -> str:
     try:
         return metadata.version("ggop-adapter")
@@ -96,5 +123,7 @@ def capability_statement(base_url: str, now: dt.datetime) -> dict:
             },
             "resource": [_resource(t) for t in TYPES],
             "interaction": [{"code": "history-system"}],
+            "operation": [PROCESS_MESSAGE],
         }],
+        "messaging": [MESSAGING],
     }

@@ -188,7 +188,31 @@ def package_folders() -> list[Path]:
             f"no FHIR package folders found in {source}",
             "add the Danish FHIR packages (see /work/shared/fhir-profiles/README.md)",
         )
-    return order_packages(folders)
+    return order_packages(newest_versions(folders))
+
+
+def _version_key(version: str) -> tuple:
+    """``3.4.0`` > ``2.0.0``; a pre-release (``1.0.0-trial-use``) sorts before its release."""
+    main, _, pre = version.partition("-")
+    numbers = tuple(int(p) if p.isdigit() else 0 for p in main.split("."))
+    return numbers, 0 if pre else 1, pre
+
+
+def newest_versions(folders: Iterable[Path]) -> list[Path]:
+    """One folder per package name: its newest version. Two versions of a package define the
+    same canonical URLs with other content (DK Core 2.0.0 and 3.4.0, MedCom core 2.0.1 and
+    3.0.1, ...), and which of them a validator would use is not defined; the older ones are
+    the dependencies an older guide declares (MedCom Acknowledgement 2.0.3), whose examples
+    validate the same against the newer set (``../shared/fhir-profiles/README.md``)."""
+    chosen: dict[str, tuple[tuple, Path]] = {}
+    for f in folders:
+        meta = _read_package_json(f)
+        name = str(meta.get("name") or f.name.split("#")[0])
+        version = str(meta.get("version") or (f.name.split("#", 1)[1] if "#" in f.name else "0"))
+        key = _version_key(version)
+        if name not in chosen or key > chosen[name][0]:
+            chosen[name] = (key, f)
+    return [f for _, f in chosen.values()]
 
 
 # --------------------------------------------------------------------------- helpers

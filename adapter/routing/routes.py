@@ -5,7 +5,7 @@ recipient key → endpoint.
 
     defaults:
       municipalities: pull        # every municipality without an entry reads from /fhir
-      payload: transaction        # transaction | message
+      payload: transaction        # transaction | message | medcom-message
       timeout_seconds: 30
       max_age_hours: 72           # how long a failing delivery is retried before it is dead
       first_retry_seconds: 30     # backoff: doubles per attempt, with jitter, up to
@@ -56,6 +56,8 @@ from adapter.medcom.identifiers import gln_is_valid
 ROUTING_FILE = MAPPINGS_DIR / "routing.yaml"  # the sample table; ADAPTER_ROUTING_FILE names another
 PUSH, PULL = "push", "pull"
 TRANSACTION, MESSAGE = "transaction", "message"
+MEDCOM_MESSAGE = "medcom-message"  # letters as MedCom CareCommunication messages (adapter/medcom_fhir)
+PAYLOADS = (TRANSACTION, MESSAGE, MEDCOM_MESSAGE)
 
 _KEY = re.compile(r"^(municipality|gln|sor|ydernummer|region):([0-9]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -215,7 +217,7 @@ def load_routing(path: Path | str = ROUTING_FILE, tables: CodeTables | None = No
         first_delay=num(defaults, d_at, "first_retry_seconds", 30.0, 0.1, 86400),
         max_delay=num(defaults, d_at, "max_retry_seconds", 3600.0, 1, 86400),
         max_age=dt.timedelta(hours=num(defaults, d_at, "max_age_hours", 72.0, 1, 24 * 60)))
-    base_payload = as_choice(defaults["payload"], d_at.key(defaults, "payload"), (TRANSACTION, MESSAGE)) \
+    base_payload = as_choice(defaults["payload"], d_at.key(defaults, "payload"), PAYLOADS) \
         if "payload" in defaults else TRANSACTION
     base_timeout = num(defaults, d_at, "timeout_seconds", 30.0, 1, 600)
     recheck = num(defaults, d_at, "unroutable_recheck_seconds", 300.0, 1, 86400)
@@ -248,7 +250,7 @@ def load_routing(path: Path | str = ROUTING_FILE, tables: CodeTables | None = No
             here.key(m, "base_url").fail("mode push needs base_url")
         routes[key] = Route(
             key=key, mode=PUSH, base_url=_base_url(m["base_url"], here.key(m, "base_url")),
-            payload=as_choice(m["payload"], here.key(m, "payload"), (TRANSACTION, MESSAGE)) if "payload" in m
+            payload=as_choice(m["payload"], here.key(m, "payload"), PAYLOADS) if "payload" in m
             else base_payload,
             timeout=num(m, here, "timeout_seconds", base_timeout, 1, 600),
             auth=_auth(m["auth"], here.key(m, "auth")) if "auth" in m else Auth(),

@@ -36,13 +36,15 @@ from sqlalchemy.exc import OperationalError
 
 from adapter.danish_time import utc_now
 from adapter.errors import AdapterError
+from adapter.medcom_fhir.wire import is_fhir_message
 from adapter.outcome import operation_outcome
 from adapter.runtime import Runtime
 from adapter.service.ingest import ingest
+from adapter.service.process_message import receive_file
 
 log = logging.getLogger("ggop.inbox")
-SUFFIXES = (".xml", ".XML")
-COMPANIONS = (".receipt.xml", ".outcome.json", ".reason")
+SUFFIXES = (".xml", ".XML", ".json", ".JSON")  # JSON: MedCom FHIR messages (CareCommunication)
+COMPANIONS = (".receipt.xml", ".outcome.json", ".reason", ".acknowledgement.xml", ".acknowledgement.json")
 
 
 class _Unreadable(Exception):
@@ -133,6 +135,10 @@ def _process(path: Path, runtime: Runtime, clock: Callable[[], dt.datetime], cli
         log.error("inbox %s: unreadable (%s)", path.name, exc.reason)
         return _finish(path, failed, "unreadable", ".reason", (exc.reason + "\n").encode())
     try:
+        if is_fhir_message(raw):  # a MedCom FHIR message: answered with an Acknowledgement
+            state, ok, suffix, answer = receive_file(runtime, raw, received_at=clock(), client=client)
+            log.info("inbox %s: %s", path.name, state)
+            return _finish(path, done if ok else failed, state, suffix, answer)
         result = ingest(runtime, raw, received_at=clock(), client=client)
     except OperationalError:
         raise
