@@ -35,7 +35,9 @@ class Settings:
     max_depth: int = DEFAULT_MAX_DEPTH
     max_elements: int = DEFAULT_MAX_ELEMENTS
     max_attributes: int = DEFAULT_MAX_ATTRIBUTES  # per element
-    check_models: bool = True
+    # every Bundle is checked against the compiled schema of what the adapter emits
+    # (adapter/fhir/guard.py); True also parses each resource with the fhir.resources models
+    check_models: bool = False
     body_timeout: int = 30  # seconds a client may take to send a message body, in all
     # The service's public root (e.g. https://ggop.example.dk): every absolute URL the API
     # writes (links, fullUrl) starts with it + /fhir. Unset: X-Forwarded-Proto/-Host/-Prefix from
@@ -57,6 +59,16 @@ class Settings:
     oauth_jwks_url: str | None = None
     oauth_audience: str | None = None
     oauth_clients_file: str | None = None
+    # Operator console and metrics (docs/console.md): the secret that signs console session
+    # cookies (``console_secret`` itself, else the file, created 0600 on first start); the roles
+    # that see patient data in stored messages and resources; how long a sign-in lasts;
+    # whether /metrics answers without an operator token (a scraper on a private network)
+    console_secret: str | None = None
+    console_secret_file: str = "var/console.key"
+    console_unmasked_roles: tuple[str, ...] = ("municipality",)
+    console_session_hours: int = 8
+    metrics_public: bool = False
+    metrics_dir: str = "var/metrics"  # where the service's processes and the worker count
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -30,7 +30,10 @@ def _checked(value: str, where: str) -> bytes:
     return value.encode("utf-8")
 
 
-def _create(path: Path) -> None:
+def create_secret_file(path: Path) -> None:
+    """A new file of 32 random bytes (hex) readable by the owner only (0600), unless one
+    exists: a process that finds another made it first uses theirs. Used for the id key and
+    the console's session secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -46,7 +49,7 @@ def load_id_key(settings: Settings) -> bytes:
         return _checked(settings.id_key, "environment#id_key")
     path = Path(settings.id_key_file)
     if not path.exists():
-        _create(path)
+        create_secret_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,6 +16,7 @@ from adapter.api.errors import error_response
 from adapter.api.fhir_rest import blueprint as fhir_blueprint
 from adapter.api.medcom import blueprint as medcom_blueprint
 from adapter.api.oauth import RETRY_AFTER_SECONDS, IssuerUnavailable, load_oauth
+from adapter.api.process_message import blueprint as process_message_blueprint
 from adapter.api.responses import outcome_response
 from adapter.danish_time import utc_now
 from adapter.outcome import plain_issue
@@ -100,5 +101,13 @@ def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] 
         return jsonify(status="ready")
 
     app.register_blueprint(medcom_blueprint)
+    app.register_blueprint(process_message_blueprint)  # before /fhir's catch-all
     app.register_blueprint(fhir_blueprint)
+    # operator console, /metrics and JSON request lines (docs/console.md)
+    from adapter import logs, metrics
+    from adapter.console import register as register_console
+
+    logs.install(app, lambda: services.engine, clock)
+    metrics.register_endpoint(app, lambda: services.engine, clock, runtime.settings.metrics_public)
+    register_console(app, runtime.settings, clients)
     return app

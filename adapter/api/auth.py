@@ -87,6 +87,16 @@ class Clients:
             return self.oauth.authenticate(token)
         return None
 
+    def still_valid(self, digest: str | None, client: Client) -> bool:
+        """Whether a sign-in made earlier (the console's session) still stands: the static token
+        with this SHA-256 digest still names this client, or, without a digest, the OAuth
+        clients still list it."""
+        if digest is not None:
+            known = self._by_hash.get(digest)
+            return known is not None and known == client
+        listed = getattr(self.oauth, "clients", None) if self.oauth is not None else None
+        return isinstance(listed, dict) and client in listed.values()
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
