@@ -74,7 +74,8 @@ class _StubServer:
         self.stub.stop()
 
 
-def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: bool = False) -> dict:
+def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: bool = False,
+        concurrency: int = 8, per_recipient: int = 2) -> dict:
     if url.startswith("postgresql"):
         reset(url)
     engine = open_store(url, id_key=BENCH_ID_KEY.encode())
@@ -91,10 +92,12 @@ def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: b
         routing.write_text("routes:\n" + "".join(
             f'  "{k}": {{mode: push, base_url: "{server.base_url}", payload: {payload}, '
             f'auth: {{bearer_token_env: BENCH_TOKEN}}}}\n' for k in keys))
-        env = {**os.environ, "ADAPTER_DATABASE_URL": url, "BENCH_TOKEN": server.token}
+        env = {**os.environ, "ADAPTER_DATABASE_URL": url, "BENCH_TOKEN": server.token,
+               "ADAPTER_ID_KEY": BENCH_ID_KEY}
         started = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-m", "adapter", "worker", "--once", "--quiet", "--routes",
-                                   str(routing)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                   str(routing), "--concurrency", str(concurrency), "--per-recipient",
+                                   str(per_recipient)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for _ in range(workers)]
         errors = [p.communicate(timeout=3600)[1] for p in procs]
         wall = time.perf_counter() - started
@@ -108,8 +111,8 @@ def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: b
     engine.dispose()
     times = sorted(_utc(t) for t in done)
     span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
-    return {"workers": workers, "rows": rows, "delivered": len(done), "states": states, "wall": wall,
-            "span": span, "rate": (len(times) - 1) / span if span else float("nan")}
+    return {"workers": workers, "concurrency": concurrency, "rows": rows, "delivered": len(done), "states": states,
+            "wall": wall, "span": span, "rate": (len(times) - 1) / span if span else float("nan")}
 
 
 def main() -> None:
@@ -143,3 +146,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def figures(pg_url: str, messages: int = 600) -> tuple[list, dict]:
+    """For bench/run.py: PostgreSQL, two workers, to a stub answering at once and to sekmet-fhir."""
+    from common import Figure
+
+    out, detail = [], {}
+    with tempfile.TemporaryDirectory(prefix="deliver-bench-") as tmp:
+        work = Path(tmp)
+        pg = bench_database(pg_url)
+        single = run(pg, 1, messages, "transaction", work, stub=True, concurrency=1, per_recipient=1)
+        fast = run(pg, 2, messages, "transaction", work, stub=True)
+        detail["stub_one_worker_sequential"], detail["stub_two_workers"] = single, fast
+        out.append(Figure("deliver to a fast endpoint, 2 workers x 8 lanes, PostgreSQL", fast["rate"], "/s",
+                          single["rate"], "/s 1 worker, 1 lane",
+                          fast["rate"] / single["rate"] if single["rate"] else None,
+                          ">= 500/s", fast["rate"] >= 500, fast))
+        try:
+            real = run(pg, 2, messages, "transaction", work, stub=False)
+            detail["sekmet_two_workers"] = real
+            out.append(Figure("deliver to sekmet-fhir (a real FHIR server), 2 workers", real["rate"], "/s",
+                              fast["rate"], "/s to the stub", None, "", None, real))
+        except Exception as exc:  # noqa: BLE001 - the FHIR server may not be installable here
+            detail["sekmet_error"] = type(exc).__name__
+    return out, detail

@@ -13,14 +13,14 @@ from conftest import DATA
 
 def test_defaults():
     s = Settings.load({})
-    assert s.database_url == "sqlite:///var/adapter.db" and s.max_bytes == 10 * 1024 * 1024 and s.check_models
+    assert s.database_url == "sqlite:///var/adapter.db" and s.max_bytes == 10 * 1024 * 1024 and not s.check_models
 
 
 def test_toml_then_environment(tmp_path):
     cfg = tmp_path / "adapter.toml"
-    cfg.write_text('[adapter]\nmax_bytes = 2048\ncheck_models = false\ndatabase_url = "sqlite:///x.db"\n')
+    cfg.write_text('[adapter]\nmax_bytes = 2048\ncheck_models = true\ndatabase_url = "sqlite:///x.db"\n')
     s = Settings.load({"ADAPTER_CONFIG": str(cfg), "ADAPTER_MAX_BYTES": "4096"})
-    assert s.max_bytes == 4096 and s.check_models is False and s.database_url == "sqlite:///x.db"
+    assert s.max_bytes == 4096 and s.check_models is True and s.database_url == "sqlite:///x.db"
 
 
 @pytest.mark.parametrize("env,where", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from flask import Response, request
 
 from adapter.outcome import operation_outcome, plain_issue
@@ -24,11 +25,19 @@ class FhirError(Exception):
         self.issues = issues or [plain_issue("error", code, text, expression, catalogue)]
 
 
+def _encode(body: Any, pretty: bool) -> bytes:
+    """UTF-8 JSON, compact or indented by two: orjson (a page of 100 Tasks in a fraction of the
+    time), the standard library for what orjson does not take (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
+                          separators=None if pretty else (",", ":")).encode("utf-8")
+
+
 def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     pretty = request.args.get("_pretty") == "true"
-    text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
-                      separators=None if pretty else (",", ":"))
-    resp = Response(text, status=status, mimetype=FHIR_JSON)
+    resp = Response(_encode(body, pretty), status=status, mimetype=FHIR_JSON)
     resp.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
     for k, v in (headers or {}).items():
         resp.headers[k] = v

@@ -60,7 +60,12 @@ def _fail(exc: AdapterError) -> NoReturn:
 @click.option("--poll-interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between looks at the outbox when nothing is due.")
 @click.option("--quiet", is_flag=True, help="Only warnings and alerts.")
-def worker(once: bool, routes_file: str | None, poll_interval: float, quiet: bool) -> None:
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="Rows delivered at a time (threads).")
+@click.option("--per-recipient", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="At most this many of them to one recipient, so a slow one never holds up the others.")
+def worker(once: bool, routes_file: str | None, poll_interval: float, quiet: bool, concurrency: int,
+           per_recipient: int) -> None:
     """Deliver the outbox: push to municipal FHIR servers, mark pull recipients, retry, dead-letter.
 
     Several workers may run against PostgreSQL; SQLite allows one. SIGTERM stops after the
@@ -72,7 +77,11 @@ def worker(once: bool, routes_file: str | None, poll_interval: float, quiet: boo
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     runtime = _runtime(routes_file)
-    w = Worker(runtime.engine, runtime.routes(), poll_interval=poll_interval)
+    from adapter.metrics import enable_multiprocess
+
+    enable_multiprocess(runtime.settings.metrics_dir)  # its deliveries count in the service's /metrics
+    w = Worker(runtime.engine, runtime.routes(), poll_interval=poll_interval, concurrency=concurrency,
+               per_recipient=per_recipient)
     signal.signal(signal.SIGTERM, w.stop)
     signal.signal(signal.SIGINT, w.stop)
     try:

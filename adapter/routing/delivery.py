@@ -41,12 +41,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import requests
 
 from adapter import __version__
 from adapter.fhir.bundle import entry_resource
 from adapter.fhir.context import ADAPTER_BASE, ID_NAMESPACE
-from adapter.routing.routes import MESSAGE, Auth, Route
+from adapter.routing.routes import MEDCOM_MESSAGE, MESSAGE, Auth, Route
 
 DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
 ABORTED = "aborted"  # the worker is stopping: the attempt was given up, nothing is known of its answer
@@ -343,10 +344,18 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
     if route.payload == MESSAGE:
         url = f"{base_url}/$process-message"
         body = message_bundle(payload, message_id=message_id, recipient=recipient, destination=base_url)
+    elif route.payload == MEDCOM_MESSAGE:  # a letter as a MedCom CareCommunication message
+        from adapter.medcom_fhir.delivery import medcom_message
+
+        url = f"{base_url}/$process-message"
+        try:
+            body = medcom_message(payload, message_id=message_id, recipient=recipient)
+        except ValueError as exc:  # not a letter, or a party without SOR code: codes only
+            return Outcome(PERMANENT, None, f"no CareCommunication message: {exc}")
     else:
         url = base_url
         body = payload
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = orjson.dumps(body)  # compact UTF-8 JSON, as json.dumps(…, ensure_ascii=False) wrote it
     started = time.monotonic()
     try:
         answer = _request(session, "POST", url, budget=route.timeout, max_body=max_body, should_stop=should_stop,
@@ -390,7 +399,7 @@ def _success_outcome(route: Route, answer: _Answer, retry_after: float | None, e
     content_type = answer.headers.get("Content-Type")
     is_json = _media_type(content_type) in JSON_TYPES
     data = _json(content) if is_json else None
-    if route.payload == MESSAGE:
+    if route.payload in (MESSAGE, MEDCOM_MESSAGE):
         if not content.strip():  # accepted for asynchronous processing, or no response message
             return Outcome(DELIVERED, status, f"HTTP {status}", None, elapsed)
         if not _is_message_response(data):

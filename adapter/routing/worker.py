@@ -12,6 +12,12 @@ the hospitals' pushes are never held up by a slow endpoint.
 Order. A row waits while an earlier row for the same patient (``order_key``) and the same
 recipient is pending, unroutable or dead, so a correction never overtakes its original.
 
+Concurrency. A worker delivers ``concurrency`` rows at a time (threads, each with its own
+connection and HTTP session), at most ``per_recipient`` of them to one recipient: a slow or
+stalled municipality holds those lanes only, and the other recipients' rows go past it. A row
+in hand stays ``pending`` until its outcome is committed, so the order check above keeps a
+patient's later rows waiting behind it, in this worker and in any other.
+
 Outcomes. Pull routes: delivered at once (``mode`` pull; the recipient reads ``/fhir``).
 No route: ``unroutable`` with an ALERT log line, re-checked every
 ``unroutable_recheck_seconds`` and at once when the routing file changes. Push: delivered;
@@ -55,6 +61,8 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from adapter.danish_time import as_utc, utc_now
 from adapter.errors import ConfigError
+from adapter.logs import log_delivery
+from adapter.metrics import observe_delivery
 from adapter.routing.delivery import ABORTED, MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, PERMANENT, Outcome, deliver
 from adapter.routing.delivery import DELIVERED as OK
 from adapter.routing.outbox import BLOCKING, DEAD, DELIVERED, PENDING, UNROUTABLE
@@ -96,14 +104,15 @@ class Worker:
                  sleep: Callable[[float], object] | None = None, rng: random.Random | None = None,
                  session: requests.Session | None = None, name: str | None = None, poll_interval: float = 2.0,
                  alert_interval: float = 3600.0, env: Mapping[str, str] | None = None,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES):
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, concurrency: int = 1, per_recipient: int = 1):
         self.engine = engine
         self.routes = routes  # RoutesFile or FixedRoutes: .load() and .refresh()
         self.clock = clock or utc_now
         self._stop = threading.Event()
         self.sleep = sleep or self._stop.wait
         self.rng = rng or random.Random()
-        self.session = session or requests.Session()
+        self._shared_session = session  # tests pass one; otherwise one per delivering thread
+        self._sessions = threading.local()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll_interval = poll_interval
         self.alert_interval = alert_interval
@@ -114,6 +123,20 @@ class Worker:
         self.stats = Stats()
         self._lock_file: TextIO | None = None
         self._last_alert: dt.datetime | None = None
+        self.concurrency = max(1, concurrency)
+        self.per_recipient = max(1, per_recipient)
+        self._busy = threading.Lock()
+        self._in_hand: set[int] = set()  # rows being delivered by this worker's threads
+        self._lanes: dict[str, int] = {}  # recipient -> rows in hand
+
+    @property
+    def session(self) -> requests.Session:
+        if self._shared_session is not None:
+            return self._shared_session
+        own = getattr(self._sessions, "session", None)
+        if own is None:
+            own = self._sessions.session = requests.Session()
+        return own
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -161,26 +184,74 @@ class Worker:
             log.info("worker %s started: %s, %d routes in %s", self.name, self.engine.dialect.name,
                      len(self.table.routes), self.table.path)
             self._alert_summary(force=True)
-            while not self.stopping:
-                try:
-                    self._refresh()
-                    if self.step():
-                        continue
-                    if once:
-                        break
-                    self._alert_summary()
-                except DBAPIError as exc:
-                    # The database went away (restart, failover, a killed connection): nothing is
-                    # lost, the row in hand is still pending; wait and carry on.
-                    if once:
-                        raise
-                    log.error("ALERT database error (%s); trying again in %g s", type(exc.orig).__name__,
-                              self.poll_interval)
-                self.sleep(self.poll_interval)
+            if self.concurrency == 1:
+                self._loop(once, lead=True)
+            else:
+                self._run_threads(once)
         finally:
             self.release()
         log.info("worker %s stopped: %s", self.name, self.stats.line())
         return self.stats
+
+    def _loop(self, once: bool, lead: bool) -> None:
+        """Take and deliver rows until stopped (or, ``once``, until nothing is due). The lead
+        loop also reloads the routing table and writes the periodic alert summary."""
+        while not self.stopping:
+            try:
+                if lead:
+                    self._refresh()
+                if self.step():
+                    continue
+                if once:
+                    break
+                if lead:
+                    self._alert_summary()
+            except DBAPIError as exc:
+                # The database went away (restart, failover, a killed connection): nothing is
+                # lost, the row in hand is still pending; wait and carry on.
+                if once:
+                    raise
+                log.error("ALERT database error (%s); trying again in %g s", type(exc.orig).__name__,
+                          self.poll_interval)
+            self.sleep(self.poll_interval)
+
+    def _run_threads(self, once: bool) -> None:
+        """``concurrency`` loops side by side; the first error of a ``once`` run is raised."""
+        errors: list[BaseException] = []
+
+        def loop(lead: bool) -> None:
+            try:
+                self._loop(once, lead)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                errors.append(exc)
+                self._stop.set()
+
+        threads = [threading.Thread(target=loop, args=(n == 0,), name=f"deliver-{n}", daemon=True)
+                   for n in range(self.concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def _take(self, row) -> bool:
+        """Hold ``row`` for this thread, unless another thread has it or its recipient's lanes are full."""
+        with self._busy:
+            if row.id in self._in_hand or self._lanes.get(row.recipient, 0) >= self.per_recipient:
+                return False
+            self._in_hand.add(row.id)
+            self._lanes[row.recipient] = self._lanes.get(row.recipient, 0) + 1
+            return True
+
+    def _release(self, row) -> None:
+        with self._busy:
+            self._in_hand.discard(row.id)
+            left = self._lanes.get(row.recipient, 1) - 1
+            if left > 0:
+                self._lanes[row.recipient] = left
+            else:
+                self._lanes.pop(row.recipient, None)
 
     def _refresh(self) -> None:
         try:
@@ -213,12 +284,20 @@ class Worker:
 
     def step(self) -> bool:
         """Take one due row and deal with it; False when nothing is due."""
+        held: list = []
+        try:
+            return self._step(held)
+        finally:
+            for row in held:
+                self._release(row)
+
+    def _step(self, held: list) -> bool:
         now = self.now()
         if self.postgres:
             row = None
             try:
                 with self.engine.begin() as conn:
-                    row = self._claim(conn, now)
+                    row = self._claim(conn, now, held)
                     if row is None:
                         return False
                     change = self._work(row, now)
@@ -230,7 +309,7 @@ class Worker:
                 self._record_defect(row, exc)  # the transaction is gone: the dead letter gets its own
             return True
         with self.engine.begin() as conn:
-            row = self._claim(conn, now)
+            row = self._claim(conn, now, held)
         if row is None:
             return False
         change = self._work(row, now)
@@ -260,7 +339,7 @@ class Worker:
         log.error("ALERT %s: dead letter, %s %s", self._where(row), reason, when)
         return dict(state=DEAD, next_attempt_at=None, last_error=reason, last_attempt_at=self.now())
 
-    def _claim(self, conn, now: dt.datetime):
+    def _claim(self, conn, now: dt.datetime, held: list | None = None):
         """The first due row (pending before unroutable, oldest due time first) that no earlier
         row of the same patient and recipient holds up and no other worker holds.
 
@@ -277,7 +356,10 @@ class Worker:
                                     and_(outbox.c.next_attempt_at == after[0], outbox.c.id > after[1])))
                 batch = conn.execute(q.order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH)).all()
                 for c in batch:
+                    if not self._take(c):  # another thread has it, or its recipient's lanes are full
+                        continue
                     if self._blocked(conn, c):
+                        self._release(c)
                         continue
                     take = select(outbox).where(outbox.c.id == c.id, outbox.c.state == state,
                                                 outbox.c.next_attempt_at <= now)
@@ -285,7 +367,12 @@ class Worker:
                         take = take.with_for_update(skip_locked=True)
                     row = conn.execute(take).first()
                     if row is not None:
+                        if held is not None:
+                            held.append(c)
+                        else:
+                            self._release(c)
                         return row
+                    self._release(c)
                 if len(batch) < CLAIM_BATCH:
                     break
                 after = (batch[-1].next_attempt_at, batch[-1].id)
@@ -395,6 +482,8 @@ class Worker:
     def _record(self, conn, row, change: dict) -> None:
         done = conn.execute(update(outbox).where(and_(outbox.c.id == row.id, outbox.c.state == row.state))
                             .values(**change))
+        observe_delivery(row, change)
+        log_delivery(conn, row, change)
         if done.rowcount == 0:
             log.warning("outbox #%d was changed by an operator during its delivery; its outcome (%s) is not "
                         "recorded", row.id, change.get("state"))

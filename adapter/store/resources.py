@@ -73,6 +73,12 @@ def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def status_of(content: dict) -> str | None:
+    """The ``resources.status`` column: the resource's own ``status`` code, when it has one."""
+    value = content.get("status")
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
 def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municipality: str | None,
                   patient_id: str | None, message_id: int | None, changed_by: str | None,
                   as_of: dt.datetime | None = None) -> dict:
@@ -99,7 +105,7 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
               "meta": {**meta, "versionId": str(version), "lastUpdated": iso(now)},
               **{k: v for k, v in body.items() if k not in ("resourceType", "id")}}
     values = dict(version_id=version, last_updated=now, municipality=municipality, patient_id=patient_id,
-                  message_id=message_id, content=stored, deleted=False, as_of=as_of)
+                  message_id=message_id, content=stored, status=status_of(stored), deleted=False, as_of=as_of)
     if current is None:
         conn.execute(insert(resources).values(type=rtype, id=rid, **values))
     else:
@@ -161,9 +167,9 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     now = stored_time(now)
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
-    ids = [r["id"] for r in items]
-    existing = {(row.type, row.id) for row in conn.execute(
-        select(resources.c.type, resources.c.id).where(resources.c.id.in_(ids)))}
+    keys = [(r["resourceType"], r["id"]) for r in items]
+    existing = {(row.type, row.id) for row in conn.execute(  # through the primary key (type, id)
+        select(resources.c.type, resources.c.id).where(tuple_(resources.c.type, resources.c.id).in_(keys)))}
     fresh, out = [], []
     for r in items:
         if (r["resourceType"], r["id"]) in existing:
@@ -182,13 +188,14 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         conn.execute(insert(resources), [dict(
             type=r["resourceType"], id=r["id"], version_id=1, last_updated=now,
             municipality=_owners(r, municipality, patient)[0], patient_id=_owners(r, municipality, patient)[1],
-            message_id=message_id, content=r, deleted=False,
+            message_id=message_id, content=r, status=status_of(r), deleted=False,
             as_of=as_of if r["resourceType"] in SHARED_TYPES else None) for r in fresh])
         # the first versions are copied inside the database rather than sent twice
         copied = select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
                         resources.c.municipality, resources.c.message_id, resources.c.content,
                         literal(changed_by, String).label("changed_by")).where(
-            resources.c.id.in_([r["id"] for r in fresh]), resources.c.version_id == 1)
+            tuple_(resources.c.type, resources.c.id).in_([(r["resourceType"], r["id"]) for r in fresh]),
+            resources.c.version_id == 1)
         conn.execute(insert(resource_history).from_select(
             ["type", "id", "version_id", "last_updated", "municipality", "message_id", "content", "changed_by"],
             copied))

@@ -86,9 +86,16 @@ resources = Table(
     # message arriving later does not overwrite it
     Column("as_of", DateTime(timezone=True)),
     Column("replaced_by", String(64)),  # a merged duplicate: the id of the resource it became
+    # the resource's own ``status`` code (a copy of content.status, for searching on it in SQL)
+    Column("status", String(64)),
 )
-Index("ix_resources_type_municipality", resources.c.type, resources.c.municipality)
+# A municipality's pages: by type, in _lastUpdated order, and (Task?status=…) by status first.
+Index("ix_resources_scope_updated", resources.c.type, resources.c.municipality, resources.c.last_updated,
+      resources.c.id)
+Index("ix_resources_scope_status", resources.c.type, resources.c.municipality, resources.c.status,
+      resources.c.last_updated, resources.c.id)
 Index("ix_resources_last_updated", resources.c.last_updated)
+Index("ix_resources_patient", resources.c.patient_id, resources.c.type)
 
 # Which municipalities see a shared resource: those with a plan or letter that names it.
 resource_access = Table(
@@ -117,6 +124,12 @@ resource_history = Table(
     Column("content", JSON, nullable=False),
     Column("changed_by", String(100)),
 )
+# The sync feed (_history?_since=…): a municipality's versions of a type in time order, and
+# every version in time order (operators, system-level history).
+Index("ix_history_scope_updated", resource_history.c.type, resource_history.c.municipality,
+      resource_history.c.last_updated, resource_history.c.id, resource_history.c.version_id)
+Index("ix_history_updated", resource_history.c.last_updated, resource_history.c.type, resource_history.c.id,
+      resource_history.c.version_id)
 
 # Who pushed or read what, when (no patient data: ids, codes and outcomes only).
 audit = Table(
@@ -131,6 +144,7 @@ audit = Table(
     Column("detail", Text),
 )
 Index("ix_audit_at", audit.c.at)
+Index("ix_audit_target", audit.c.target, audit.c.action)
 
 # What must be delivered to whom; drained by the routing worker (adapter/routing/worker.py).
 # The payload is the message's transaction Bundle (patient data, like resources.content);

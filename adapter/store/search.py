@@ -9,10 +9,11 @@ whether another municipality has them too. A scope that names no municipality an
 
 Search parameters are a table (:data:`SEARCH_PARAMS`); the CapabilityStatement is built from
 the same table, so it lists exactly what is implemented. The SQL query filters on type, scope,
-``_id``, ``_lastUpdated`` and (for patient references) the ``patient_id`` column; conditions
-on the JSON content are checked in Python over the rows the SQL query streams, before
-counting and slicing, so ``total`` and paging stay exact. Results are ordered by
-``last_updated`` then ``id``.
+``_id``, ``_lastUpdated``, ``status`` (the ``status`` column) and (for patient references) the
+``patient_id`` column; other conditions on the JSON content are checked in Python over the
+rows the SQL query streams, before counting and slicing, so ``total`` and paging stay exact.
+Results are ordered by ``last_updated`` then ``id``; the indexes of migration 0006 serve a
+municipality's pages and sync feed (``docs/performance.md``).
 
 Times: ``last_updated`` is stored in UTC (SQLite keeps no offset, so every writer must pass
 UTC). A ``_lastUpdated`` value without an offset is read as Danish local time
@@ -63,12 +64,18 @@ class Scope:
             return false()
         return column == self.municipality
 
-    def condition(self, table=resources):
-        """The SQL condition on ``resources`` (or ``resource_history``) rows: None for everything."""
+    def condition(self, table=resources, rtype: str | None = None):
+        """The SQL condition on ``resources`` (or ``resource_history``) rows: None for everything.
+
+        ``rtype``: the rows are of this one type. A plan's types (Task, ServiceRequest, …) are
+        only ever seen through their municipality column (``resource_access`` holds shared
+        types only), so their condition is that column alone, which an index serves."""
         if self.everything:
             return None
         if not self.municipality:
             return false()
+        if rtype is not None and rtype not in SHARED_TYPES:
+            return table.c.municipality == self.municipality
         if table is resource_history:
             # shared resources: every version (the resource itself must be visible now)
             return or_(table.c.municipality == self.municipality, table.c.type.in_(SHARED_TYPES))
@@ -78,8 +85,8 @@ class Scope:
         return or_(table.c.municipality == self.municipality, granted)
 
 
-def _scoped(conditions: list, scope: Scope, table=resources) -> list:
-    cond = scope.condition(table)
+def _scoped(conditions: list, scope: Scope, table=resources, rtype: str | None = None) -> list:
+    cond = scope.condition(table, rtype)
     return conditions if cond is None else [*conditions, cond]
 
 
@@ -441,6 +448,7 @@ class ParsedSearch:
     dates: list[DateBound] = field(default_factory=list)
     patient_ids: set[str] | None = None  # SQL pre-filter on resources.patient_id
     predicates: list[Callable[[dict], bool]] = field(default_factory=list)
+    statuses: list[set[str]] = field(default_factory=list)  # status=…: SQL on resources.status (AND of repeats)
     owner_tokens: list[list[Token]] = field(default_factory=list)  # Organization identifiers to resolve
     includes: list[tuple[str, str]] = field(default_factory=list)  # (param, element)
     revincludes: list[tuple[str, str]] = field(default_factory=list)  # (referring type, element)
@@ -546,7 +554,13 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
             ids = {v for v in values if FHIR_ID.match(v)}
             ps.ids = ids if ps.ids is None else ps.ids & ids
         elif pdef.type == "token":
-            ps.predicates.append(_token_predicate(pdef, [Token.parse(v) for v in values]))
+            tokens = [Token.parse(v) for v in values]
+            if pdef.kind == "code" and pdef.path == "status" and all(t.code and len(t.code) <= 64 for t in tokens):
+                # resources.status holds the status code: the same match (a code element's
+                # system is implicit, so only the code counts), done in SQL through an index
+                ps.statuses.append({t.code for t in tokens if t.code})
+            else:
+                ps.predicates.append(_token_predicate(pdef, tokens))
         else:
             _reference(ps, pdef, values, modifier)
     if ps.cursor is not None and ps.cursor.sort != ps.sort:
@@ -656,7 +670,9 @@ def next_cursor(ps: ParsedSearch, result: SearchResult) -> Cursor | None:
 def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
     """The page ``ps`` asks for, the total of matches, and the ``_include``d resources."""
     conds = [resources.c.type == ps.rtype, resources.c.deleted == false()]
-    conds = _scoped(conds, scope)
+    conds = _scoped(conds, scope, rtype=ps.rtype)
+    for codes in ps.statuses:
+        conds.append(resources.c.status.in_(sorted(codes)))
     if ps.ids is not None:
         conds.append(resources.c.id.in_(sorted(ps.ids)))
     for b in ps.dates:
@@ -816,8 +832,8 @@ def history_since(conn: Connection, rtype: str | None, scope: Scope, since: dt.d
     scope sees, oldest first, in pages that follow ``cursor``: a client keeps the cursor (or
     the last ``lastUpdated``) and resumes from it, seeing every change once."""
     h = resource_history
-    current = _scoped([resources.c.type == h.c.type, resources.c.id == h.c.id], scope)
-    conds = _scoped([select(resources.c.id).where(*current).exists()], scope, h)
+    current = _scoped([resources.c.type == h.c.type, resources.c.id == h.c.id], scope, rtype=rtype)
+    conds = _scoped([select(resources.c.id).where(*current).exists()], scope, h, rtype=rtype)
     if rtype is not None:
         conds.append(h.c.type == rtype)
     if since is not None:
