@@ -101,17 +101,27 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <name>.json per input here.")
 @click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
 @click.option("--compact", is_flag=True, help="One-line JSON.")
-@click.option("--no-model-check", is_flag=True,
-              help="Skip parsing every resource with the fhir.resources models (about 2.5x faster).")
+@click.option("--strict", is_flag=True,
+              help="Also parse every resource with the fhir.resources models (the full check; slower).")
+@click.option("--as", "as_kind", type=click.Choice(["transaction", "carecommunication"]), default="transaction",
+              show_default=True, help="carecommunication: an XDIS91 letter as a MedCom CareCommunication message.")
+@click.option("--format", "fmt", type=click.Choice(["json", "xml"]), default="json", show_default=True,
+              help="With --as carecommunication: FHIR JSON or FHIR XML (MedCom's wire format).")
+@click.option("--no-model-check", is_flag=True, hidden=True,
+              help="Only the schema check of the output (the default unless ADAPTER_CHECK_MODELS is set).")
 def convert(files: tuple[str, ...], out_dir: str | None, received_at: str | None, compact: bool,
-            no_model_check: bool) -> None:
-    """Convert MedCom XML FILES to FHIR R4 transaction Bundles."""
+            strict: bool, no_model_check: bool, as_kind: str = "transaction", fmt: str = "json") -> None:
+    """Convert MedCom XML FILES to FHIR R4 transaction Bundles (or CareCommunication messages)."""
     at = _parse_received_at(received_at)
+    if as_kind == "carecommunication":
+        from adapter.medcom_fhir.commands import convert_files
+
+        sys.exit(convert_files(_runtime(), _expand(files), out_dir, at, fmt, _Guard, _read, _print_issues))
     paths = _expand(files)
     if out_dir is None and len(paths) != 1:
         raise click.UsageError("several inputs need --out DIR")
     runtime = _runtime()
-    check_models = runtime.settings.check_models and not no_model_check
+    check_models = strict or (runtime.settings.check_models and not no_model_check)
     refused = 0
     for n, path in enumerate(paths, 1):
         with _Guard(str(path)):
@@ -161,9 +171,22 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
-def receipt(file: str, received_at: str | None) -> None:
+@click.option("--as", "as_kind", type=click.Choice(["xctl", "acknowledgement"]), default=None,
+              help="acknowledgement: the MedCom Acknowledgement (FHIR) instead of the XCTL receipt, also for an "
+                   "XCTL receipt or a CareCommunication; xctl with an Acknowledgement FILE: its XCTL receipt.")
+@click.option("--format", "fmt", type=click.Choice(["json", "xml"]), default="json", show_default=True,
+              help="The Acknowledgement's format.")
+@click.option("--acknowledged", help="With an Acknowledgement FILE: ENVELOPE_ID,LETTER_ID[,VERSION_CODE] of the "
+                                     "OIOXML letter it acknowledges.")
+def receipt(file: str, received_at: str | None, as_kind: str | None = None, fmt: str = "json",
+            acknowledged: str | None = None) -> None:
     """Print the MedCom receipt the sender gets: XCTL03 when accepted, XCTL02 when refused."""
     runtime = _runtime()
+    if as_kind is not None:
+        from adapter.medcom_fhir.commands import receipt_file
+
+        sys.exit(receipt_file(runtime, file, as_kind, fmt, acknowledged, _parse_received_at(received_at),
+                              _Guard, _read, _print_issues))
     with _Guard(file):
         try:
             result = runtime.receipt(_read(Path(file)), _parse_received_at(received_at))
@@ -190,6 +213,7 @@ def receipt(file: str, received_at: str | None) -> None:
 def generate(count: int, seed: int, out_dir: str) -> None:
     """Write COUNT realistic synthetic G-GOPs and XDIS91 letters, reproducible by SEED."""
     from adapter.generate import generate_messages
+    from adapter.generate.mix import format_rows, plan_mix
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +227,8 @@ def generate(count: int, seed: int, out_dir: str) -> None:
         kinds[m.kind] = kinds.get(m.kind, 0) + 1
     click.echo(f"wrote {len(messages)} messages to {out} ("
                + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")", err=True)
+    click.echo("the plans' mix, against the national figures (S3):", err=True)
+    click.echo(format_rows(plan_mix(messages)), err=True)
 
 
 @main.command()
@@ -210,7 +236,10 @@ def generate(count: int, seed: int, out_dir: str) -> None:
 @click.option("--received-at", help="Receipt time (ISO 8601); default: the envelope's Sent time.")
 @click.option("--lang", type=click.Choice(["both", "da", "en"]), default="both", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the trace (the same as <case>.trace.json).")
-def explain(file: str, received_at: str | None, lang: str, as_json: bool) -> None:
+@click.option("--lineage", "as_lineage", is_flag=True,
+              help="Print, as JSON, the source XPath (and rule id) of each FHIR element the message became "
+                   "(G-GOP and XDIS91; adapter/mappings/lineage.yaml).")
+def explain(file: str, received_at: str | None, lang: str, as_json: bool, as_lineage: bool) -> None:
     """Explain a G-GOP: plan type, the proposed level with every rule that fired, and each
     deadline with its date, rule id and legal basis (Danish and English)."""
     from adapter.rules.trace import explain as render
@@ -218,10 +247,18 @@ def explain(file: str, received_at: str | None, lang: str, as_json: bool) -> Non
     runtime = _runtime()
     with _Guard(file):
         try:
-            result = runtime.convert(_read(Path(file)), _parse_received_at(received_at), check_models=False)
+            raw = _read(Path(file))
+            result = runtime.convert(raw, _parse_received_at(received_at), check_models=False)
         except InputError as exc:
             _print_issues(file, exc.issues, sys.stderr)
             sys.exit(EXIT_REFUSED)
+        if as_lineage:
+            from adapter.lineage import lineage
+            from adapter.medcom.xmlsafe import read_xml
+
+            rows = lineage(read_xml(raw, max_bytes=runtime.limits.max_bytes).root, result.bundle, result.trace)
+            click.echo(json.dumps({"file": file, "kind": result.kind, "lineage": rows}, ensure_ascii=False, indent=2))
+            return
         if result.trace is None:
             click.echo(f"{file}: a {result.kind} message has no plan to explain (only G-GOP plans have "
                        "levels and deadlines)", err=True)
@@ -278,6 +315,11 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     settings = runtime.settings
     import dataclasses
 
+    from adapter.metrics import enable_multiprocess
+
+    # every gunicorn worker (and the inbox watcher) counts into one folder; before any metric exists
+    enable_multiprocess(settings.metrics_dir, clean=True)
+
     # the last resort for absolute URLs is the bind address, never a client's Host header
     settings = dataclasses.replace(settings, bind_url=f"http://{host}:{port}")
     with _Guard("-"):
@@ -300,9 +342,8 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
     # each gunicorn worker builds its own runtime from the same settings (no shared connections)
     AdapterServer(lambda: create_app(load_runtime(settings)), {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": WORKER_CLASS, "threads": 8,
-        "accesslog": "-",
-        # the path only: a query string may carry a CPR number (identifier searches)
-        "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+        # no access log of gunicorn's: the app writes one JSON line per request (adapter/logs.py)
+        "accesslog": None,
         "timeout": 60, "graceful_timeout": 10,
     }).run()
 
@@ -323,6 +364,37 @@ def inbox(directory: str, once: bool, interval: float) -> None:
             click.echo(f"inbox {directory}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
             return
         watch(Path(directory), runtime, interval=interval)
+
+
+@main.command("ingest")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--jobs", type=click.IntRange(1, 64), help="Processes (default: one per core).")
+@click.option("--receipts", "receipts_dir", type=click.Path(file_okay=False), help="Write each receipt here.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (a log or CI).")
+def ingest_command(directory: str, jobs: int | None, receipts_dir: str | None, no_progress: bool) -> None:
+    """Ingest every *.xml under DIRECTORY into the store (a backlog, a replayed year), each
+    message as POST /medcom takes it, in parallel processes; the files stay where they are.
+    Exit 0 when none failed for a defect of ours, 3 otherwise (refusals are counted, not failures)."""
+    import time
+
+    from adapter.service.bulk import files_of, ingest_folder
+
+    runtime = _runtime()  # settings and store checked (and migrated) once, before the processes start
+    with _Guard("-"):
+        runtime.engine.dispose()
+    total = len(files_of(Path(directory)))
+    started = time.monotonic()
+    with click.progressbar(length=total, label="ingest", file=sys.stderr, show_pos=True, show_eta=True,
+                           hidden=no_progress) as bar, _Guard("-"):
+        summary = ingest_folder(Path(directory), jobs=jobs, receipts=Path(receipts_dir) if receipts_dir else None,
+                                progress=bar.update)
+    elapsed = time.monotonic() - started
+    rate = summary.files / elapsed if elapsed > 0 else 0.0
+    click.echo(f"ingest {directory}: {summary.files} files in {elapsed:.1f} s ({rate:.0f}/s): "
+               + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_state.items())), err=True)
+    if summary.by_code:
+        click.echo("refusal codes: " + ", ".join(f"{k} {v}" for k, v in summary.by_code.most_common(10)), err=True)
+    sys.exit(EXIT_INTERNAL if summary.failed or summary.by_state.get("not taken") else EXIT_OK)
 
 
 @main.command()

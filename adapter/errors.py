@@ -46,6 +46,8 @@ class CodeInfo:
 #   E3xx/W3xx  business rules on the message content
 #   E4xx  mapping to FHIR
 #   E5xx  configuration and code tables
+#   E6xx/W6xx  MedCom FHIR messaging: CareCommunication in and out, Acknowledgement
+#   E7xx/W7xx  operator console and metrics
 CATALOGUE: dict[str, CodeInfo] = {
     # --- XML reading
     "GGOP-E001": CodeInfo(ERROR, "The message is not well-formed XML", "syntaksfejl", 400, "structure"),
@@ -178,6 +180,12 @@ CATALOGUE: dict[str, CodeInfo] = {
     "GGOP-W337": CodeInfo(
         WARNING, "Envelope acknowledgement code is not known", http_status=200, issue_type="code-invalid"
     ),
+    "GGOP-W339": CodeInfo(
+        WARNING,
+        "A copy to the GP is asked for, but the citizen has not consented to sharing the plan "
+        "(ConsentInformed is not 'ja'); no copy is sent to the GP",
+        http_status=200, issue_type="business-rule",
+    ),
     "GGOP-W341": CodeInfo(
         WARNING,
         "Sender or receiver location number (GLN) of a correspondence letter fails the GS1 check digit; "
@@ -186,7 +194,8 @@ CATALOGUE: dict[str, CodeInfo] = {
     ),
     "GGOP-W342": CodeInfo(
         WARNING,
-        "The plan's start deadline text cannot be read; the standard deadline is used",
+        "The plan's start condition cannot be read and needs manual reading; the start Task carries "
+        "the standard deadline as provisional and the free-choice deadline waits for the reading",
         http_status=200, issue_type="informational",
     ),
     "GGOP-W343": CodeInfo(
@@ -199,6 +208,11 @@ CATALOGUE: dict[str, CodeInfo] = {
     ),
     "GGOP-W345": CodeInfo(
         WARNING, "The offered start is before the plan's earliest start", http_status=200, issue_type="business-rule"
+    ),
+    "GGOP-W346": CodeInfo(
+        WARNING,
+        "The plan was received after some of its deadlines had passed; those Tasks say so",
+        http_status=200, issue_type="business-rule",
     ),
     "GGOP-W338": CodeInfo(
         WARNING,
@@ -214,6 +228,58 @@ CATALOGUE: dict[str, CodeInfo] = {
         "A receipt cannot be converted: receipts are answers, not plans",
         "problem_med_version", 422, "not-supported",
     ),
+    # --- operator console and metrics (E7xx/W7xx)
+    "GGOP-E701": CodeInfo(ERROR, "Console sign-in refused: unknown token, or a client without console access",
+                          http_status=401, issue_type="login"),
+    "GGOP-E702": CodeInfo(ERROR, "The form is stale or did not come from the console (CSRF check failed); "
+                          "reload the page and try again", http_status=403, issue_type="security"),
+    "GGOP-E703": CodeInfo(ERROR, "No such message, or not one this client may see", http_status=404,
+                          issue_type="not-found"),
+    "GGOP-E704": CodeInfo(ERROR, "This client's role may not do this in the console", http_status=403,
+                          issue_type="forbidden"),
+    "GGOP-E705": CodeInfo(ERROR, "A search or form value is malformed", http_status=400, issue_type="invalid"),
+    "GGOP-E706": CodeInfo(ERROR, "No such outbox row, or none in a state that allows this", http_status=409,
+                          issue_type="conflict"),
+    "GGOP-E707": CodeInfo(ERROR, "Scraping /metrics needs an operator's bearer token", http_status=401,
+                          issue_type="login"),
+    "GGOP-E708": CodeInfo(ERROR, "The console's session secret is unreadable or too short", http_status=500,
+                          issue_type="exception"),
+    "GGOP-W701": CodeInfo(WARNING, "The stored message is not shown: it cannot be read safely enough to mask "
+                          "patient data", http_status=200, issue_type="informational"),
+    "GGOP-W702": CodeInfo(WARNING, "The explanation cannot be computed again for this message", http_status=200,
+                          issue_type="informational"),
+    # --- MedCom FHIR messaging (CareCommunication in and out, Acknowledgement)
+    "GGOP-E601": CodeInfo(ERROR, "Not a FHIR message in XML or JSON", "syntaksfejl", 400, "structure"),
+    "GGOP-E602": CodeInfo(ERROR, "The FHIR JSON is not well-formed or nested too deep", "syntaksfejl", 400,
+                          "structure"),
+    "GGOP-E603": CodeInfo(ERROR, "An element or attribute is not allowed at this place", "syntaksfejl", 400,
+                          "structure"),
+    "GGOP-E604": CodeInfo(ERROR, "A primitive value has the wrong format", "syntaksfejl", 422, "value"),
+    "GGOP-E605": CodeInfo(
+        ERROR, "Not a MedCom CareCommunication message (a message Bundle with a care-communication-message "
+        "MessageHeader first)", "problem_med_version", 422, "not-supported"),
+    "GGOP-E606": CodeInfo(ERROR, "A required element of the message is missing", "syntaksfejl", 422, "required"),
+    "GGOP-E607": CodeInfo(ERROR, "A reference in the message does not resolve to a resource of the Bundle",
+                          "syntaksfejl", 422, "invalid"),
+    "GGOP-E608": CodeInfo(ERROR, "An identifier of the message is malformed", "syntaksfejl", 422, "value"),
+    "GGOP-E609": CodeInfo(ERROR, "The message is not addressed to a recipient this adapter serves",
+                          "problem_med_modtagerID", 422, "not-found"),
+    "GGOP-E610": CodeInfo(ERROR, "Bundle.id was used before for another message", "ikke_specificeret", 422,
+                          "duplicate"),
+    "GGOP-E611": CodeInfo(ERROR, "MessageHeader.id was used before for other content", "ikke_specificeret", 422,
+                          "duplicate"),
+    "GGOP-E612": CodeInfo(ERROR, "The message has not exactly one Patient with a CPR number or replacement CPR",
+                          "syntaksfejl", 422, "required"),
+    "GGOP-E613": CodeInfo(ERROR, "No SOR code is known for this organisation's location number (GLN): add it to "
+                          "the SOR directory", "ukendt_lokationsnummer", 422, "not-found"),
+    "GGOP-E614": CodeInfo(ERROR, "A cancelled letter (annulleretbrev) has no CareCommunication form",
+                          "problem_med_version", 422, "not-supported"),
+    "GGOP-E615": CodeInfo(ERROR, "Not a MedCom Acknowledgement message", "problem_med_version", 422,
+                          "not-supported"),
+    "GGOP-E616": CodeInfo(ERROR, "The message cannot be processed now; send it again later", "ikke_specificeret",
+                          503, "transient"),
+    "GGOP-W602": CodeInfo(WARNING, "An attachment's content is not carried over to the municipal Communication; "
+                          "it stays in the stored message", http_status=200, issue_type="informational"),
     # --- configuration and internal
     "GGOP-E900": CodeInfo(ERROR, "Internal error while processing the message", "ikke_specificeret", 500, "exception"),
     "GGOP-E901": CodeInfo(

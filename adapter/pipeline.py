@@ -25,6 +25,7 @@ from adapter.errors import (
 )
 from adapter.fhir.bundle import check_with_models, transaction_bundle
 from adapter.fhir.context import MapContext
+from adapter.fhir.guard import check_resources
 from adapter.fhir.identity import identify
 from adapter.fhir.letter import resources_from_letter
 from adapter.fhir.plan import resources_from_plan
@@ -46,6 +47,7 @@ from adapter.medcom.xmlsafe import (
     DEFAULT_MAX_ELEMENTS,
     read_xml,
 )
+from adapter.routing.recipients import LetterTerms, letter_tasks, with_tasks
 from adapter.rules.book import RuleBook
 from adapter.rules.calendar import DanishCalendar
 from adapter.rules.loader import load_rules
@@ -160,15 +162,32 @@ def receipt_time(msg, received_at: dt.datetime | None) -> dt.datetime:
     return sent
 
 
+def finish_bundle(resources: list[dict], ctx: MapContext, at: dt.datetime, *, id_key: bytes, check_models: bool,
+                  letter: CorrespondenceMessage | None = None, letter_terms: LetterTerms | None = None) -> dict:
+    """The transaction Bundle of mapped resources: keyed identities, a letter's Tasks
+    (``letter-tasks.yaml``, here so that ``convert`` shows what the service stores and sends),
+    the compiled schema of what the mappings write (always) and the full model check."""
+    resources, identities = identify(resources, id_key)
+    bundle = transaction_bundle(resources, ctx, iso_instant(at), identities)
+    if letter is not None:
+        bundle = with_tasks(bundle, letter_tasks(letter, bundle, ctx.tables, letter_terms))
+    check_resources(bundle)
+    if check_models:
+        check_with_models(bundle)
+    return bundle
+
+
 def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: CodeTables | None = None,
                   limits: Limits | None = None, check_models: bool = True, rules: RuleSet | RuleBook | None = None,
                   calendar: DanishCalendar | None = None, validation: Validation | None = None, *,
-                  id_key: bytes) -> Conversion:
+                  id_key: bytes, letter_terms: LetterTerms | None = None) -> Conversion:
     """Convert one message to a transaction Bundle, or raise InputError / MappingError.
 
-    ``validation`` reuses a :func:`validate_bytes` result for these bytes.
-    ``check_models`` parses every resource with the fhir.resources models before
-    it leaves (on by default; the benchmark measures its cost). ``id_key`` is the deployment's
+    ``validation`` reuses a :func:`validate_bytes` result for these bytes. Every resource is
+    checked against the compiled JSON Schema of what the adapter emits
+    (:mod:`adapter.fhir.guard`); ``check_models`` also parses each with the fhir.resources
+    models (the full check: on by default here, in the tests and for ``convert --strict``;
+    the service runs it when ``ADAPTER_CHECK_MODELS`` is set). ``id_key`` is the deployment's
     secret behind the ids of Patients, Organizations and Practitioners
     (:mod:`adapter.fhir.identity`)."""
     tables = tables or load_code_tables()
@@ -193,10 +212,9 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
             resources = resources_from_plan(msg, raw, ctx, proposal, plan_schedule)
         else:
             resources = resources_from_letter(msg, raw, ctx)
-        resources, identities = identify(resources, id_key)
-        bundle = transaction_bundle(resources, ctx, iso_instant(at), identities)
-        if check_models:
-            check_with_models(bundle)
+        bundle = finish_bundle(resources, ctx, at, id_key=id_key, check_models=check_models,
+                               letter=msg if isinstance(msg, CorrespondenceMessage) else None,
+                               letter_terms=letter_terms)
     except AdapterError:
         raise
     except (KeyError, AttributeError, TypeError, ValueError) as exc:  # a defect of ours, located

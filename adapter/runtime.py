@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from adapter.codes import CodeTables, load_code_tables
 from adapter.config import Settings
 from adapter.data import MAPPINGS_DIR
+from adapter.fhir.guard import preload as preload_guard
 from adapter.id_key import load_id_key
 from adapter.medcom.schema import preload_schemas
 from adapter.pipeline import (
@@ -90,7 +91,8 @@ class Runtime:
         """The transaction Bundle for one message (raises InputError / MappingError)."""
         return convert_bytes(raw, received_at=received_at, tables=self.tables, limits=self.limits,
                              check_models=self.settings.check_models if check_models is None else check_models,
-                             rules=self.rule_book, calendar=None, validation=validation, id_key=self.id_key)
+                             rules=self.rule_book, calendar=None, validation=validation, id_key=self.id_key,
+                             letter_terms=self.letter_terms)
 
     def receipt(self, raw: bytes, received_at: dt.datetime | None = None) -> ReceiptResult:
         return receipt_for(raw, received_at, self.tables, self.limits)
@@ -104,6 +106,7 @@ def load_runtime(settings: Settings | None = None, *, engine: Engine | None = No
     book = load_rule_book(mappings, [Path(p) for p in settings.rule_overrides])
     rules = book.national
     preload_schemas()
+    preload_guard()
     return Runtime(
         settings=settings,
         mappings_dir=mappings,

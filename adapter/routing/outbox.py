@@ -21,16 +21,10 @@ from sqlalchemy.engine import Connection, Row
 
 from adapter.codes import CodeTables
 from adapter.danish_time import as_utc
-from adapter.fhir.bundle import patient_id
-from adapter.medcom.model import CorrespondenceMessage
 from adapter.routing.recipients import (
-    LetterTerms,
     Recipient,
-    letter_tasks,
     recipients_of,
-    with_tasks,
 )
-from adapter.store.resources import bundle_resources, save_resource
 from adapter.store.schema import outbox
 
 PENDING, UNROUTABLE, DELIVERED, DEAD, CANCELLED = "pending", "unroutable", "delivered", "dead", "cancelled"
@@ -39,22 +33,13 @@ STATES = (PENDING, UNROUTABLE, DELIVERED, DEAD, CANCELLED)
 BLOCKING = (PENDING, UNROUTABLE, DEAD)
 
 
-def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables, letter_terms: LetterTerms,
-            at: dt.datetime, municipality: str | None, order_key: str, changed_by: str | None) -> list[Recipient]:
-    """Write the accepted message's outbox rows (and a letter's Tasks) in the caller's transaction."""
+def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables,
+            at: dt.datetime, municipality: str | None, order_key: str,
+            changed_by: str | None) -> list[Recipient]:
+    """Write the accepted message's outbox rows in the caller's transaction (a letter's Tasks are
+    in its Bundle already: the conversion makes them, and the store saved them with the rest)."""
     at = at.astimezone(dt.UTC)  # SQLite keeps no offset: every outbox time is UTC
-    bundle = conversion.bundle
-    tasks = []
-    if isinstance(conversion.message, CorrespondenceMessage):
-        tasks = letter_tasks(conversion.message, bundle, tables, letter_terms)
-    payload = with_tasks(bundle, tasks)
-    if tasks:
-        patient = patient_id(bundle)
-        ids = {t["id"] for t in tasks}
-        for resource in bundle_resources(payload):
-            if resource["resourceType"] == "Task" and resource["id"] in ids:
-                save_resource(conn, resource, now=at, municipality=municipality, patient_id=patient,
-                              message_id=message_id, changed_by=changed_by)
+    payload = conversion.bundle
     recipients = recipients_of(conversion.message, conversion.trace, tables)
     if recipients:
         # The payload is stored once, on the message's first row; the others share it.

@@ -15,13 +15,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from adapter import metrics
 from adapter.danish_time import local_datetime
 from adapter.errors import AdapterError, Issue, MappingError, issue
 from adapter.fhir.bundle import patient_id
@@ -31,6 +33,8 @@ from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage
 from adapter.routing.outbox import enqueue
 from adapter.store.resources import current_shared, save_bundle, withdraw_access
 from adapter.store.schema import audit, message_keys, messages
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from adapter.runtime import Runtime
@@ -113,48 +117,62 @@ def _http_status(issues: list[Issue], accepted: bool) -> int:
     return first.info.http_status if first is not None else 422
 
 
+@metrics.counted_ingest
 def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: str | None = None,
            allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     """Store, deduplicate, process and answer one message. Safe to call concurrently.
 
     ``allowed_senders``: when given, the GLNs the pushing client may send as; a message
     from another sender is stored, refused with 403 and gets no receipt."""
-    engine = runtime.engine
+    def keep_failed(conn: Connection, exc: MappingError) -> None:
+        # A defect of ours: the processing is rolled back, but the message is kept (state
+        # failed, no receipt) so an operator can see and replay it; the sender gets a 500.
+        conn.execute(insert(messages).values(
+            received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
+            state="failed", client=client, issue_codes=_issue_codes(exc.issues), http_status=500))
+        _audit(conn, received_at, client, "push", "message", "failed", ",".join(sorted({i.code for i in exc.issues})))
+
+    return stored_first(runtime.engine, lambda conn: _ingest(conn, runtime, raw, received_at, client, allowed_senders),
+                        keep_failed)
+
+
+def stored_first(engine: Engine, work: Callable[[Connection], T],
+                 keep_failed: Callable[[Connection, MappingError], None]) -> T:
+    """``work`` in one transaction, so nothing is answered before it is stored. A concurrent
+    copy that commits first makes ours fail on the deduplication keys: we run again and answer
+    as its duplicate. A defect of ours (MappingError) rolls back, then ``keep_failed`` keeps the
+    raw message as failed in a transaction of its own, and the error goes on."""
     for _attempt in range(3):
         try:
             with engine.begin() as conn:
-                return _ingest(conn, runtime, raw, received_at, client, allowed_senders)
+                return work(conn)
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
         except MappingError as exc:
-            # A defect of ours: the processing is rolled back, but the message is kept (state
-            # failed, no receipt) so an operator can see and replay it; the sender gets a 500.
             with engine.begin() as conn:
-                conn.execute(insert(messages).values(
-                    received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
-                    state="failed", client=client, issue_codes=_issue_codes(exc.issues), http_status=500))
-                _audit(conn, received_at, client, "push", "message", "failed",
-                       ",".join(sorted({i.code for i in exc.issues})))
+                keep_failed(conn, exc)
             raise
     with engine.begin() as conn:  # pragma: no cover - only under pathological contention
-        return _ingest(conn, runtime, raw, received_at, client, allowed_senders)
+        return work(conn)
 
 
+@metrics.counted_messages
 def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.datetime, client: str | None,
             allowed_senders: tuple[str, ...] = ()) -> IngestResult:
     sha = hashlib.sha256(raw).hexdigest()
+    # Reading and checking the bytes touches nothing; the message row, with the identity read
+    # from it, is the transaction's first write (one statement), and nothing of it is
+    # acknowledged before the commit.
+    validation = runtime.validate(raw)
+    ident = identity_of(validation.message)
     inserted = conn.execute(insert(messages).values(
         received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
+        kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
+        envelope_id=ident.envelope_id, letter_id=ident.letter_id, letter_status=ident.letter_status,
+        municipality=ident.municipality,
     )).inserted_primary_key
     assert inserted is not None, "a single-row INSERT always reports its primary key"
     message_id = inserted[0]
-
-    validation = runtime.validate(raw)
-    ident = identity_of(validation.message)
-    conn.execute(update(messages).where(messages.c.id == message_id).values(
-        kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
-        envelope_id=ident.envelope_id, letter_id=ident.letter_id, letter_status=ident.letter_status,
-        municipality=ident.municipality))
 
     if allowed_senders and ident.sender_ean not in allowed_senders:
         forbidden = [issue("GGOP-E902", None, "/Emessage", "this client may not send as this sender")]
@@ -198,7 +216,8 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
         return _refuse(conn, message_id, raw, received_at, client, issues, ident)
 
     try:
-        conversion = runtime.convert(raw, received_at, validation=validation)
+        with metrics.conversion_timer(ident.kind):
+            conversion = runtime.convert(raw, received_at, validation=validation)
     except MappingError as exc:
         raise exc  # a defect of ours: roll back, answer 500, nothing half-stored
     except AdapterError as exc:
@@ -225,9 +244,9 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
     if ident.letter_status == "annulleretbrev" and ident.municipality and patient:
         withdraw_access(conn, ident.municipality, patient)
     outgoing = dataclasses.replace(conversion, bundle=current_shared(conversion.bundle, stored))
-    enqueue(conn, message_id=message_id, conversion=outgoing, tables=runtime.tables,
-            letter_terms=runtime.letter_terms, at=received_at,
+    enqueue(conn, message_id=message_id, conversion=outgoing, tables=runtime.tables, at=received_at,
             municipality=ident.municipality, order_key=patient or str(message_id), changed_by=client)
+    metrics.observe_rules(conversion.trace)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
            f"{ident.kind} {ident.letter_status or 'nytbrev'}"
            + (f" supersedes message/{earlier.id}" if earlier else ""))
