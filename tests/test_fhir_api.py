@@ -25,6 +25,7 @@ from tests.support.fhir_world import (
     KL,
     MUNICIPALITY_CODES,
     ODENSE,
+    ODENSE_TASKS,
     OPERATOR,
     T0,
     TASK_CODES,
@@ -226,10 +227,6 @@ def test_history_of_unknown_resource_is_404(world):
 # --------------------------------------------------------------------------------------------
 # search
 # --------------------------------------------------------------------------------------------
-
-
-# Odense's Tasks in the world: the deadline Tasks of its plans and the reply Task of its letter
-ODENSE_TASKS = 16
 
 
 def odense_tasks() -> list[dict]:

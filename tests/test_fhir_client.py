@@ -14,7 +14,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.support.fhir_world import MUNICIPALITY_CODES, OUTPUT, load_store, plan, plans, write_clients
+from tests.support.fhir_world import (
+    MUNICIPALITY_CODES,
+    ODENSE_TASKS,
+    OUTPUT,
+    load_store,
+    plan,
+    plans,
+    write_clients,
+)
 
 from adapter.store.engine import open_store
 
@@ -88,7 +96,7 @@ def test_municipality_pulls_and_updates_tasks_with_fhirpy(server):
 
     # search by owner (the municipality code of the owning Organization), two per page
     by_owner = odense.resources("Task").search(owner=f"{MUNICIPALITY_CODES}|0461").limit(2)
-    assert by_owner.count() == len(mine) == 15
+    assert by_owner.count() == len(mine) == ODENSE_TASKS
     first_page = by_owner.fetch()
     assert len(first_page) == 2
     tasks = by_owner.fetch_all()  # follows the next links

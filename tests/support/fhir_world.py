@@ -46,6 +46,8 @@ ODENSE = {"Authorization": "Bearer tok-odense"}
 AALBORG = {"Authorization": "Bearer tok-aalborg"}
 OPERATOR = {"Authorization": "Bearer tok-drift"}
 HOSPITAL = {"Authorization": "Bearer tok-hospital"}
+# Odense's Tasks in the world: the deadline Tasks of its plans and the reply Task of its letter
+ODENSE_TASKS = 16
 
 
 # --------------------------------------------------------------------------------------------
