@@ -113,7 +113,8 @@ def test_municipality_pulls_and_updates_tasks_with_fhirpy(server):
     version = task["meta"]["versionId"]
     body = task.serialize()
     body["status"] = "accepted"
-    body["output"] = [{"type": {"coding": [{"system": OUTPUT, "code": "offered-start"}]}, "valueDate": "2026-03-06"}]
+    body["output"] = [{"type": {"coding": [{"system": OUTPUT, "code": "offered-start"}]}, "valueDate": "2026-03-06"},
+                      {"type": {"coding": [{"system": OUTPUT, "code": "course-started"}]}, "valueDate": "2026-03-06"}]
     writer = _client(server, "tok-odense", **{"If-Match": f'W/"{version}"'})
     saved = writer.resource("Task", **body)
     saved.save()
@@ -122,7 +123,7 @@ def test_municipality_pulls_and_updates_tasks_with_fhirpy(server):
     assert again["status"] == "accepted"
     assert again["output"][0]["valueDate"] == "2026-03-06"
     window = odense.resources("Task").search(focus=sr.id, code="change-level-window").fetch_all()
-    assert len(window) == 1  # the re-evaluation made the 14-day window Task
+    assert len(window) == 1  # the first session was held: the re-evaluation made the 14-day window Task
     with pytest.raises(MultipleResourcesFound):  # fhirpy's name for 412: the version is stale now
         writer.resource("Task", **{**body, "status": "in-progress"}).save()
 
