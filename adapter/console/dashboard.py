@@ -2,8 +2,9 @@
 computed from the stored ServiceRequests and Tasks, drawn as inline SVG (readable without
 JavaScript, each chart with a title and the same numbers in a table).
 
-* basal/avanceret: the level category of each almen plan's ServiceRequest (proposed by the
-  rules, or confirmed by the municipality), per month of receipt;
+* basal/avanceret: each almen plan's level, as the municipality confirmed it (on the
+  ServiceRequest) or else as the rules propose it (on the visitation Task), per month of
+  receipt;
 * compliance: of the ``inform-citizen`` and ``offer-start`` Tasks whose outcome is known
   (done on time, done late, or overdue), the share done on time: the 4-day and 7-day rules;
 * waiting time: from day 0 (the discharge) to the offered start (the ``offered-start``
@@ -213,7 +214,7 @@ def level_chart(stats: Stats) -> Markup:
     if not months:
         return _svg(420, 40, title, [_text(8, 24, "No almen plans with a level yet.")])
     bar_w, gap, h, top = 34, 10, 160, 24
-    width = 60 + len(months) * (bar_w + gap)
+    width = max(160, 60 + len(months) * (bar_w + gap))  # room for the legend with one month
     body = [_text(8, 14, "basal", fill=BLUE), _text(60, 14, "avanceret", fill=ORANGE)]
     for i, m in enumerate(months):
         c = stats.levels_by_month[m]
