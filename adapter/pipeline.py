@@ -167,7 +167,7 @@ def finish_bundle(resources: list[dict], ctx: MapContext, at: dt.datetime, *, id
     """The transaction Bundle of mapped resources: keyed identities, a letter's Tasks
     (``letter-tasks.yaml``, here so that ``convert`` shows what the service stores and sends),
     the compiled schema of what the mappings write (always) and the full model check."""
-    resources, identities = identify(resources, id_key)
+    resources, identities = identify(resources, id_key, ctx.identities if ctx.id_key == id_key else None)
     bundle = transaction_bundle(resources, ctx, iso_instant(at), identities)
     if letter is not None:
         bundle = with_tasks(bundle, letter_tasks(letter, bundle, ctx.tables, letter_terms))
@@ -200,7 +200,7 @@ def convert_bytes(raw: bytes, received_at: dt.datetime | None = None, tables: Co
         raise UnsupportedMessageError([issue("GGOP-E402", msg.letter.where.line, msg.letter.where.xpath)])
     at = receipt_time(msg, received_at)
     ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value,
-                     received_at=at, tables=tables)
+                     received_at=at, tables=tables, id_key=id_key)
     plan_trace = None
     issues = list(result.issues)
     try:

@@ -78,11 +78,11 @@ def stages(messages, tables) -> dict[str, float]:
         msg = parsed.message
         at = receipt_time(msg, None)
         ctx = MapContext(sender_ean=msg.sender.ean.value, letter_id=msg.letter.identifier.value, received_at=at,
-                         tables=tables)
+                         tables=tables, id_key=KEY)
         proposal, plan, _ = timed("rules (stratify, schedule)", apply_rules, msg, at, rules, None)
         timed("rules trace", trace, proposal, plan)
-        res = timed("mapping", resources_from_plan, msg, raw, ctx, proposal, plan)
-        res, ids = timed("identities", identify, res, KEY)
+        res = timed("mapping (with the keyed ids)", resources_from_plan, msg, raw, ctx, proposal, plan)
+        res, ids = timed("identities (check, duplicates)", identify, res, KEY, ctx.identities)
         bundle = timed("bundle", transaction_bundle, res, ctx, iso_instant(at), ids)
         timed("guard (JSON Schema, jsonschema-rs)", check_resources, bundle)
         timed("serialise (orjson)", orjson.dumps, bundle)

@@ -37,22 +37,70 @@ def required(value: T | None, what: str) -> T:
     return value
 
 
+def _pruned_dict(obj: dict) -> dict:
+    out = {}
+    for k, x in obj.items():
+        t = x.__class__
+        if t is str:
+            if x:
+                out[k] = x
+        elif t is dict:
+            x = _pruned_dict(x)
+            if x:
+                out[k] = x
+        elif t is list:
+            x = _pruned_list(x)
+            if x:
+                out[k] = x
+        elif x is not None:
+            x = _pruned_other(x)
+            if x is not _DROP:
+                out[k] = x
+    return out
+
+
+def _pruned_list(obj: list) -> list:
+    out = []
+    for x in obj:
+        t = x.__class__
+        if t is str:
+            if x:
+                out.append(x)
+        elif t is dict:
+            x = _pruned_dict(x)
+            if x:
+                out.append(x)
+        elif t is list:
+            x = _pruned_list(x)
+            if x:
+                out.append(x)
+        elif x is not None:
+            x = _pruned_other(x)
+            if x is not _DROP:
+                out.append(x)
+    return out
+
+
 _DROP = object()
 
 
-def _pruned(x):
-    if isinstance(x, (dict, list)):
-        x = prune(x)
-        return x if x else _DROP
-    return _DROP if x is None or x == "" else x
+def _pruned_other(x):
+    """A value of another type than exactly str, dict or list (a number, a subclass)."""
+    if isinstance(x, dict):
+        x = _pruned_dict(x)
+    elif isinstance(x, list):
+        x = _pruned_list(x)
+    elif x == "":
+        return _DROP
+    return x if x or not isinstance(x, (dict, list)) else _DROP
 
 
 def prune(obj):
     """Drop None, empty strings, empty lists and empty dicts, recursively."""
     if isinstance(obj, dict):
-        return {k: p for k, x in obj.items() if (p := _pruned(x)) is not _DROP}
+        return _pruned_dict(obj)
     if isinstance(obj, list):
-        return [p for x in obj if (p := _pruned(x)) is not _DROP]
+        return _pruned_list(obj)
     return obj
 
 

@@ -25,9 +25,7 @@ point to the entry's ``urn:uuid`` fullUrl, which the server resolves.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +33,7 @@ from urllib.parse import quote
 
 import orjson
 
+from adapter.fhir.context import uuid_text
 from adapter.fhir.systems import (
     AUTHORISATION_SYSTEM,
     CPR_SYSTEM,
@@ -66,8 +65,7 @@ class Identity:
     value: str | None = None
 
     def resource_id(self, secret: bytes) -> str:
-        digest = hmac.new(secret, f"{self.rtype}|{self.key}".encode(), hashlib.sha256).digest()
-        return str(uuid.UUID(bytes=digest[:16], version=4))
+        return uuid_text(hmac.digest(secret, f"{self.rtype}|{self.key}".encode(), "sha256"), 4)
 
     @property
     def conditional_url(self) -> str | None:
@@ -188,20 +186,49 @@ def _dedup_targets(resource: dict) -> dict:
     return {**resource, "target": targets}
 
 
-def identify(resources: list[dict], secret: bytes) -> tuple[list[dict], dict[str, Identity]]:
-    """The mapped resources with keyed ids for those with an identity, and those identities by
-    new id. References (``urn:uuid:<id>``) follow; two entries that turn out to be one
-    resource (the sender is also a copy receiver) keep the first."""
-    found = identities(resources, _bundle_target)
-    new_ids = {rid: ident.resource_id(secret) for rid, ident in found.items()}
-    # Each old id is replaced where it stands as a whole JSON string: the resource's id and
-    # every urn:uuid reference, in one pass over the serialised resources.
+def _rewritten(resources: list[dict], new_ids: dict[str, str]) -> list[dict]:
+    """``resources`` with each old id replaced where it stands as a whole JSON string: the
+    resource's id and every urn:uuid reference, in one pass over the serialised resources."""
     data = orjson.dumps(resources)
     for old, new in new_ids.items():
+        if old == new:
+            continue
         data = data.replace(b'"' + old.encode() + b'"', b'"' + new.encode() + b'"')
         data = data.replace(b'"urn:uuid:' + old.encode() + b'"', b'"urn:uuid:' + new.encode() + b'"')
+    return orjson.loads(data)
+
+
+def assign_identities(resources: list[dict], secret: bytes) -> tuple[dict[str, str], dict[str, Identity]]:
+    """Give the resources with an identity their keyed ids now (in place, with the references
+    among them), as :func:`identify` would; returns the new ids by old id, and the identities
+    by new id.
+
+    ``resources`` must hold every Patient, Organization, Practitioner and PractitionerRole the
+    mapping will make; a mapping that calls this before it makes the rest (and renames the
+    roles in its :class:`~adapter.fhir.context.MapContext`) refers to the keyed ids from the
+    start, and :func:`identify`, given those identities, has nothing left to compute."""
+    found = identities(resources, _bundle_target)
+    new_ids = {rid: ident.resource_id(secret) for rid, ident in found.items()}
+    if any(old != new for old, new in new_ids.items()):
+        resources[:] = _rewritten(resources, new_ids)
+    return new_ids, {new_ids[old]: ident for old, ident in found.items()}
+
+
+def identify(resources: list[dict], secret: bytes,
+             assigned: dict[str, Identity] | None = None) -> tuple[list[dict], dict[str, Identity]]:
+    """The mapped resources with keyed ids for those with an identity, and those identities by
+    new id. References (``urn:uuid:<id>``) follow; two entries that turn out to be one
+    resource (the sender is also a copy receiver) keep the first. ``assigned``: the identities
+    :func:`assign_identities` found for these resources (their ids are already the keyed ones)."""
+    if assigned is not None:
+        found, new_ids = assigned, {rid: rid for rid in assigned}
+    else:
+        found = identities(resources, _bundle_target)
+        new_ids = {rid: ident.resource_id(secret) for rid, ident in found.items()}
+        if any(old != new for old, new in new_ids.items()):
+            resources = _rewritten(resources, new_ids)
     out, seen = [], set()
-    for r in orjson.loads(data):
+    for r in resources:
         if (r["resourceType"], r["id"]) in seen:
             continue
         seen.add((r["resourceType"], r["id"]))

@@ -15,7 +15,7 @@ from adapter.fhir.consent import consent_from_plan
 from adapter.fhir.context import MapContext
 from adapter.fhir.datatypes import required, v
 from adapter.fhir.document import document_reference
-from adapter.fhir.identity import organization_identity
+from adapter.fhir.identity import assign_identities, organization_identity
 from adapter.fhir.organization import organization_resource
 from adapter.fhir.patient import patient_resource
 from adapter.fhir.practitioner import practitioner_resources
@@ -49,6 +49,19 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     for person in people:
         out += practitioner_resources(person, ctx, "sender")
 
+    deadlines = schedule.deadlines if schedule is not None else []
+    region = None
+    if any(d.owner == "region" for d in deadlines):
+        region = region_organization(msg, ctx, schedule)
+        if region is None:  # the receiver names no known municipality: it keeps the region's tasks
+            deadlines = [dataclasses.replace(d, owner="receiver") if d.owner == "region" else d for d in deadlines]
+    if ctx.id_key is not None:  # the keyed ids now, so that every reference below is right at once
+        shared = out + ([region] if region is not None else [])
+        new_ids, ctx.identities = assign_identities(shared, ctx.id_key)
+        ctx.rename(new_ids)
+        out = shared[:len(out)]
+        region = shared[-1] if region is not None else None
+
     condition_roles = []
     for i, d in enumerate(msg.diagnoses, 1):
         out.append(condition_resource(d, i, ctx))
@@ -56,14 +69,8 @@ def resources_from_plan(msg: GgopMessage, raw: bytes, ctx: MapContext,
     if msg.diagnosis_text is not None and not msg.diagnoses:
         out.append(free_text_condition(msg.diagnosis_text, ctx))
         condition_roles.append("condition:text")
-
-    deadlines = schedule.deadlines if schedule is not None else []
-    if any(d.owner == "region" for d in deadlines):
-        region = region_organization(msg, ctx, schedule)
-        if region is not None:
-            out.insert(1, region)
-        else:  # the receiver names no known municipality: it keeps the region's tasks
-            deadlines = [dataclasses.replace(d, owner="receiver") if d.owner == "region" else d for d in deadlines]
+    if region is not None:
+        out.insert(1, region)
 
     postponed = schedule is not None and schedule.earliest_start is not None
     out.append(service_request_from_plan(msg, ctx, condition_roles, sr_status, postponed))

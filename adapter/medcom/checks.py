@@ -7,7 +7,7 @@ Pure: takes the typed message and the municipality table, returns issues.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView, Set
 
 from adapter.danish_time import EARLIEST_DATE, LATEST_DATE, sane_date
 from adapter.errors import Issue, issue
@@ -133,7 +133,8 @@ def check_receiver_municipality(receiver: Party | None, municipality_codes: Iter
     if code != "kommunenummer" or receiver.identifier is None:
         return [issue("GGOP-W336", receiver.where.line, receiver.where.xpath + "/IdentifierCode")]
     normalised = normalise_municipality_code(receiver.identifier.value)
-    if normalised is None or normalised not in set(municipality_codes):
+    codes = municipality_codes if isinstance(municipality_codes, (Set, KeysView)) else set(municipality_codes)
+    if normalised is None or normalised not in codes:
         return [issue("GGOP-E315", **_loc(receiver.identifier))]
     return []
 

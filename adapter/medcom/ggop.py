@@ -47,11 +47,14 @@ FORMATTED_SECTIONS = (
 )
 
 
+_CODED = frozenset({"Code", "TypeCode", "Text"})
+
+
 def _coded(node: Node | None, cls=Coded, **extra):
     if node is None:
         return None
-    return cls(where=where(node), code=node.text("Code"), type_code=node.text("TypeCode"),
-               text=node.text("Text"), **extra)
+    t = node.texts(_CODED)
+    return cls(where=where(node), code=t.get("Code"), type_code=t.get("TypeCode"), text=t.get("Text"), **extra)
 
 
 def _datetime(node: Node | None, text_node: Node | None = None) -> DateTimeVal | None:

@@ -12,9 +12,7 @@ _DIGITS10 = re.compile(r"^[0-9]{10}$")
 
 def gln_check_digit(first12: str) -> int:
     """GS1 mod-10 check digit for the first 12 digits of a GLN."""
-    total = 0
-    for i, ch in enumerate(reversed(first12)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
+    total = 3 * sum(map(int, first12[::-2])) + sum(map(int, first12[-2::-2]))  # weights 3, 1, 3, … from the right
     return (10 - total % 10) % 10
 
 

@@ -30,59 +30,79 @@ def read_envelope(node: Node) -> Envelope:
     )
 
 
+_LETTER = frozenset({"Identifier", "VersionCode", "StatisticalCode", "TypeCode", "StatusCode",
+                     "EpisodeOfCareIdentifier"})
+
+
 def read_letter(node: Node) -> Letter:
+    t = node.texts(_LETTER)
     return Letter(
         where=where(node),
-        identifier=node.text("Identifier"),
-        version_code=node.text("VersionCode"),
-        statistical_code=node.text("StatisticalCode"),
+        identifier=t.get("Identifier"),
+        version_code=t.get("VersionCode"),
+        statistical_code=t.get("StatisticalCode"),
         authorisation_date=node.text("Authorisation", "Date"),
         authorisation_time=node.text("Authorisation", "Time"),
-        type_code=node.text("TypeCode"),
-        status_code=node.text("StatusCode"),
-        episode_of_care_identifier=node.text("EpisodeOfCareIdentifier"),
+        type_code=t.get("TypeCode"),
+        status_code=t.get("StatusCode"),
+        episode_of_care_identifier=t.get("EpisodeOfCareIdentifier"),
     )
+
+
+_PARTY = frozenset({"EANIdentifier", "Identifier", "IdentifierCode", "OrganisationName", "DepartmentName", "UnitName",
+                    "StreetName", "SuburbName", "DistrictName", "PostCodeIdentifier",
+                    "TelephoneSubscriberIdentifier", "MedicalSpecialityCode"})
 
 
 def read_party(node: Node, role: str) -> Party:
+    t = node.texts(_PARTY)
     return Party(
         where=where(node),
         role=role,
-        ean=node.text("EANIdentifier"),
-        identifier=node.text("Identifier"),
-        identifier_code=node.text("IdentifierCode"),
-        organisation_name=node.text("OrganisationName"),
-        department_name=node.text("DepartmentName"),
-        unit_name=node.text("UnitName"),
-        street_name=node.text("StreetName"),
-        suburb_name=node.text("SuburbName"),
-        district_name=node.text("DistrictName"),
-        post_code=node.text("PostCodeIdentifier"),
-        telephone=node.text("TelephoneSubscriberIdentifier"),
-        medical_speciality=node.text("MedicalSpecialityCode"),
+        ean=t.get("EANIdentifier"),
+        identifier=t.get("Identifier"),
+        identifier_code=t.get("IdentifierCode"),
+        organisation_name=t.get("OrganisationName"),
+        department_name=t.get("DepartmentName"),
+        unit_name=t.get("UnitName"),
+        street_name=t.get("StreetName"),
+        suburb_name=t.get("SuburbName"),
+        district_name=t.get("DistrictName"),
+        post_code=t.get("PostCodeIdentifier"),
+        telephone=t.get("TelephoneSubscriberIdentifier"),
+        medical_speciality=t.get("MedicalSpecialityCode"),
     )
+
+
+_PERSON = frozenset({"Identifier", "IdentifierCode", "PersonGivenName", "PersonSurnameName", "PersonTitle",
+                     "TelephoneSubscriberIdentifier", "DepartmentName"})
 
 
 def read_person(node: Node, role: str) -> Person:
+    t = node.texts(_PERSON)
     return Person(
         where=where(node),
         role=role,
-        identifier=node.text("Identifier"),
-        identifier_code=node.text("IdentifierCode"),
-        given_name=node.text("PersonGivenName"),
-        surname=node.text("PersonSurnameName"),
-        title=node.text("PersonTitle"),
-        telephone=node.text("TelephoneSubscriberIdentifier"),
-        department_name=node.text("DepartmentName"),
+        identifier=t.get("Identifier"),
+        identifier_code=t.get("IdentifierCode"),
+        given_name=t.get("PersonGivenName"),
+        surname=t.get("PersonSurnameName"),
+        title=t.get("PersonTitle"),
+        telephone=t.get("TelephoneSubscriberIdentifier"),
+        department_name=t.get("DepartmentName"),
     )
 
 
+_ADDRESS = frozenset({"StreetName", "SuburbName", "DistrictName", "PostCodeIdentifier"})
+
+
 def read_address(node: Node) -> Address:
+    t = node.texts(_ADDRESS)
     return Address(
-        street_name=node.text("StreetName"),
-        suburb_name=node.text("SuburbName"),
-        district_name=node.text("DistrictName"),
-        post_code=node.text("PostCodeIdentifier"),
+        street_name=t.get("StreetName"),
+        suburb_name=t.get("SuburbName"),
+        district_name=t.get("DistrictName"),
+        post_code=t.get("PostCodeIdentifier"),
     )
 
 
@@ -95,6 +115,11 @@ def read_telephones(node: Node) -> list[Telephone]:
     return phones
 
 
+_PATIENT = frozenset({"CivilRegistrationNumber", "AlternativeIdentifier", "PersonSurnameName", "PersonGivenName",
+                      "Occupation", "OccupancyText", "NoTelephoneReason", "EmailAddressIdentifier",
+                      "EpisodeOfCareStatusCode"})
+
+
 def read_patient(node: Node) -> Patient:
     co = node.child("CoAddress")
     co_name = None
@@ -103,20 +128,21 @@ def read_patient(node: Node) -> Patient:
         parts = [v for v in (given, sur) if v is not None]
         if parts:
             co_name = type(parts[0])(" ".join(p.value for p in parts), parts[0].line, co.xpath)
+    t = node.texts(_PATIENT)
     return Patient(
         where=where(node),
-        cpr=node.text("CivilRegistrationNumber"),
-        alternative_identifier=node.text("AlternativeIdentifier"),
-        surname=node.text("PersonSurnameName"),
-        given_name=node.text("PersonGivenName"),
+        cpr=t.get("CivilRegistrationNumber"),
+        alternative_identifier=t.get("AlternativeIdentifier"),
+        surname=t.get("PersonSurnameName"),
+        given_name=t.get("PersonGivenName"),
         address=read_address(node),
-        occupation=node.text("Occupation") or node.text("OccupancyText"),
+        occupation=t.get("Occupation") or t.get("OccupancyText"),
         telephones=read_telephones(node),
-        no_telephone_reason=node.text("NoTelephoneReason"),
-        email=node.text("EmailAddressIdentifier"),
+        no_telephone_reason=t.get("NoTelephoneReason"),
+        email=t.get("EmailAddressIdentifier"),
         co_address_name=co_name,
         co_address=read_address(co) if co is not None else None,
-        episode_of_care_status=node.text("EpisodeOfCareStatusCode"),
+        episode_of_care_status=t.get("EpisodeOfCareStatusCode"),
     )
 
 

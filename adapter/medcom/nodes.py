@@ -76,12 +76,15 @@ class Node:
     def _children_by_name(self) -> dict[str, list[etree._Element]]:
         if self._index is None:
             index: dict[str, list[etree._Element]] = {}
-            for child in self.el:
-                tag = child.tag
-                if isinstance(tag, str):
-                    namespace, name = _split(tag)
-                    if namespace in self.namespaces:
-                        index.setdefault(name, []).append(child)
+            namespaces = self.namespaces
+            for child in self.el.iterchildren(etree.Element):  # elements only, no comments or PIs
+                parts = _TAGS.get(child.tag) or _split(child.tag)
+                if parts[0] in namespaces:
+                    found = index.get(parts[1])
+                    if found is None:
+                        index[parts[1]] = [child]
+                    else:
+                        found.append(child)
             self._index = index
         return self._index
 
@@ -92,7 +95,8 @@ class Node:
         return [Node(c, f"{self.xpath}/{name}[{i}]", self.namespaces) for i, c in enumerate(found, 1)]
 
     def child(self, name: str) -> Node | None:
-        found = self._children_by_name().get(name)
+        index = self._index
+        found = (index if index is not None else self._children_by_name()).get(name)
         if not found:
             return None
         return Node(found[0], f"{self.xpath}/{name}" if len(found) == 1 else f"{self.xpath}/{name}[1]", self.namespaces)
@@ -107,13 +111,38 @@ class Node:
 
     def text(self, *names: str) -> Val | None:
         """Trimmed text of a leaf (None when absent or empty)."""
+        if len(names) == 1:  # the usual case: a child, its XPath made only when it has text
+            name = names[0]
+            index = self._index
+            found = (index if index is not None else self._children_by_name()).get(name)
+            return self._leaf(name, found) if found else None
         node = self.path(*names) if names else self
         if node is None:
             return None
-        value = "".join(node.el.itertext()).strip()
+        value = _text_of(node.el)
         if not value:
             return None
         return Val(_WS.sub(" ", value) if "\n" in value else value, node.line, node.xpath)
+
+    def texts(self, names: frozenset[str]) -> dict[str, Val]:
+        """``{name: self.text(name)}`` for each of ``names`` whose text is there, in one look."""
+        index = self._index
+        out = {}
+        for name, found in (index if index is not None else self._children_by_name()).items():
+            if name in names:
+                val = self._leaf(name, found)
+                if val is not None:
+                    out[name] = val
+        return out
+
+    def _leaf(self, name: str, found: list[etree._Element]) -> Val | None:
+        """What :meth:`text` reads from the first of the children ``found`` under ``name``."""
+        el = found[0]
+        value = _text_of(el)
+        if not value:
+            return None
+        return Val(_WS.sub(" ", value) if "\n" in value else value, el.sourceline,
+                   f"{self.xpath}/{name}" if len(found) == 1 else f"{self.xpath}/{name}[1]")
 
     def formatted(self, *names: str) -> Val | None:
         """Formatted MedCom text: Break becomes a newline, other markup keeps its text."""
@@ -124,6 +153,13 @@ class Node:
         if not value:
             return None
         return Val(value, node.line, node.xpath)
+
+
+def _text_of(el: etree._Element) -> str:
+    """The element's text and its descendants', trimmed."""
+    if len(el) == 0:  # no child nodes at all (elements, comments, processing instructions)
+        return (el.text or "").strip()
+    return "".join(el.itertext()).strip()
 
 
 def formatted_text(el: etree._Element) -> str:

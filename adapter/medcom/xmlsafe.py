@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
@@ -161,6 +162,8 @@ def _prolog_check(text: str) -> int:
 
 def _count_check(text: str, start: int, max_elements: int, max_attributes: int) -> None:
     """Element count and attributes per element, in one pass over the start tags."""
+    if text.count("<", start) <= max_elements and text.count("=", start) <= max_attributes:
+        return  # fewer "<" than the element limit, fewer "=" than the attribute limit: nothing to find
     for elements, tag in enumerate(_START_TAG.finditer(text, start), 1):
         if elements > max_elements:
             raise XmlSyntaxError(issue("GGOP-E011", _line_of(text, tag.start()), "/", f"limit {max_elements}"))
@@ -177,7 +180,8 @@ def _count_check(text: str, start: int, max_elements: int, max_attributes: int) 
 def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
              max_elements: int = DEFAULT_MAX_ELEMENTS, max_attributes: int = DEFAULT_MAX_ATTRIBUTES) -> XmlDocument:
     """Parse bytes into an lxml element tree, or raise :class:`XmlSyntaxError`."""
-    if data is None or len(data.strip()) == 0 or data.strip() == _BOM:
+    stripped = data.strip() if data is not None else b""
+    if not stripped or stripped == _BOM:
         raise XmlSyntaxError(issue("GGOP-E005", 1, "/"))
     if len(data) > max_bytes:
         raise XmlSyntaxError(issue("GGOP-E003", None, "/", f"{len(data)} bytes, limit {max_bytes}"))
@@ -219,7 +223,24 @@ def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int 
     return XmlDocument(root=root, warnings=warnings, encoding=encoding)
 
 
+# A larger depth limit is checked by the Python walk alone (libxml2 refuses a document deeper
+# than 256 levels by itself without huge_tree).
+_XPATH_DEPTH_LIMIT = 256
+
+
 def _check_depth(root: etree._Element, max_depth: int) -> None:
+    if 0 < max_depth <= _XPATH_DEPTH_LIMIT and not _below(max_depth)(root):
+        return  # no element max_depth levels below the root: within the limit (libxml2 looked)
+    _walk_depth(root, max_depth)
+
+
+@lru_cache(maxsize=8)
+def _below(levels: int) -> etree.XPath:
+    """Is there an element ``levels`` levels below the context element?"""
+    return etree.XPath("boolean(" + "/".join(["*"] * levels) + ")")
+
+
+def _walk_depth(root: etree._Element, max_depth: int) -> None:
     stack = [(root, 1)]
     while stack:
         el, depth = stack.pop()

@@ -327,6 +327,7 @@ _NONE_RE = re.compile(_alt_re(NONE_PHRASES_RE), _FLAGS)
 _NONE_EXACT = frozenset(" ".join(p.split()).casefold() for p in NONE_EXACT)
 _NEGATION_BEFORE_RE = re.compile(rf"\b(?:{_alt(NEGATION_WORDS)}){_WORD_END}", _FLAGS)
 _CLAUSE_BREAK_RE = re.compile(CLAUSE_BREAK_RE)
+_DIGIT_RE = re.compile(r"\d", _FLAGS)  # the digits _DATE_BODY's \d matches
 _STRIP_CHARS = " \t\r\n\u00a0.,;:!?()[]\"'"
 
 
@@ -511,6 +512,8 @@ def _next_date(month: int, day: int, discharge: date) -> date:
 def _date_clauses(scan: _Scan) -> list[_Clause]:
     discharge = scan.discharge
     out: list[_Clause] = []
+    if _DIGIT_RE.search(scan.text) is None:
+        return out  # every date has a digit: nothing for the (costlier) date pattern to find
     for m in _DATE_RE.finditer(scan.text):
         start, end = m.span()
         scan.take(start, end)  # the first pass: never overlaps

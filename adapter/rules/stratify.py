@@ -126,6 +126,13 @@ class _Facts:
         self.age = patient_age(msg, self.age_on)
         self.texts = _texts(msg)
         self.lowered = {id(v): v.value.lower() for vals in self.texts.values() for v in vals}
+        self._sks: dict[str, str] = {}  # diagnosis code as written → normalised, read once per message
+
+    def sks(self, code: str) -> str:
+        found = self._sks.get(code)
+        if found is None:
+            found = self._sks[code] = _normal_sks(code)
+        return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,8 +205,11 @@ def _diagnosis_prefix(c: Condition, f: _Facts, _: _Fired) -> _Result:
     for d in f.msg.diagnoses:
         if d.code is None or (which == "primary" and not d.primary) or (which == "secondary" and d.primary):
             continue
-        code = _normal_sks(d.code.value)
-        prefix = next((p for p in c.params["prefixes"] if code.startswith(p)), None)
+        code = f.sks(d.code.value)
+        prefixes = c.params["prefixes"]
+        if isinstance(prefixes, tuple) and not code.startswith(prefixes):
+            continue  # none of them (the same answer as the search below, at once)
+        prefix = next((p for p in prefixes if code.startswith(p)), None)
         if prefix:
             source = f" (list {c.params['list']})" if c.params.get("list") else ""
             kind = "primary" if d.primary else "secondary"
@@ -248,7 +258,7 @@ def _text_mentions(c: Condition, f: _Facts, _: _Fired) -> _Result:
         for val in f.texts.get(field_name, ()):
             text = f.lowered[id(val)]
             for term in c.params["terms"]:
-                if mentions(text, term, f.vocab):
+                if term in text and mentions(text, term, f.vocab):
                     out.append(_ev(field_name, val, term, "term", c.label))
     return bool(out), tuple(out)
 
@@ -258,7 +268,8 @@ def _text_domains(c: Condition, f: _Facts, _: _Fired) -> _Result:
     for name, terms in c.params["domains"]:
         hit = next(((field_name, val, term)
                     for field_name in c.params["fields"] for val in f.texts.get(field_name, ())
-                    for term in terms if mentions(f.lowered[id(val)], term, f.vocab)), None)
+                    for term in terms if term in f.lowered[id(val)] and mentions(f.lowered[id(val)], term, f.vocab)),
+                   None)
         if hit:
             found.append(_ev(hit[0], hit[1], hit[2], f"life domain {name}", c.label))
     ok = len(found) >= c.params["min"]
