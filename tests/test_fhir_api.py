@@ -334,7 +334,8 @@ def test_search_last_updated(world):
 def test_search_paging_with_count_two(world):
     bundles, got = search_all(world.http, "/fhir/Task?status=requested&_count=2", ODENSE)
     assert len(bundles) == 8
-    assert all(b["total"] == ODENSE_TASKS for b in bundles)
+    # the total on the first page; a _cursor page leaves it out (not counted again)
+    assert bundles[0]["total"] == ODENSE_TASKS and not any("total" in b for b in bundles[1:])
     assert [len(b["entry"]) for b in bundles] == [2] * 8
     assert len({t["id"] for t in got}) == ODENSE_TASKS
     keys = [(t["meta"]["lastUpdated"], t["id"]) for t in got]
@@ -352,6 +353,65 @@ def test_search_paging_with_count_two(world):
     assert ids(first) == ids(bundles[0])
     last = {link["relation"] for link in bundles[-1]["link"]}
     assert "next" not in last
+
+
+def test_total_on_every_page_when_asked_and_on_none_with_total_none(world):
+    accurate, got = search_all(world.http, "/fhir/Task?status=requested&_count=3&_total=accurate", ODENSE)
+    assert len(accurate) == 6 and all(b["total"] == ODENSE_TASKS for b in accurate)
+    assert len({t["id"] for t in got}) == ODENSE_TASKS
+    nxt = next(link["url"] for link in accurate[0]["link"] if link["relation"] == "next")
+    assert dict(parse_qsl(urlsplit(nxt).query))["_total"] == "accurate"
+    none, got = search_all(world.http, "/fhir/Task?_count=5&_total=none", ODENSE)
+    assert not any("total" in b for b in none) and len({t["id"] for t in got}) == ODENSE_TASKS
+    estimate = search(world, "Task?_total=estimate")
+    assert estimate["total"] == ODENSE_TASKS
+    # with content filters (checked in Python) the same
+    coded, got = search_all(world.http, "/fhir/Task?code=offer-start&_count=2&_total=accurate", ODENSE)
+    assert all(b["total"] == 5 for b in coded) and len(got) == 5
+    coded, got = search_all(world.http, "/fhir/Task?code=offer-start&_count=2", ODENSE)
+    assert coded[0]["total"] == 5 and not any("total" in b for b in coded[1:]) and len(got) == 5
+    # _summary=count is exact whatever _total says
+    assert search(world, "Task?_summary=count&_total=none")["total"] == ODENSE_TASKS
+    bad = search(world, "Task?_total=sometimes")
+    assert bad["total"] == ODENSE_TASKS and any(e["search"]["mode"] == "outcome" for e in bad["entry"])
+
+
+def test_a_first_page_counts_a_bounded_number_of_matches(world, monkeypatch):
+    """Beyond COUNT_LIMIT matches the first page leaves total out (it costs the same however
+    many match); _total=accurate and _summary=count count them all; the walk is complete."""
+    import adapter.store.search as search_module
+
+    monkeypatch.setattr(search_module, "COUNT_LIMIT", ODENSE_TASKS - 1)
+    bundles, got = search_all(world.http, "/fhir/Task?_count=5", ODENSE)
+    assert not any("total" in b for b in bundles) and len({t["id"] for t in got}) == ODENSE_TASKS
+    assert search(world, "Task?_count=5&_total=accurate")["total"] == ODENSE_TASKS
+    assert search(world, "Task?_summary=count")["total"] == ODENSE_TASKS
+    assert "total" not in search(world, "Task?_count=5&status=requested,accepted")
+    owned = f"Task?owner={MUNICIPALITY_CODES}|0461&_count=5"  # a content filter, checked in Python
+    assert "total" not in search(world, owned)
+    assert search(world, owned + "&_total=accurate")["total"] == ODENSE_TASKS
+    assert search(world, "Task?code=offer-start&_count=1")["total"] == 5  # under the limit
+    assert "total" not in world.http.get("/fhir/Task/_history?_count=5", headers=ODENSE).json
+    assert world.http.get("/fhir/Task/_history?_count=5&_total=accurate", headers=ODENSE).json["total"] \
+        == ODENSE_TASKS
+    monkeypatch.setattr(search_module, "COUNT_LIMIT", ODENSE_TASKS)
+    assert search(world, "Task?_count=5")["total"] == ODENSE_TASKS  # exactly the limit: counted
+    assert world.http.get("/fhir/Task/_history?_count=5", headers=ODENSE).json["total"] == ODENSE_TASKS
+
+
+def test_a_page_serves_each_resource_as_stored(world):
+    """Entries are the stored resources (written as stored, not decoded and re-encoded):
+    the same JSON as a read, compact or indented with _pretty=true."""
+    page = search(world, "Task?_count=3&_include=Task:focus")
+    for entry in page["entry"]:
+        if entry["search"]["mode"] in ("match", "include"):
+            one = world.http.get("/fhir/" + "/".join(entry["fullUrl"].split("/")[-2:]), headers=ODENSE)
+            assert one.json == entry["resource"]
+    pretty = world.http.get("/fhir/Task?_count=3&_include=Task:focus&_pretty=true", headers=ODENSE)
+    assert b'\n      "resource": {\n        "resourceType"' in pretty.data
+    assert [e["resource"] for e in pretty.json["entry"]] == [e["resource"] for e in page["entry"]]
+    feed = world.http.get("/fhir/Task/_history?_count=3&_pretty=true", headers=ODENSE)
+    assert b'\n        "resourceType": "Task"' in feed.data
 
 
 def test_search_paging_without_content_filters_uses_sql(world):
@@ -898,6 +958,15 @@ def test_the_history_feed_has_every_change_since_a_time_once_in_order(world):
         feed += [(e["resource"]["id"], e["resource"]["meta"]["versionId"]) for e in page["entry"]]
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
     assert len(feed) == len(set(feed)) >= 16 and feed[-1][0] == task["id"]
+    pages, url = [], "/fhir/Task/_history?_count=4"
+    while url:
+        pages.append(world.http.get(url, headers=ODENSE).json)
+        url = next((link["url"] for link in pages[-1]["link"] if link["relation"] == "next"), None)
+    assert pages[0]["total"] == len(feed) and not any("total" in p for p in pages[1:])  # counted once
+    accurate = world.http.get("/fhir/Task/_history?_count=4&_total=accurate", headers=ODENSE).json
+    following = next(link["url"] for link in accurate["link"] if link["relation"] == "next")
+    assert world.http.get(following, headers=ODENSE).json["total"] == len(feed)
+    assert "total" not in world.http.get("/fhir/Task/_history?_count=4&_total=none", headers=ODENSE).json
     since = world.http.get("/fhir/Task/_history?_since=2026-03-03T10:00:00Z", headers=ODENSE).json
     assert [(e["resource"]["id"], e["resource"]["meta"]["versionId"]) for e in since["entry"]] == [(task["id"], "2")]
     assert world.http.get("/fhir/Task/_history?_since=2026-03-03T10:00:00Z", headers=AALBORG).json["total"] == 0

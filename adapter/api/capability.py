@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from importlib import metadata
 
-from adapter.store.search import COMMON_PARAMS, INCLUDES, REVINCLUDES, SEARCH_PARAMS
+from adapter.store.search import COMMON_PARAMS, COUNT_LIMIT, INCLUDES, REVINCLUDES, SEARCH_PARAMS
 
 FHIR_VERSION = "4.0.1"
 FORMATS = ["json", "application/fhir+json"]
@@ -105,7 +105,10 @@ def capability_statement(base_url: str, now: dt.datetime) -> dict:
             "documentation": (
                 "Search results are sorted by meta.lastUpdated, then id (_sort: _lastUpdated, -_lastUpdated, _id, "
                 "-_id); _count defaults to 50 (at most 500); next links carry an opaque _cursor (keyset paging: a "
-                "walk sees every match at least once, also under concurrent updates). _summary=count, _elements "
+                "walk sees every match at least once, also under concurrent updates). Bundle.total is given on the "
+                f"first page of a search or history feed when at most {COUNT_LIMIT:,} match, and left out of the "
+                "_cursor pages that follow; _total=accurate gives it exactly on every page, _total=none on none "
+                "(_total=estimate: as without it); _summary=count is always exact. _elements "
                 "(top-level names), _include and _revinclude as listed per type; POST [type]/_search takes the "
                 "parameters form-encoded. [type]/_history and _history with _since and _count give every "
                 "version written since, oldest first, in cursor pages: the sync feed (docs/sync.md). "

@@ -8,10 +8,12 @@ tables):
   with the current version is answered 304); ``…/_history/<vid>``: vread; ``…/_history``:
   the history Bundle, newest first, paged like a search;
 * ``GET /fhir/<Type>?…``: search (``adapter/store/search.py``): a searchset Bundle with
-  ``total``, ``_count`` (default 50, at most 500), ``self``/``first``/``next``/``previous``
-  links that repeat the search with an ``_offset``, ``_include``d resources marked
-  ``include``, and the ignored parameters listed in an OperationOutcome entry
-  (``Prefer: handling=strict`` refuses them with 400 instead);
+  ``total`` (on the first page when at most ``COUNT_LIMIT`` match; exact on every page with
+  ``_total=accurate`` or ``_summary=count``, on none with ``_total=none``), ``_count``
+  (default 50, at most 500), ``self``/``first``/``next`` links (``next`` with an opaque
+  ``_cursor``; an explicit ``_offset`` pages by offset, with ``previous``), ``_include``d
+  resources marked ``include``, and the ignored parameters listed in an OperationOutcome
+  entry (``Prefer: handling=strict`` refuses them with 400 instead);
 * ``PUT /fhir/Task/<id>`` with ``If-Match``: update and re-evaluation of the plan
   (``adapter/api/task_update.py``).
 
@@ -44,7 +46,7 @@ from adapter.api import access
 from adapter.api.capability import TYPES, UPDATABLE, capability_statement
 from adapter.api.context import current_client, services
 from adapter.api.errors import audit_detail, error_response
-from adapter.api.responses import FhirError, fhir_json
+from adapter.api.responses import FhirError, StoredJson, fhir_json
 from adapter.api.task_update import update_task
 from adapter.danish_time import as_utc
 from adapter.outcome import operation_outcome, plain_issue
@@ -53,8 +55,10 @@ from adapter.store.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
     MAX_OFFSET,
+    TOTALS,
     VERSION_ID,
     HistoryCursor,
+    content_of,
     history,
     history_since,
     next_cursor,
@@ -62,6 +66,7 @@ from adapter.store.search import (
     parse_search,
     read,
     search,
+    total_limit,
     vread,
     whole_number,
 )
@@ -318,7 +323,7 @@ def _read(client, route: _Route) -> Response:
         resp = Response(status=304)
         resp.headers.update(headers)
         return resp
-    return fhir_json(row.content, 200, headers)
+    return fhir_json(StoredJson(row.raw), 200, headers)
 
 
 def _vread(client, route: _Route) -> Response:
@@ -327,7 +332,7 @@ def _vread(client, route: _Route) -> Response:
         row = vread(conn, *route.type_and_id(), route.vid or "", access.scope_for(client))
     if row is None:
         raise FhirError(404, "not-found", "No such resource version.")
-    return fhir_json(row.content, 200, _resource_headers(row.version_id, row.last_updated))
+    return fhir_json(StoredJson(row.raw), 200, _resource_headers(row.version_id, row.last_updated))
 
 
 def _strict() -> bool:
@@ -397,7 +402,7 @@ def _history(client, route: _Route) -> Response:
     for row in rows:
         entries.append({
             "fullUrl": f"{base}/{row.type}/{row.id}",
-            "resource": row.content,
+            "resource": StoredJson(row.raw),
             "request": {"method": "PUT", "url": f"{row.type}/{row.id}"},
             "response": {"status": "201" if row.version_id == 1 else "200", "etag": _etag(row.version_id),
                          "lastModified": iso(as_utc(row.last_updated))},
@@ -412,7 +417,7 @@ def _history_since(client, route: _Route) -> Response:
     """``[type]/_history`` and ``_history``: every version written at or after ``_since``,
     oldest first, paged by cursor; the sync feed of docs/sync.md."""
     pairs = list(request.args.items(multi=True))
-    since, count, cursor, ignored = None, DEFAULT_COUNT, None, []
+    since, count, cursor, total_mode, ignored = None, DEFAULT_COUNT, None, None, []
     for name, value in pairs:
         if name == "_since":
             since = parse_date(value, "_since").start
@@ -420,6 +425,8 @@ def _history_since(client, route: _Route) -> Response:
             count = whole_number(name, value, high=MAX_COUNT)
         elif name == "_cursor":
             cursor = HistoryCursor.parse(value)
+        elif name == "_total" and value in TOTALS:
+            total_mode = value
         elif name not in ("_format", "_pretty"):
             ignored.append((name, "not supported for a history"))
     if ignored and _strict():
@@ -428,23 +435,25 @@ def _history_since(client, route: _Route) -> Response:
     svc = services()
     rtype = route.rtype
     with svc.engine.connect() as conn:
-        page = history_since(conn, rtype, access.scope_for(client), since, count, cursor)
+        page = history_since(conn, rtype, access.scope_for(client), since, count, cursor,
+                             count_limit=total_limit(total_mode, first_page=cursor is None))
     base = _base()
     entries = [{
         "fullUrl": f"{base}/{row.type}/{row.id}",
-        "resource": row.content,
+        "resource": StoredJson(row.raw),
         "request": {"method": "POST" if row.version_id == 1 else "PUT",
                     "url": row.type if row.version_id == 1 else f"{row.type}/{row.id}"},
         "response": {"status": "201" if row.version_id == 1 else "200", "etag": _etag(row.version_id),
                      "lastModified": iso(as_utc(row.last_updated))},
     } for row in page.rows]
     path = f"{rtype}/_history" if rtype else "_history"
-    kept = [(k, v) for k, v in pairs if k in ("_since", "_count", "_format", "_pretty")]
+    kept = [(k, v) for k, v in pairs if k in ("_since", "_count", "_total", "_format", "_pretty")]
     links = [{"relation": "self", "url": _link(path, kept + ([("_cursor", cursor.token())] if cursor else []), 0)}]
     if page.next is not None:
         links.append({"relation": "next", "url": _link(path, kept + [("_cursor", page.next.token())], 0)})
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
-              "type": "history", "total": page.total, "link": links, "entry": entries}
+              "type": "history", **({} if page.total is None else {"total": page.total}), "link": links,
+              "entry": entries}
     return fhir_json(bundle)
 
 
@@ -472,26 +481,29 @@ def _search(client, route: _Route) -> tuple[Response, str]:
     with svc.engine.connect() as conn:
         result = search(conn, parsed, access.scope_for(client))
     base = _base()
-    entries = [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": _subset(r.content, parsed.elements),
+    entries = [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": _subset(r, parsed.elements),
                 "search": {"mode": "match"}} for r in result.matches]
-    entries += [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": r.content, "search": {"mode": "include"}}
+    entries += [{"fullUrl": f"{base}/{r.type}/{r.id}", "resource": StoredJson(r.raw), "search": {"mode": "include"}}
                 for r in result.included]
     if parsed.ignored:
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}",
                         "resource": operation_outcome(_ignored_outcome(parsed.ignored)), "search": {"mode": "outcome"}})
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": iso(svc.clock())},
-              "type": "searchset", "total": result.total,
+              "type": "searchset", **({} if result.total is None else {"total": result.total}),
               "link": _search_links(rtype, pairs, parsed, result), "entry": entries}
-    return fhir_json(bundle), f"total={result.total}"
+    detail = f"total={result.total}" if result.total is not None else f"page={len(result.matches)}"
+    return fhir_json(bundle), detail
 
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 
 
-def _subset(resource: dict, elements: list[str] | None) -> dict:
-    """``_elements``: the listed top-level elements (and id, meta), marked SUBSETTED."""
+def _subset(row, elements: list[str] | None) -> dict | StoredJson:
+    """``_elements``: the listed top-level elements (and id, meta), marked SUBSETTED; without
+    it, the resource as stored."""
     if elements is None:
-        return resource
+        return StoredJson(row.raw)
+    resource = content_of(row)
     meta = {**resource.get("meta", {}), "tag": [*resource.get("meta", {}).get("tag", []), SUBSETTED]}
     kept = {k: v for k, v in resource.items() if k in elements and k not in ("resourceType", "id", "meta")}
     return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **kept}

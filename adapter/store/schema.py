@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -90,10 +91,13 @@ resources = Table(
     Column("status", String(64)),
 )
 # A municipality's pages: by type, in _lastUpdated order, and (Task?status=…) by status first.
+# Partial (live rows only, as every search asks): a page's total is counted from the index
+# alone (an index-only scan), without reading each matching row.
+_LIVE = resources.c.deleted == false()
 Index("ix_resources_scope_updated", resources.c.type, resources.c.municipality, resources.c.last_updated,
-      resources.c.id)
+      resources.c.id, postgresql_where=_LIVE, sqlite_where=_LIVE)
 Index("ix_resources_scope_status", resources.c.type, resources.c.municipality, resources.c.status,
-      resources.c.last_updated, resources.c.id)
+      resources.c.last_updated, resources.c.id, postgresql_where=_LIVE, sqlite_where=_LIVE)
 Index("ix_resources_last_updated", resources.c.last_updated)
 Index("ix_resources_patient", resources.c.patient_id, resources.c.type)
 

@@ -12,8 +12,19 @@ the same table, so it lists exactly what is implemented. The SQL query filters o
 ``_id``, ``_lastUpdated``, ``status`` (the ``status`` column) and (for patient references) the
 ``patient_id`` column; other conditions on the JSON content are checked in Python over the
 rows the SQL query streams, before counting and slicing, so ``total`` and paging stay exact.
-Results are ordered by ``last_updated`` then ``id``; the indexes of migration 0006 serve a
-municipality's pages and sync feed (``docs/performance.md``).
+Results are ordered by ``last_updated`` then ``id``; the indexes of migrations 0006 and 0007
+serve a municipality's pages and sync feed (``docs/performance.md``).
+
+Rows carry a resource as the stored JSON text (``raw``): a page is served without decoding and
+re-encoding it, and only the searches that look inside a resource (content predicates,
+``_include``, ``_revinclude``, ``_elements``) decode it (:func:`content_of`).
+
+``total`` (FHIR makes it optional): exact with ``_summary=count`` and, on every page, with
+``_total=accurate``. Otherwise the first page of a search (no ``_cursor``) counts at most
+:data:`COUNT_LIMIT` matches and gives ``total`` when there are no more than that; a
+``_cursor`` page and ``_total=none`` leave it out. So a page costs about the same however
+many resources match (counting the 27,500 open Tasks of one municipality took 9 ms, the page
+itself 0.2 ms), and a walk does not count every match again on each page.
 
 Times: ``last_updated`` is stored in UTC (SQLite keeps no offset, so every writer must pass
 UTC). A ``_lastUpdated`` value without an offset is read as Danish local time
@@ -33,7 +44,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, false, func, or_, select, tuple_
+import orjson
+from sqlalchemy import Text, and_, cast, false, func, or_, select, tuple_
 from sqlalchemy.engine import Connection, Row
 
 from adapter.danish_time import DANISH_TIME, as_utc
@@ -42,6 +54,7 @@ from adapter.store.schema import resource_access, resource_history, resources
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
+COUNT_LIMIT = 10_000  # the most matches a page counts for its total unless _total=accurate
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +193,8 @@ REVINCLUDES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 # Result parameters this module understands besides the search parameters.
-RESULT_PARAMS = ("_count", "_offset", "_include")
+RESULT_PARAMS = ("_count", "_offset", "_include", "_total")
+TOTALS = ("none", "estimate", "accurate")
 # Parameters that are accepted and change nothing for JSON output.
 NEUTRAL_PARAMS = ("_format", "_pretty")
 
@@ -453,6 +467,7 @@ class ParsedSearch:
     includes: list[tuple[str, str]] = field(default_factory=list)  # (param, element)
     revincludes: list[tuple[str, str]] = field(default_factory=list)  # (referring type, element)
     summary_count: bool = False  # _summary=count: the total only
+    total_mode: str | None = None  # _total: none | estimate | accurate (None: not given)
     elements: list[str] | None = None  # _elements: the top-level elements of each match
     used: list[str] = field(default_factory=list)  # names of the parameters applied
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (name, why) for the outcome
@@ -525,6 +540,13 @@ def parse_search(rtype: str, pairs: Sequence[tuple[str, str]]) -> ParsedSearch:
                 _use(ps, base)
             elif raw != "false":
                 ps.ignored.append((name, "supported: count, false"))
+            continue
+        if base == "_total":
+            if raw in TOTALS and not modifier:
+                ps.total_mode = raw
+                _use(ps, base)
+            else:
+                ps.ignored.append((name, "supported: " + ", ".join(TOTALS)))
             continue
         if base == "_elements":
             names = [n.strip() for n in raw.split(",") if n.strip()]
@@ -611,14 +633,41 @@ def _reference(ps: ParsedSearch, pdef: ParamDef, values: list[str], modifier: st
 
 @dataclass
 class SearchResult:
-    total: int
+    total: int | None  # None: not given on this page (see count_limit)
     matches: list[Row]
     included: list[Row]
     more: bool = False  # a page follows
 
 
+# ``raw``: the resource as the stored JSON text (cast, so the driver does not decode it)
 _COLUMNS = (resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
-            resources.c.content)
+            cast(resources.c.content, Text).label("raw"))
+
+
+def content_of(row: Row) -> dict:
+    """The resource of a row read with ``raw`` (a search, read or history row), decoded."""
+    return orjson.loads(row.raw)
+
+
+def count_limit(ps: ParsedSearch) -> int | None:
+    """How many matches this page counts for its total: every one (None) with
+    ``_summary=count`` or ``_total=accurate``; :data:`COUNT_LIMIT` on the first page of a
+    search (no ``_cursor``); none (0) on a ``_cursor`` page or with ``_total=none``."""
+    return None if ps.summary_count else total_limit(ps.total_mode, first_page=ps.cursor is None)
+
+
+def total_limit(total_mode: str | None, first_page: bool) -> int | None:
+    """The count limit of a page by ``_total`` (also for the history feed): None (every
+    match) with ``accurate``, 0 (no total) with ``none`` or after the first page, else
+    :data:`COUNT_LIMIT`."""
+    if total_mode == "accurate":
+        return None
+    return COUNT_LIMIT if total_mode != "none" and first_page else 0
+
+
+def _bounded(n: int, limit: int | None) -> int | None:
+    """A count taken with ``limit``: the total, or None when the limit was passed."""
+    return n if limit is None or n <= limit else None
 
 
 def _visible(conn: Connection, rtype: str, ids: Iterable[str], scope: Scope) -> list[Row]:
@@ -686,16 +735,28 @@ def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
     predicates = list(ps.predicates)
     predicates += [_owner_predicate(conn, tokens, scope) for tokens in ps.owner_tokens]
 
+    total: int | None = None
+    limit = count_limit(ps)
     if not predicates:
-        total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+        if limit is None:
+            total = conn.execute(select(func.count()).select_from(resources).where(*conds)).scalar_one()
+        elif limit:  # an index-only scan that stops after limit + 1 entries
+            some = select(resources.c.id).where(*conds).limit(limit + 1).subquery()
+            total = _bounded(conn.execute(select(func.count()).select_from(some)).scalar_one(), limit)
         matches = list(conn.execute(page.limit(ps.count + 1).offset(offset))) if ps.count else []
     else:
-        total = sum(1 for row in conn.execute(query.execution_options(yield_per=500))
-                    if all(p(row.content) for p in predicates))
+        if limit != 0:
+            found = 0
+            for row in conn.execute(query.execution_options(yield_per=500)):
+                if all(p(content_of(row)) for p in predicates):
+                    found += 1
+                    if limit is not None and found > limit:
+                        break
+            total = _bounded(found, limit)
         matches, skipped = [], 0
         if ps.count:
             for row in conn.execute(page.execution_options(yield_per=500)):
-                if all(p(row.content) for p in predicates):
+                if all(p(content_of(row)) for p in predicates):
                     if skipped < offset:
                         skipped += 1
                         continue
@@ -710,8 +771,9 @@ def search(conn: Connection, ps: ParsedSearch, scope: Scope) -> SearchResult:
         have = {(r.type, r.id) for r in matches}
         wanted: dict[str, set[str]] = {}
         for row in matches:
+            content = content_of(row)
             for _param, element in ps.includes:
-                for reference in references(row.content, element):
+                for reference in references(content, element):
                     ref = Ref.parse(reference)
                     if ref is not None and ref.type and (ref.type, ref.id) not in have:
                         wanted.setdefault(ref.type, set()).add(ref.id)
@@ -727,17 +789,22 @@ def _referring(conn: Connection, ps: ParsedSearch, matches: list[Row], scope: Sc
     """The resources that refer to the matches (``_revinclude``), found through the Patient
     every resource of a plan carries."""
     targets = {f"{r.type}/{r.id}" for r in matches}
-    patients = sorted({(r.id if r.type == "Patient" else (r.content.get("subject") or r.content.get("for") or {})
-                        .get("reference", "").rpartition("/")[2]) for r in matches} - {""})
+    patients = sorted({(r.id if r.type == "Patient" else _subject_id(content_of(r))) for r in matches} - {""})
     out: list[Row] = []
     for rtype, element in ps.revincludes:
         conds = _scoped([resources.c.type == rtype, resources.c.deleted == false(),
                          resources.c.patient_id.in_(patients)], scope)
         for row in conn.execute(select(*_COLUMNS).where(*conds).order_by(resources.c.id)):
-            if (row.type, row.id) not in have and any(ref in targets for ref in references(row.content, element)):
+            if (row.type, row.id) not in have and any(ref in targets
+                                                      for ref in references(content_of(row), element)):
                 have.add((row.type, row.id))
                 out.append(row)
     return out
+
+
+def _subject_id(resource: dict) -> str:
+    subject = resource.get("subject") or resource.get("for") or {}
+    return subject.get("reference", "").rpartition("/")[2]
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,7 +829,7 @@ def _history_conditions(rtype: str, rid: str, scope: Scope) -> list:
 
 
 _HISTORY_COLUMNS = (resource_history.c.type, resource_history.c.id, resource_history.c.version_id,
-                    resource_history.c.last_updated, resource_history.c.content)
+                    resource_history.c.last_updated, cast(resource_history.c.content, Text).label("raw"))
 
 
 def vread(conn: Connection, rtype: str, rid: str, version: str, scope: Scope) -> Row | None:
@@ -821,16 +888,19 @@ class HistoryCursor:
 
 @dataclass
 class HistoryPage:
-    total: int
+    total: int | None  # None: not counted for this page
     rows: list[Row]
     next: HistoryCursor | None
 
 
 def history_since(conn: Connection, rtype: str | None, scope: Scope, since: dt.datetime | None,
-                  count: int = DEFAULT_COUNT, cursor: HistoryCursor | None = None) -> HistoryPage:
+                  count: int = DEFAULT_COUNT, cursor: HistoryCursor | None = None,
+                  count_limit: int | None = None) -> HistoryPage:
     """Every version (of one type, or of every type) written at or after ``since`` that the
     scope sees, oldest first, in pages that follow ``cursor``: a client keeps the cursor (or
-    the last ``lastUpdated``) and resumes from it, seeing every change once."""
+    the last ``lastUpdated``) and resumes from it, seeing every change once. ``count_limit``:
+    how many versions to count for ``total`` (None: every one; 0: none, ``total`` is None;
+    else ``total`` is None when there are more)."""
     h = resource_history
     current = _scoped([resources.c.type == h.c.type, resources.c.id == h.c.id], scope, rtype=rtype)
     conds = _scoped([select(resources.c.id).where(*current).exists()], scope, h, rtype=rtype)
@@ -838,7 +908,12 @@ def history_since(conn: Connection, rtype: str | None, scope: Scope, since: dt.d
         conds.append(h.c.type == rtype)
     if since is not None:
         conds.append(h.c.last_updated >= since)
-    total = conn.execute(select(func.count()).select_from(h).where(*conds)).scalar_one()
+    total: int | None = None
+    if count_limit is None:
+        total = conn.execute(select(func.count()).select_from(h).where(*conds)).scalar_one()
+    elif count_limit:
+        some = select(h.c.id).where(*conds).limit(count_limit + 1).subquery()
+        total = _bounded(conn.execute(select(func.count()).select_from(some)).scalar_one(), count_limit)
     if cursor is not None:
         conds.append(tuple_(h.c.last_updated, h.c.type, h.c.id, h.c.version_id)
                      > tuple_(cursor.last_updated, cursor.rtype, cursor.id, cursor.version))
