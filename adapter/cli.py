@@ -302,9 +302,11 @@ def conformance(paths: tuple[str, ...], as_json: bool, html_out: str | None, ver
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads per worker.")
 @click.option("--inbox", "inbox_dir", type=click.Path(file_okay=False),
               help="Also watch this folder for files dropped by a VANS client.")
-def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
+def serve(host: str, port: int, workers: int, threads: int, inbox_dir: str | None) -> None:
     """Run the service: POST /medcom for hospitals, /fhir for municipalities (gunicorn)."""
     from adapter.api.app import create_app
     from adapter.api.auth import load_clients
@@ -341,7 +343,7 @@ def serve(host: str, port: int, workers: int, inbox_dir: str | None) -> None:
         click.echo(f"watching inbox {inbox_dir}", err=True)
     # each gunicorn worker builds its own runtime from the same settings (no shared connections)
     AdapterServer(lambda: create_app(load_runtime(settings)), {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": WORKER_CLASS, "threads": 8,
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": WORKER_CLASS, "threads": threads,
         # no access log of gunicorn's: the app writes one JSON line per request (adapter/logs.py)
         "accesslog": None,
         "timeout": 60, "graceful_timeout": 10,
@@ -369,11 +371,14 @@ def inbox(directory: str, once: bool, interval: float) -> None:
 @main.command("ingest")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--jobs", type=click.IntRange(1, 64), help="Processes (default: one per core).")
+@click.option("--batch", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="Messages stored per transaction (a failing one is stored again on its own).")
 @click.option("--receipts", "receipts_dir", type=click.Path(file_okay=False), help="Write each receipt here.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (a log or CI).")
-def ingest_command(directory: str, jobs: int | None, receipts_dir: str | None, no_progress: bool) -> None:
+def ingest_command(directory: str, jobs: int | None, batch: int, receipts_dir: str | None, no_progress: bool) -> None:
     """Ingest every *.xml under DIRECTORY into the store (a backlog, a replayed year), each
-    message as POST /medcom takes it, in parallel processes; the files stay where they are.
+    message as POST /medcom takes it, in parallel processes, BATCH messages per transaction;
+    the files stay where they are.
     Exit 0 when none failed for a defect of ours, 3 otherwise (refusals are counted, not failures)."""
     import time
 
@@ -387,7 +392,7 @@ def ingest_command(directory: str, jobs: int | None, receipts_dir: str | None, n
     with click.progressbar(length=total, label="ingest", file=sys.stderr, show_pos=True, show_eta=True,
                            hidden=no_progress) as bar, _Guard("-"):
         summary = ingest_folder(Path(directory), jobs=jobs, receipts=Path(receipts_dir) if receipts_dir else None,
-                                progress=bar.update)
+                                progress=bar.update, batch=batch)
     elapsed = time.monotonic() - started
     rate = summary.files / elapsed if elapsed > 0 else 0.0
     click.echo(f"ingest {directory}: {summary.files} files in {elapsed:.1f} s ({rate:.0f}/s): "

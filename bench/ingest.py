@@ -4,7 +4,7 @@ everything made from it committed. Prints throughput and the receipt latency (p5
 reference is the conversion alone in one process (the CPU floor of a message).
 
 Then a national year's share, from a folder, through ``ggop-adapter ingest DIR`` (bulk, one
-process per core, with its progress bar), extrapolated to 214,550 messages.
+process per core, ``--batch`` messages per transaction), extrapolated to 214,550 messages.
 
     python bench/ingest.py --messages 3000 --clients 8 [--postgres URL] [--bulk 20000]
 """
@@ -85,7 +85,7 @@ def http_run(url: str, messages: list[bytes], clients: int, workers: int) -> dic
             "p99_ms": percentile(latencies, 99) * 1000, "statuses": statuses, "clients": clients, "workers": workers}
 
 
-def bulk_run(url: str, count: int, seed: int) -> dict:
+def bulk_run(url: str, count: int, seed: int, batch: int = 20) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "year"
         folder.mkdir()
@@ -93,16 +93,18 @@ def bulk_run(url: str, count: int, seed: int) -> dict:
             (folder / m.filename).write_bytes(m.xml)
         env = {**os.environ, "ADAPTER_DATABASE_URL": url, "ADAPTER_ID_KEY": BENCH_ID_KEY}
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "adapter", "ingest", str(folder), "--no-progress"], cwd=REPO,
+        done = subprocess.run([sys.executable, "-m", "adapter", "ingest", str(folder), "--no-progress",
+                               "--batch", str(batch)], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=7200)
         elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"ggop-adapter ingest failed: {done.stderr[-2000:]}")
-    return {"messages": count, "seconds": elapsed, "per_second": count / elapsed, "summary": done.stderr.strip()}
+    return {"messages": count, "seconds": elapsed, "per_second": count / elapsed, "batch": batch,
+            "summary": done.stderr.strip()}
 
 
-def run(pg: Postgres, messages: int = 3000, clients: int = 8, workers: int = 2, bulk: int = 10_000
-        ) -> tuple[list[Figure], dict]:
+def run(pg: Postgres, messages: int = 3000, clients: int = 8, workers: int = 2, bulk: int = 10_000,
+        batch: int = 20) -> tuple[list[Figure], dict]:
     raw = [m.xml for m in generate_messages(messages + 20, seed=4242)]
     floor_ms = conversion_floor(raw)
     r = http_run(pg.database("adapter_bench_ingest"), raw, clients, workers)
@@ -115,7 +117,7 @@ def run(pg: Postgres, messages: int = 3000, clients: int = 8, workers: int = 2, 
     ]
     detail: dict = {"http": r, "conversion_ms": floor_ms}
     if bulk:
-        b = bulk_run(pg.database("adapter_bench_bulk"), bulk, seed=2026)
+        b = bulk_run(pg.database("adapter_bench_bulk"), bulk, seed=2026, batch=batch)
         year = NATIONAL_YEAR / b["per_second"] / 60
         figures.append(Figure(f"bulk ingest DIR ({bulk:,} files), a national year at this rate", year, "min",
                               NATIONAL_YEAR / (1000 / floor_ms) / 60 / (os.cpu_count() or 1), "min convert",
@@ -130,10 +132,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bulk", type=int, default=10_000, help="files for the bulk run (0: none)")
+    ap.add_argument("--batch", type=int, default=20, help="messages per transaction in the bulk run")
     ap.add_argument("--postgres", help="a PostgreSQL URL (default: a private server of its own)")
     args = ap.parse_args()
     with Postgres(args.postgres) as pg:
-        figures, _ = run(pg, args.messages, args.clients, args.workers, args.bulk)
+        figures, _ = run(pg, args.messages, args.clients, args.workers, args.bulk, args.batch)
     print(table(figures))
 
 

@@ -49,3 +49,37 @@ def test_the_versions_of_one_letter_go_to_the_same_process(tmp_path):
     (tmp_path / "c.xml").write_bytes(b"no letter here")
     assert letter_key(tmp_path / "a.xml") == letter_key(tmp_path / "b.xml")
     assert letter_key(tmp_path / "c.xml") == b"c.xml"
+
+
+def test_a_failing_message_in_a_batch_is_kept_as_failed_and_the_others_are_stored(tmp_path, monkeypatch):
+    """A batch is one transaction: when one message fails it is rolled back, and each message
+    is stored again on its own, so the others are kept and the failing one is kept as failed."""
+    import adapter.service.ingest as ingest_module
+    from adapter.errors import MappingError, issue
+    from adapter.service.bulk import Summary, _prepare_files, _Writer
+    from conftest import runtime_for
+
+    paths = []
+    for m in generate_messages(3, seed=5):
+        (tmp_path / m.filename).write_bytes(m.xml)
+        paths.append(str(tmp_path / m.filename))
+    engine = open_store(f"sqlite:///{tmp_path}/store.db", id_key=TEST_ID_KEY.encode())
+    runtime = runtime_for(engine)
+    prepared = _prepare_files(runtime, paths, runtime.settings.max_bytes)
+    assert [what for what, _ in prepared] == ["ready"] * 3
+    broken = id(prepared[1][1].conversion.bundle)
+    save_bundle = ingest_module.save_bundle
+
+    def failing(conn, bundle, **kwargs):
+        if id(bundle) == broken:
+            raise MappingError(issue("GGOP-E401", detail="test"))
+        return save_bundle(conn, bundle, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "save_bundle", failing)
+    summary = Summary()
+    _Writer(runtime, summary, None, None).store(paths, prepared)
+    assert summary.by_state == {"accepted": 2, "failed": 1} and summary.by_code == {"GGOP-E401": 1}
+    with engine.connect() as conn:
+        states = sorted(conn.execute(select(messages.c.state)).scalars())
+    assert states == ["accepted", "accepted", "failed"]
+    engine.dispose()

@@ -1,8 +1,10 @@
 """Receiving one MedCom message: store it, deduplicate it the MedCom way, process it,
 and answer with the receipt — all in one database transaction.
 
-- The raw bytes are the first row written; nothing the sender has been told "received"
-  is ever lost, because the receipt only leaves after the transaction committed.
+- The message is read, checked and converted before its transaction (that touches nothing);
+  the transaction then writes the raw bytes with everything made from them, and nothing the
+  sender has been told "received" is ever lost, because the receipt only leaves after the
+  transaction committed.
 - Duplicates (same sender, envelope id and letter id, same bytes) get the byte-identical
   receipt they got the first time and create nothing new; concurrent duplicates race on
   the ``message_keys`` primary key, and the loser answers as a duplicate.
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +32,7 @@ from adapter.fhir.bundle import patient_id
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
+from adapter.pipeline import Conversion, Validation
 from adapter.routing.outbox import enqueue
 from adapter.store.resources import current_shared, save_bundle, withdraw_access
 from adapter.store.schema import audit, message_keys, messages
@@ -124,16 +127,55 @@ def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: st
 
     ``allowed_senders``: when given, the GLNs the pushing client may send as; a message
     from another sender is stored, refused with 403 and gets no receipt."""
-    def keep_failed(conn: Connection, exc: MappingError) -> None:
-        # A defect of ours: the processing is rolled back, but the message is kept (state
-        # failed, no receipt) so an operator can see and replay it; the sender gets a 500.
-        conn.execute(insert(messages).values(
-            received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
-            state="failed", client=client, issue_codes=_issue_codes(exc.issues), http_status=500))
-        _audit(conn, received_at, client, "push", "message", "failed", ",".join(sorted({i.code for i in exc.issues})))
+    prepared = prepare(runtime, raw, received_at=received_at, allowed_senders=allowed_senders)
 
-    return stored_first(runtime.engine, lambda conn: _ingest(conn, runtime, raw, received_at, client, allowed_senders),
-                        keep_failed)
+    def keep_failed(conn: Connection, exc: MappingError) -> None:
+        keep_failed_message(conn, raw, received_at, client, exc)
+
+    return stored_first(runtime.engine, lambda conn: store_prepared(conn, runtime, prepared, client), keep_failed)
+
+
+def keep_failed_message(conn: Connection, raw: bytes, received_at: dt.datetime, client: str | None,
+                        exc: MappingError) -> None:
+    """A defect of ours: the processing is rolled back, but the message is kept (state failed,
+    no receipt) so an operator can see and replay it; the sender gets a 500."""
+    conn.execute(_INSERT_MESSAGE, dict(
+        received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
+        state="failed", client=client, issue_codes=_issue_codes(exc.issues), http_status=500))
+    _audit(conn, received_at, client, "push", "message", "failed", ",".join(sorted({i.code for i in exc.issues})))
+
+
+@dataclass
+class Prepared:
+    """A message read, checked and (when it can be accepted) converted: the pure work, done
+    before its transaction begins, so the transaction holds its connection only for the
+    store's statements. Nothing of it is answered before :func:`store_prepared` committed."""
+
+    raw: bytes
+    sha256: str
+    received_at: dt.datetime
+    validation: Validation
+    ident: Identity
+    forbidden: bool
+    conversion: Conversion | None = None
+    error: AdapterError | None = None  # the conversion's refusal, or a defect of ours (MappingError)
+
+
+def prepare(runtime: Runtime, raw: bytes, *, received_at: dt.datetime,
+            allowed_senders: tuple[str, ...] = ()) -> Prepared:
+    """Read, check and convert ``raw`` (touches no store; raises nothing the message causes)."""
+    validation = runtime.validate(raw)
+    ident = identity_of(validation.message)
+    prepared = Prepared(raw, hashlib.sha256(raw).hexdigest(), received_at, validation, ident,
+                        bool(allowed_senders) and ident.sender_ean not in allowed_senders)
+    if prepared.forbidden or not validation.accepted or isinstance(validation.message, ReceiptMessage):
+        return prepared
+    try:
+        with metrics.conversion_timer(ident.kind):
+            prepared.conversion = runtime.convert(raw, received_at, validation=validation)
+    except AdapterError as exc:  # a refusal, or (MappingError) a defect of ours: raised in the transaction
+        prepared.error = exc
+    return prepared
 
 
 def stored_first(engine: Engine, work: Callable[[Connection], T],
@@ -156,88 +198,85 @@ def stored_first(engine: Engine, work: Callable[[Connection], T],
         return work(conn)
 
 
-@metrics.counted_messages
-def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.datetime, client: str | None,
-            allowed_senders: tuple[str, ...] = ()) -> IngestResult:
-    sha = hashlib.sha256(raw).hexdigest()
-    # Reading and checking the bytes touches nothing; the message row, with the identity read
-    # from it, is the transaction's first write (one statement), and nothing of it is
-    # acknowledged before the commit.
-    validation = runtime.validate(raw)
-    ident = identity_of(validation.message)
-    inserted = conn.execute(insert(messages).values(
-        received_at=received_at, sha256=sha, size=len(raw), raw=raw, state="received", client=client,
-        kind=ident.kind, sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean,
-        envelope_id=ident.envelope_id, letter_id=ident.letter_id, letter_status=ident.letter_status,
-        municipality=ident.municipality,
-    )).inserted_primary_key
-    assert inserted is not None, "a single-row INSERT always reports its primary key"
-    message_id = inserted[0]
+def store_prepared(conn: Connection, runtime: Runtime, prepared: Prepared, client: str | None, *,
+                   count: bool = True) -> IngestResult:
+    """The transaction's work for one prepared message; counts it once it is decided (unless
+    ``count`` is false: the caller counts it after its commit)."""
+    try:
+        out = _store(conn, runtime, prepared, client)
+    except MappingError:
+        if count:
+            metrics.observe_message(None, "failed", [])
+        raise
+    if count:
+        metrics.observe_message(prepared.ident.kind, out.state, out.issues)
+    return out
 
-    if allowed_senders and ident.sender_ean not in allowed_senders:
+
+def _store(conn: Connection, runtime: Runtime, p: Prepared, client: str | None) -> IngestResult:
+    # Every path writes the message row once, in its final state, with the identity read from
+    # it; nothing of it is acknowledged before the commit.
+    raw, sha, received_at, ident, validation = p.raw, p.sha256, p.received_at, p.ident, p.validation
+    row = dict(received_at=received_at, sha256=sha, size=len(raw), raw=raw, client=client, kind=ident.kind,
+               sender_ean=ident.sender_ean, receiver_ean=ident.receiver_ean, envelope_id=ident.envelope_id,
+               letter_id=ident.letter_id, letter_status=ident.letter_status, municipality=ident.municipality)
+
+    if p.forbidden:
         forbidden = [issue("GGOP-E902", None, "/Emessage", "this client may not send as this sender")]
-        conn.execute(update(messages).where(messages.c.id == message_id).values(
-            state=REFUSED, issue_codes=_issue_codes(forbidden), http_status=403, receipt_positive=False))
+        message_id = _insert_message(conn, row, state=REFUSED, issue_codes=_issue_codes(forbidden), http_status=403,
+                                     receipt_positive=False)
         _audit(conn, received_at, client, "push", f"message/{message_id}", "403", "sender not allowed for client")
         return IngestResult(message_id, REFUSED, 403, None, False, forbidden)
 
+    earlier_id: int | None = None
     if ident.complete:
-        key = and_(message_keys.c.sender_ean == ident.sender_ean, message_keys.c.envelope_id == ident.envelope_id,
-                   message_keys.c.letter_id == ident.letter_id)
-        existing = conn.execute(select(message_keys).where(key)).first()
-        if existing is not None and existing.sha256 != sha:
-            state = conn.execute(select(messages.c.state).where(messages.c.id == existing.message_id)).scalar_one()
-            if state == REFUSED:  # a refused message, corrected and resent under the same ids
-                conn.execute(message_keys.delete().where(key))
-                existing = None
+        # one query: the identity key (with its message's state) and the letter's latest
+        # accepted version
+        keys = {"s": ident.sender_ean, "e": ident.envelope_id, "l": ident.letter_id}
+        found = conn.execute(_LOOKUP, keys).one()
+        existing = (found.key_message, found.key_sha) if found.key_message is not None else None
+        if existing is not None and existing[1] != sha and found.key_state == REFUSED:
+            # a refused message, corrected and resent under the same ids
+            conn.execute(_DELETE_KEY, keys)
+            existing = None
         if existing is not None:
-            if existing.sha256 == sha:
-                return _duplicate(conn, message_id, existing.message_id, client)
-            return _refuse(conn, message_id, raw, received_at, client,
+            if existing[1] == sha:
+                return _duplicate(conn, row, existing[0], client)
+            return _refuse(conn, row, raw, received_at, client,
                            [issue("GGOP-E321", None, "/Emessage/Envelope/Identifier",
                                   "the envelope and letter id were used before for other content")], ident)
-        earlier = conn.execute(select(messages.c.id, messages.c.sha256).where(and_(
-            messages.c.sender_ean == ident.sender_ean, messages.c.letter_id == ident.letter_id,
-            messages.c.state == ACCEPTED, messages.c.id != message_id)).order_by(messages.c.id.desc())).first()
-        if earlier is not None and earlier.sha256 == sha:
-            # the same bytes committed by a concurrent copy after our key lookup above
-            return _duplicate(conn, message_id, earlier.id, client)
-        if earlier is not None and ident.letter_status not in ("rettetbrev", "annulleretbrev"):
-            return _refuse(conn, message_id, raw, received_at, client,
+        earlier_id = found.earlier_id
+        if earlier_id is not None and found.earlier_sha == sha:
+            # the same bytes committed by a concurrent copy (under other envelope ids)
+            return _duplicate(conn, row, earlier_id, client)
+        if earlier_id is not None and ident.letter_status not in ("rettetbrev", "annulleretbrev"):
+            return _refuse(conn, row, raw, received_at, client,
                            [issue("GGOP-E321", None, "/Emessage", "the letter id was used before; a change must be "
                                   "sent as rettetbrev")], ident)
-    else:
-        earlier = None
 
-    if not validation.accepted or isinstance(validation.message, ReceiptMessage):
-        issues = validation.issues
-        if isinstance(validation.message, ReceiptMessage):
-            return _receipt_message(conn, message_id, client, ident)
-        return _refuse(conn, message_id, raw, received_at, client, issues, ident)
+    if isinstance(validation.message, ReceiptMessage):
+        return _receipt_message(conn, row, client)
+    if not validation.accepted:
+        return _refuse(conn, row, raw, received_at, client, validation.issues, ident)
+    if isinstance(p.error, MappingError):
+        raise p.error  # a defect of ours: roll back, answer 500, nothing half-stored
+    if p.error is not None:
+        return _refuse(conn, row, raw, received_at, client, p.error.issues, ident)
+    conversion = p.conversion
+    assert conversion is not None, "an accepted message is converted before its transaction"
 
-    try:
-        with metrics.conversion_timer(ident.kind):
-            conversion = runtime.convert(raw, received_at, validation=validation)
-    except MappingError as exc:
-        raise exc  # a defect of ours: roll back, answer 500, nothing half-stored
-    except AdapterError as exc:
-        return _refuse(conn, message_id, raw, received_at, client, exc.issues, ident)
-
-    stored = save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
-                         message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
     msg = validation.message
     addr = ident.receipt_address(msg.letter.version_code.value if msg.letter.version_code else None)
     assert addr is not None, "an accepted message has envelope and letter ids and sender and receiver EANs"
     receipt = build_receipt(addr, received_at)
-    conn.execute(insert(message_keys).values(
-        sender_ean=ident.sender_ean, envelope_id=ident.envelope_id, letter_id=ident.letter_id,
-        message_id=message_id, sha256=sha))
-    values = dict(state=ACCEPTED, issue_codes=_issue_codes(conversion.issues), receipt=receipt,
-                  receipt_positive=True, http_status=200)
-    if earlier is not None:
-        values["supersedes"] = earlier.id
-        conn.execute(update(messages).where(messages.c.id == earlier.id).values(state=SUPERSEDED))
-    conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+    message_id = _insert_message(conn, row, state=ACCEPTED, issue_codes=_issue_codes(conversion.issues),
+                                 receipt=receipt, receipt_positive=True, http_status=200, supersedes=earlier_id)
+    conn.execute(_INSERT_KEY, dict(sender_ean=ident.sender_ean, envelope_id=ident.envelope_id,
+                                   letter_id=ident.letter_id, message_id=message_id, sha256=sha))
+    stored = save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
+                         message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
+    if earlier_id is not None:
+        conn.execute(_SUPERSEDE, {"earlier": earlier_id})
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,
     # copy receivers, the region), each with its payload; a letter's Tasks are stored too.
     patient = patient_id(conversion.bundle)
@@ -249,22 +288,49 @@ def _ingest(conn: Connection, runtime: Runtime, raw: bytes, received_at: dt.date
     metrics.observe_rules(conversion.trace)
     _audit(conn, received_at, client, "push", f"message/{message_id}", ACCEPTED,
            f"{ident.kind} {ident.letter_status or 'nytbrev'}"
-           + (f" supersedes message/{earlier.id}" if earlier else ""))
+           + (f" supersedes message/{earlier_id}" if earlier_id is not None else ""))
     return IngestResult(message_id, ACCEPTED, 200, receipt, True, conversion.issues, conversion.bundle)
 
 
-def _duplicate(conn: Connection, message_id: int, original_id: int, client: str | None) -> IngestResult:
-    original = conn.execute(select(messages).where(messages.c.id == original_id)).one()
-    conn.execute(update(messages).where(messages.c.id == message_id).values(
-        state=DUPLICATE, duplicate_of=original_id, receipt=original.receipt,
-        receipt_positive=original.receipt_positive, http_status=original.http_status))
+# Statements built once (SQLAlchemy caches their compiled form): parameters by name.
+_INSERT_MESSAGE = insert(messages)
+_INSERT_KEY = insert(message_keys)
+_INSERT_AUDIT = insert(audit)
+_SUPERSEDE = update(messages).where(messages.c.id == bindparam("earlier")).values(state=SUPERSEDED)
+_ORIGINAL = select(messages.c.received_at, messages.c.receipt, messages.c.receipt_positive,
+                   messages.c.http_status).where(messages.c.id == bindparam("original"))
+_KEY_WHERE = and_(message_keys.c.sender_ean == bindparam("s"), message_keys.c.envelope_id == bindparam("e"),
+                  message_keys.c.letter_id == bindparam("l"))
+_DELETE_KEY = message_keys.delete().where(_KEY_WHERE)
+_EARLIER = select(messages.c.id).where(
+    messages.c.sender_ean == bindparam("s"), messages.c.letter_id == bindparam("l"),
+    messages.c.state == ACCEPTED).order_by(messages.c.id.desc()).limit(1)
+_LOOKUP = select(
+    select(message_keys.c.message_id).where(_KEY_WHERE).scalar_subquery().label("key_message"),
+    select(message_keys.c.sha256).where(_KEY_WHERE).scalar_subquery().label("key_sha"),
+    select(messages.c.state).where(messages.c.id == select(message_keys.c.message_id).where(
+        _KEY_WHERE).scalar_subquery()).scalar_subquery().label("key_state"),
+    _EARLIER.scalar_subquery().label("earlier_id"),
+    _EARLIER.with_only_columns(messages.c.sha256).scalar_subquery().label("earlier_sha"))
+
+
+def _insert_message(conn: Connection, row: dict, **final) -> int:
+    inserted = conn.execute(_INSERT_MESSAGE, {**row, **final}).inserted_primary_key
+    assert inserted is not None, "a single-row INSERT always reports its primary key"
+    return inserted[0]
+
+
+def _duplicate(conn: Connection, row: dict, original_id: int, client: str | None) -> IngestResult:
+    original = conn.execute(_ORIGINAL, {"original": original_id}).one()
+    message_id = _insert_message(conn, row, state=DUPLICATE, duplicate_of=original_id, receipt=original.receipt,
+                                 receipt_positive=original.receipt_positive, http_status=original.http_status)
     _audit(conn, original.received_at, client, "push", f"message/{message_id}", DUPLICATE,
            f"duplicate of message/{original_id}")
     return IngestResult(message_id, DUPLICATE, original.http_status or 200, original.receipt,
                         bool(original.receipt_positive))
 
 
-def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datetime, client: str | None,
+def _refuse(conn: Connection, row: dict, raw: bytes, received_at: dt.datetime, client: str | None,
             issues: list[Issue], ident: Identity) -> IngestResult:
     errors = [i for i in issues if i.is_error] or issues
     addr = ident.receipt_address()
@@ -272,29 +338,25 @@ def _refuse(conn: Connection, message_id: int, raw: bytes, received_at: dt.datet
         addr = salvage_address(raw)
     receipt = build_receipt(addr, received_at, errors, errors[0].info.refuse_code) if addr else None
     status = _http_status(errors, False)
-    conn.execute(update(messages).where(messages.c.id == message_id).values(
-        state=REFUSED, issue_codes=_issue_codes(issues), receipt=receipt, receipt_positive=False,
-        http_status=status))
+    message_id = _insert_message(conn, row, state=REFUSED, issue_codes=_issue_codes(issues), receipt=receipt,
+                                 receipt_positive=False, http_status=status)
     # A refused message keeps its identity key, so its resend gets the identical refusal.
     if ident.complete and not any(i.code == "GGOP-E321" for i in errors):
-        conn.execute(insert(message_keys).values(
-            sender_ean=ident.sender_ean, envelope_id=ident.envelope_id, letter_id=ident.letter_id,
-            message_id=message_id, sha256=hashlib.sha256(raw).hexdigest()))
+        conn.execute(_INSERT_KEY, dict(sender_ean=ident.sender_ean, envelope_id=ident.envelope_id,
+                                       letter_id=ident.letter_id, message_id=message_id, sha256=row["sha256"]))
     _audit(conn, received_at, client, "push", f"message/{message_id}", REFUSED,
            ",".join(sorted({i.code for i in errors})))
     return IngestResult(message_id, REFUSED, status, receipt, False, issues)
 
 
-def _receipt_message(conn: Connection, message_id: int, client: str | None, ident: Identity) -> IngestResult:
+def _receipt_message(conn: Connection, row: dict, client: str | None) -> IngestResult:
     """A receipt sent to us (for a message we sent): stored and logged, never answered."""
-    conn.execute(update(messages).where(messages.c.id == message_id).values(
-        state=ACCEPTED, http_status=200, receipt_positive=None))
-    received = conn.execute(select(messages.c.received_at).where(messages.c.id == message_id)).scalar_one()
-    _audit(conn, received, client, "push", f"message/{message_id}", ACCEPTED, "receipt")
+    message_id = _insert_message(conn, row, state=ACCEPTED, http_status=200, receipt_positive=None)
+    _audit(conn, row["received_at"], client, "push", f"message/{message_id}", ACCEPTED, "receipt")
     return IngestResult(message_id, ACCEPTED, 200, None, False)
 
 
 def _audit(conn: Connection, at: dt.datetime, client: str | None, action: str, target: str, outcome: str,
            detail: str | None = None) -> None:
-    conn.execute(insert(audit).values(at=at, client=client, action=action, target=target, outcome=outcome,
-                                      detail=detail))
+    conn.execute(_INSERT_AUDIT, dict(at=at, client=client, action=action, target=target, outcome=outcome,
+                                     detail=detail))

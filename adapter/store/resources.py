@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import String, and_, delete, false, insert, literal, or_, select, tuple_, update
+from sqlalchemy import String, and_, bindparam, delete, false, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_id, entry_resource
@@ -88,32 +88,61 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
     so does one written before the current version (``as_of``, shared types)."""
     now = stored_time(now)
     rtype, rid = resource["resourceType"], resource["id"]
-    current = conn.execute(select(resources.c.version_id, resources.c.content, resources.c.as_of).where(
-        and_(resources.c.type == rtype, resources.c.id == rid))).first()
+    current = conn.execute(_CURRENT_ONE, {"k_type": rtype, "k_id": rid}).first()
+    stored = next_version(resource, current, now, as_of)
+    if stored is None:
+        assert current is not None, "a resource not stored yet always gets its first version"
+        return current.content
+    values = dict(version_id=int(stored["meta"]["versionId"]), last_updated=now, municipality=municipality,
+                  patient_id=patient_id, message_id=message_id, content=stored, status=status_of(stored),
+                  deleted=False, as_of=as_of)
+    if current is None:
+        conn.execute(_INSERT_RESOURCE, {"type": rtype, "id": rid, **values})
+    else:
+        conn.execute(_UPDATE_RESOURCE, {"k_type": rtype, "k_id": rid, **values})
+    conn.execute(_INSERT_HISTORY, {
+        "type": rtype, "id": rid, "version_id": values["version_id"], "last_updated": now,
+        "municipality": municipality, "message_id": message_id, "content": stored, "changed_by": changed_by})
+    return stored
+
+
+def next_version(resource: dict, current, now: dt.datetime, as_of: dt.datetime | None) -> dict | None:
+    """What to store for ``resource`` over ``current`` (a row with ``version_id``, ``content``,
+    ``as_of``, or None): the next version, or None when the current version stands (the same
+    content apart from meta, or a current version written after ``as_of``). ``now`` as the
+    store keeps it (:func:`stored_time`)."""
     if current is not None and as_of is not None and current.as_of is not None \
             and _utc(current.as_of) > as_of:
-        return current.content
+        return None
     body = {k: v for k, v in resource.items() if k != "meta"}
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
     if current is not None:
         old = {k: v for k, v in current.content.items() if k != "meta"}
         old_meta = {k: v for k, v in current.content.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
         if old == body and old_meta == meta:
-            return current.content
+            return None
     version = 1 if current is None else current.version_id + 1
-    stored = {"resourceType": rtype, "id": rid,
-              "meta": {**meta, "versionId": str(version), "lastUpdated": iso(now)},
-              **{k: v for k, v in body.items() if k not in ("resourceType", "id")}}
-    values = dict(version_id=version, last_updated=now, municipality=municipality, patient_id=patient_id,
-                  message_id=message_id, content=stored, status=status_of(stored), deleted=False, as_of=as_of)
-    if current is None:
-        conn.execute(insert(resources).values(type=rtype, id=rid, **values))
-    else:
-        conn.execute(update(resources).where(and_(resources.c.type == rtype, resources.c.id == rid)).values(**values))
-    conn.execute(insert(resource_history).values(
-        type=rtype, id=rid, version_id=version, last_updated=now, municipality=municipality,
-        message_id=message_id, content=stored, changed_by=changed_by))
-    return stored
+    return {"resourceType": resource["resourceType"], "id": resource["id"],
+            "meta": {**meta, "versionId": str(version), "lastUpdated": iso(now)},
+            **{k: v for k, v in body.items() if k not in ("resourceType", "id")}}
+
+
+# Statements built once (SQLAlchemy caches their compiled form): parameters by name.
+_KEY = and_(resources.c.type == bindparam("k_type"), resources.c.id == bindparam("k_id"))
+_CURRENT_ONE = select(resources.c.version_id, resources.c.content, resources.c.as_of).where(_KEY)
+_CURRENT_MANY = select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.content,
+                       resources.c.as_of).where(
+    tuple_(resources.c.type, resources.c.id).in_(bindparam("keys", expanding=True)))
+_INSERT_RESOURCE = insert(resources)
+_UPDATE_RESOURCE = update(resources).where(_KEY)
+_INSERT_HISTORY = insert(resource_history)
+# the versions just written are copied inside the database rather than sent twice
+_COPY_HISTORY = insert(resource_history).from_select(
+    ["type", "id", "version_id", "last_updated", "municipality", "message_id", "content", "changed_by"],
+    select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
+           resources.c.municipality, resources.c.message_id, resources.c.content,
+           bindparam("changed_by", type_=String)).where(
+        tuple_(resources.c.type, resources.c.id).in_(bindparam("keys", expanding=True))))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -129,16 +158,48 @@ def _owners(r: dict, municipality: str | None, patient: str | None) -> tuple[str
 
 
 def grant_access(conn: Connection, keys: list[tuple[str, str]], municipality: str) -> None:
-    """Let ``municipality`` see these shared resources (``(type, id)``), once."""
+    """Let ``municipality`` see these shared resources (``(type, id)``), once (one statement:
+    an insert that skips the grants that exist, also one a concurrent message just made)."""
     if not keys:
         return
-    have = {(row.type, row.id) for row in conn.execute(
-        select(resource_access.c.type, resource_access.c.id).where(
-            resource_access.c.municipality == municipality,
-            tuple_(resource_access.c.type, resource_access.c.id).in_(keys)))}
-    missing = sorted(set(keys) - have)
-    if missing:
-        conn.execute(insert(resource_access), [dict(type=t, id=i, municipality=municipality) for t, i in missing])
+    conn.execute(_statement(conn.dialect.name, "grant"),
+                 [dict(type=t, id=i, municipality=municipality) for t, i in sorted(set(keys))])
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+_RESOURCE_COLUMNS = ("version_id", "last_updated", "municipality", "patient_id", "message_id", "content", "status",
+                     "deleted", "as_of")
+
+
+def _statement(dialect: str, what: str):
+    """The multi-row writes, as one statement each (``RETURNING`` makes SQLAlchemy send the
+    rows as one ``INSERT … VALUES (…), (…)`` rather than a statement per row):
+    ``insert`` new resources; ``upsert`` new and changed ones (the history's primary key,
+    written next, catches a version a concurrent message wrote in between); ``grant`` access
+    rows, skipping those that exist."""
+    statement = _STATEMENTS.get((dialect, what))
+    if statement is not None:
+        return statement
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert: Any
+    if dialect == "postgresql":
+        dialect_insert = postgresql.insert
+    elif dialect == "sqlite":
+        dialect_insert = sqlite.insert
+    else:  # pragma: no cover - the store is SQLite or PostgreSQL
+        raise ValueError(f"no multi-row statements for {dialect}")
+    if what == "grant":
+        statement = dialect_insert(resource_access).on_conflict_do_nothing().returning(resource_access.c.id)
+    elif what == "insert":
+        statement = insert(resources).returning(resources.c.id)
+    else:
+        upsert = dialect_insert(resources)
+        statement = upsert.on_conflict_do_update(
+            index_elements=[resources.c.type, resources.c.id],
+            set_={c: getattr(upsert.excluded, c) for c in _RESOURCE_COLUMNS}).returning(resources.c.id)
+    _STATEMENTS[(dialect, what)] = statement
+    return statement
 
 
 def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> bool:
@@ -163,45 +224,44 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     conditional ones by the id the adapter derives from the identifier).
 
     ``as_of``: when the message was written; the shared resources keep a newer version.
-    One query finds which resources exist; new ones are inserted in bulk."""
+    A fixed number of statements whatever the Bundle's size: one query reads the current
+    versions (through the primary key), new resources are inserted in one statement, changed
+    ones updated in one, their history rows copied in one, and the access grants in one.
+    Rows are written in key order, so two messages naming the same shared resources take
+    their locks in the same order."""
     now = stored_time(now)
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
     keys = [(r["resourceType"], r["id"]) for r in items]
-    existing = {(row.type, row.id) for row in conn.execute(  # through the primary key (type, id)
-        select(resources.c.type, resources.c.id).where(tuple_(resources.c.type, resources.c.id).in_(keys)))}
-    fresh, out = [], []
+    current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
+    fresh, changed, out = [], [], []
     for r in items:
-        if (r["resourceType"], r["id"]) in existing:
-            owner, about = _owners(r, municipality, patient)
-            out.append(save_resource(conn, r, now=now, municipality=owner, patient_id=about,
-                                     message_id=message_id, changed_by=changed_by,
-                                     as_of=as_of if r["resourceType"] in SHARED_TYPES else None))
+        rtype, rid = r["resourceType"], r["id"]
+        shared = rtype in SHARED_TYPES
+        now_row = current.get((rtype, rid))
+        stored = next_version(r, now_row, now, as_of if shared else None)
+        if stored is None:  # the current version stands
+            assert now_row is not None, "a resource not stored yet always gets its first version"
+            out.append(now_row.content)
             continue
-        stored = {"resourceType": r["resourceType"], "id": r["id"],
-                  "meta": {**{k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")},
-                           "versionId": "1", "lastUpdated": iso(now)},
-                  **{k: v for k, v in r.items() if k not in ("resourceType", "id", "meta")}}
-        fresh.append(stored)
+        owner, about = _owners(r, municipality, patient)
+        values = dict(version_id=int(stored["meta"]["versionId"]), last_updated=now, municipality=owner,
+                      patient_id=about, message_id=message_id, content=stored, status=status_of(stored),
+                      deleted=False, as_of=as_of if shared else None)
+        if now_row is None:
+            fresh.append({"type": rtype, "id": rid, **values})
+        else:
+            changed.append({"type": rtype, "id": rid, **values})
         out.append(stored)
-    if fresh:
-        conn.execute(insert(resources), [dict(
-            type=r["resourceType"], id=r["id"], version_id=1, last_updated=now,
-            municipality=_owners(r, municipality, patient)[0], patient_id=_owners(r, municipality, patient)[1],
-            message_id=message_id, content=r, status=status_of(r), deleted=False,
-            as_of=as_of if r["resourceType"] in SHARED_TYPES else None) for r in fresh])
-        # the first versions are copied inside the database rather than sent twice
-        copied = select(resources.c.type, resources.c.id, resources.c.version_id, resources.c.last_updated,
-                        resources.c.municipality, resources.c.message_id, resources.c.content,
-                        literal(changed_by, String).label("changed_by")).where(
-            tuple_(resources.c.type, resources.c.id).in_([(r["resourceType"], r["id"]) for r in fresh]),
-            resources.c.version_id == 1)
-        conn.execute(insert(resource_history).from_select(
-            ["type", "id", "version_id", "last_updated", "municipality", "message_id", "content", "changed_by"],
-            copied))
+    if fresh or changed:
+        written = sorted(fresh + changed, key=lambda v: (v["type"], v["id"]))
+        if changed:  # new versions of stored resources and new resources: one insert-or-update
+            conn.execute(_statement(conn.dialect.name, "upsert"), written)
+        else:
+            conn.execute(_statement(conn.dialect.name, "insert"), written)
+        conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
     if municipality is not None:
-        grant_access(conn, [(r["resourceType"], r["id"]) for r in items if r["resourceType"] in SHARED_TYPES],
-                     municipality)
+        grant_access(conn, [k for k in keys if k[0] in SHARED_TYPES], municipality)
     return out
 
 
