@@ -149,12 +149,12 @@ def correlation_of(conn: Connection, message_id: int) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def log_delivery(conn: Connection, row, change: dict) -> None:
-    """The worker's line for one outcome of an outbox row (in the transaction that records it),
-    under its message's correlation id."""
+def log_delivery(conn: Connection | None, row, change: dict, correlation_id: str | None = None) -> None:
+    """The worker's line for one outcome of an outbox row, under its message's correlation id
+    (``correlation_id`` when the caller has it, else looked up with ``conn``)."""
     log = logging.getLogger(DELIVERY_LOG)
     configure((DELIVERY_LOG,))
-    cid = correlation_of(conn, row.message_id)
+    cid = correlation_id if correlation_id is not None or conn is None else correlation_of(conn, row.message_id)
     state = change.get("state")
     log.log(logging.WARNING if state == "dead" else logging.INFO, "delivery", extra={
         "event": "delivery", "correlation_id": cid or f"outbox-{row.id}", "outbox_id": row.id,

@@ -39,7 +39,7 @@ from adapter.runtime import load_runtime
 from adapter.service.ingest import ingest
 from adapter.store.engine import drop_schema, make_engine, open_store
 from adapter.store.schema import outbox
-from tests.support.fhir_endpoints import FhirServer, StubEndpoint
+from tests.support.fhir_endpoints import FhirServer
 
 BENCH_ID_KEY = secrets.token_hex(32)  # a fresh store each run: any key will do
 
@@ -64,14 +64,60 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 class _StubServer:
-    """The stub endpoint (answers 200 at once) in place of the FHIR server: the outbox alone."""
+    """A stub endpoint that answers every POST at once with a transaction-response (one entry per
+    entry sent), in a process of its own: the outbox alone, without the endpoint's work competing
+    for the worker's interpreter."""
 
     def __init__(self):
-        self.stub = StubEndpoint().start()
-        self.base_url, self.token = self.stub.base_url, "unused"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-stub"], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise SystemExit("the stub endpoint did not start")
+        self.base_url, self.token = f"http://127.0.0.1:{int(line)}/fhir", "unused"
 
     def stop(self):
-        self.stub.stop()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def serve_stub() -> None:
+    """The stub endpoint's process: prints its port, serves until terminated."""
+    import signal
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import orjson
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *_args):
+            return
+
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                entries = len(orjson.loads(raw).get("entry") or [])
+            except (orjson.JSONDecodeError, AttributeError):
+                entries = 0
+            body = orjson.dumps({"resourceType": "Bundle", "type": "transaction-response",
+                                 "entry": [{"response": {"status": "200 OK"}}] * entries})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
 
 
 def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: bool = False,
@@ -107,7 +153,8 @@ def run(url: str, workers: int, messages: int, payload: str, work: Path, stub: b
         server.stop()
     with engine.connect() as conn:
         done = conn.execute(select(outbox.c.delivered_at).where(outbox.c.state == "delivered")).scalars().all()
-        states = dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())
+        states: dict[str, int] = {str(k): int(v) for k, v in conn.execute(
+            select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()}
     engine.dispose()
     times = sorted(_utc(t) for t in done)
     span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
@@ -123,7 +170,11 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     ap.add_argument("--stub", action="store_true",
                     help="deliver to a stub that answers at once instead of the FHIR server (the outbox's own cost)")
+    ap.add_argument("--serve-stub", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_stub:
+        serve_stub()
+        return
     with tempfile.TemporaryDirectory(prefix="deliver-bench-") as tmp:
         work = Path(tmp)
         plan = []
@@ -152,7 +203,8 @@ def figures(pg_url: str, messages: int = 600) -> tuple[list, dict]:
     """For bench/run.py: PostgreSQL, two workers, to a stub answering at once and to sekmet-fhir."""
     from common import Figure
 
-    out, detail = [], {}
+    out: list = []
+    detail: dict = {}
     with tempfile.TemporaryDirectory(prefix="deliver-bench-") as tmp:
         work = Path(tmp)
         pg = bench_database(pg_url)

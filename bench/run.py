@@ -28,7 +28,7 @@ from common import Figure, Postgres, machine, table, write_results
 
 PLANS = {
     "quick": {"convert": 1000, "ingest": 1500, "bulk": 3000, "pull": [10_000, 100_000], "pull_repeat": 100,
-              "deliver": 300, "memory": 3000},
+              "deliver": 1000, "memory": 3000},
     "full": {"convert": 3000, "ingest": 6000, "bulk": 20_000, "pull": [10_000, 100_000, 1_000_000],
              "pull_repeat": 300, "deliver": 1000, "memory": 100_000},
 }

@@ -12,7 +12,7 @@ import os
 import threading
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from tests.support.fhir_endpoints import Reply, StubEndpoint
 
 from adapter.routing.routes import RoutesFile
@@ -132,5 +132,113 @@ def test_a_stalled_recipient_holds_only_its_own_lanes(pg_engine, tmp_path):
             assert set(conn.execute(select(outbox.c.state)).scalars()) == {"delivered"}
     finally:
         release.set()
+        for s in stubs.values():
+            s.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Batch claims (PostgreSQL): the claim statement itself, driven step by step
+# --------------------------------------------------------------------------------------------
+
+
+def chains(engine) -> dict[tuple[str, str], list[int]]:
+    """Each (patient, recipient)'s row ids, in order."""
+    with engine.connect() as conn:
+        got = conn.execute(select(outbox.c.id, outbox.c.order_key, outbox.c.recipient).order_by(outbox.c.id)).all()
+    out: dict[tuple[str, str], list[int]] = {}
+    for r in got:
+        out.setdefault((r.order_key, r.recipient), []).append(r.id)
+    return out
+
+
+def delivered(worker: Worker) -> None:
+    """Record every row ``worker`` holds as delivered, as its lanes would hand them back."""
+    now = T0 + dt.timedelta(minutes=1)
+    worker._finished = [(row, dict(state="delivered", delivered_at=now, next_attempt_at=None, attempts=1,
+                                   last_status=200, mode="push")) for row in worker._waiting]
+    worker._waiting.clear()
+    worker._write_finished()
+
+
+def test_batch_claims_of_two_workers_never_overlap_and_keep_each_patient_in_order(pg_engine, tmp_path):
+    fill(pg_engine, ["municipality:0101", "municipality:0147"], patients=5, per_patient=3)
+    table = routes(tmp_path, {})
+    order = chains(pg_engine)
+    second = open_store(str(pg_engine.url.render_as_string(hide_password=False)))
+    a = Worker(pg_engine, table, concurrency=8, per_recipient=8)
+    b = Worker(second, table, concurrency=8, per_recipient=8)
+    try:
+        # one statement takes the first row of every patient and recipient, and nothing behind them
+        assert a._claim_more() == 10
+        assert set(a._held) == {ids[0] for ids in order.values()}
+        # the other worker finds nothing: the heads are held, the rows behind them wait
+        assert b._claim_more() == 0 and not b._held
+        # once the heads' outcomes are written, the next rows are free, and only those
+        delivered(a)
+        assert not a._held
+        assert b._claim_more() == 10
+        assert set(b._held) == {ids[1] for ids in order.values()}
+        assert a._claim_more() == 0
+        # a worker whose connection ends (the worker killed) frees its rows at once
+        taken = set(b._held)
+        pid = b._connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with pg_engine.connect() as conn:  # returns once that session has ended
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid, 60000)"), {"pid": pid}).scalar()
+        b._lose_connection()
+        assert a._claim_more() == 10 and set(a._held) == taken
+        delivered(a)
+        assert a._claim_more() == 10 and set(a._held) == {ids[2] for ids in order.values()}
+        delivered(a)
+        assert a._claim_more() == 0
+        with pg_engine.connect() as conn:
+            assert set(conn.execute(select(outbox.c.state)).scalars()) == {"delivered"}
+    finally:
+        a._close_connection()
+        b._close_connection()
+        second.dispose()
+
+
+def test_one_claim_takes_at_most_per_recipient_rows_of_a_recipient(pg_engine, tmp_path):
+    fill(pg_engine, ["municipality:0101"], patients=6, per_patient=1)  # six patients, one recipient
+    fill(pg_engine, ["municipality:0147"], patients=1, per_patient=1)
+    w = Worker(pg_engine, routes(tmp_path, {}), concurrency=8, per_recipient=2)
+    try:
+        assert w._claim_more() == 3  # two of the six, and the other recipient's one
+        assert sorted(w._held_per_recipient.values()) == [1, 2]
+        assert w._claim_more() == 0  # the full recipient waits; nothing else is due
+    finally:
+        w._close_connection()
+
+
+def test_two_workers_with_many_lanes_deliver_a_long_queue_once_in_order(pg_engine, tmp_path):
+    recipients = [f"municipality:0{n}" for n in (101, 147, 151, 153)]
+    ids = fill(pg_engine, recipients, patients=15, per_patient=5)  # 300 rows, chains of five
+    stubs = {r: StubEndpoint().start() for r in recipients}
+    try:
+        table = routes(tmp_path, stubs)
+        second = open_store(str(pg_engine.url.render_as_string(hide_password=False)))
+        workers = [Worker(pg_engine, table, concurrency=8, per_recipient=3, poll_interval=0.05),
+                   Worker(second, table, concurrency=8, per_recipient=3, poll_interval=0.05)]
+        threads = [threading.Thread(target=w.run, kwargs={"once": True}) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        second.dispose()
+        with pg_engine.connect() as conn:
+            got = conn.execute(select(outbox.c.id, outbox.c.state, outbox.c.recipient, outbox.c.order_key)
+                               .order_by(outbox.c.id)).all()
+        assert {r.state for r in got} == {"delivered"}
+        received = [rid for s in stubs.values() for rid in arrivals(s)]
+        assert sorted(received) == sorted(ids)  # every row once, none twice
+        assert sum(w.stats.delivered for w in workers) == len(ids)
+        key = {r.id: (r.order_key, r.recipient) for r in got}
+        for stub in stubs.values():
+            seen: dict[tuple[str, str], list[int]] = {}
+            for rid in arrivals(stub):
+                seen.setdefault(key[rid], []).append(rid)
+            for order in seen.values():
+                assert order == sorted(order)
+    finally:
         for s in stubs.values():
             s.stop()

@@ -250,7 +250,8 @@ def test_a_worker_killed_mid_delivery_delivers_once_after_restart(fhir, engine, 
     with StubEndpoint([Reply(200, hold=release)], upstream=fhir.base_url, upstream_headers=fhir.headers) as stub:
         rf = routes_file(tmp_path, [route("municipality:0851", stub.base_url),
                                     route("gln:5790001234560", stub.base_url)])
-        worker = _worker_cli(store_url, rf.path, fhir.token, "--once")
+        # one lane: the held request is the only one in flight when the worker is killed
+        worker = _worker_cli(store_url, rf.path, fhir.token, "--once", "--concurrency", "1")
         assert stub.arrived.wait(120), "the worker never called"
         os.killpg(worker.pid, signal.SIGKILL)  # mid-delivery: the request is sent, no answer yet
         worker.wait(timeout=30)

@@ -303,12 +303,14 @@ def test_two_workers_on_postgresql_never_deliver_the_same_row_twice(tmp_path):
     for m in messages:
         push(engine, m.xml, at=T0)
     keys = sorted({r.recipient for r in rows(engine)})
-    with StubEndpoint(delay=0.03) as stub:  # every recipient is the stub: each row must arrive exactly once
+    with StubEndpoint(delay=0.05) as stub:  # every recipient is the stub: each row must arrive exactly once
         path = tmp_path / "routing.yaml"
         path.write_text("routes:\n" + "".join(stub_route(stub, key=k) for k in keys))
         env = {**os.environ, "ADAPTER_DATABASE_URL": url}
-        procs = [subprocess.Popen([sys.executable, "-m", "adapter", "worker", "--once", "--routes", str(path)],
-                                  cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        # two lanes each: the queue lasts long enough for the later of the two to start and take part
+        procs = [subprocess.Popen([sys.executable, "-m", "adapter", "worker", "--once", "--routes", str(path),
+                                   "--concurrency", "2"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
         outputs = [p.communicate(timeout=300)[1] for p in procs]
         assert all(p.returncode == 0 for p in procs), outputs
         got = rows(engine)

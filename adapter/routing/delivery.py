@@ -21,8 +21,9 @@ whole request (connecting, sending, the headers and the body; ``timeout (deadlin
 runs out), a stop asked for by the worker (SIGTERM) ends a request in hand after at most
 :data:`STOP_GRACE` seconds, and no more than ``max_body`` bytes (:data:`MAX_RESPONSE_BYTES`)
 of a response are ever read or held. The request runs in a helper thread that the caller
-only waits for, so no read however slow can delay the deadline. An abandoned request whose
-headers have arrived has its socket shut down, and the helper ends at once; one still waiting
+only waits for (one per calling thread, kept for its next requests), so no read however slow
+can delay the deadline. An abandoned request whose headers have arrived has its socket shut
+down, and the helper ends at once; one still waiting
 for its headers ends by its own read timeout (the route's timeout per read), in the background.
 """
 
@@ -33,10 +34,12 @@ import datetime as dt
 import email.utils
 import json
 import os
+import queue
 import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,8 +302,8 @@ class _Exchange:
         started = time.monotonic()
         deadline = started + budget
         stop_at: float | None = None
-        helper = threading.Thread(target=self.run, name="delivery", daemon=True)
-        helper.start()
+        helper = _helper()
+        helper.put(self)
         while True:
             now = time.monotonic()
             if stop_at is None and should_stop is not None and should_stop():
@@ -310,6 +313,7 @@ class _Exchange:
                 break
             if time.monotonic() >= end:
                 self.abandon()
+                _helpers.helper = None  # that one is busy until the request ends: the next gets a new one
                 raise _Deadline() if stop_at is None or deadline <= stop_at else _Stopped()
         if self.error is not None:
             raise self.error
@@ -317,20 +321,94 @@ class _Exchange:
         return self.answer
 
 
+class _Helper:
+    """The thread that runs the requests of one calling thread, one at a time (started once, not
+    once per request). It ends when its caller ends, or after an abandoned request."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, args=(self.jobs,), name="delivery", daemon=True).start()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue) -> None:
+        while True:
+            exchange = jobs.get()
+            if exchange is None:
+                return
+            exchange.run()
+            if exchange.abandoned.is_set():
+                return  # its caller has a new helper already
+
+    def put(self, exchange: _Exchange) -> None:
+        self.jobs.put(exchange)
+
+
+class _Owner:
+    """Held by the calling thread only: when that thread ends, its helper is told to end too."""
+
+    def __init__(self, helper: _Helper):
+        self.helper = helper
+        weakref.finalize(self, helper.jobs.put, None)
+
+
+_helpers = threading.local()
+
+
+def _helper() -> _Helper:
+    owner = getattr(_helpers, "helper", None)
+    if owner is None:
+        owner = _helpers.helper = _Owner(_Helper())
+    return owner.helper
+
+
+_ENVIRONMENT: dict[tuple, dict] = {}
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+def quiet_session() -> requests.Session:
+    """A session that does not read the environment on every request (proxy variables, CA bundle
+    variables, ``~/.netrc``: a noticeable part of a request's cost); :func:`deliver` and
+    :func:`probe` give it the same settings, read once per endpoint."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def _environment(url: str, verify: bool | str, cert: Any) -> dict:
+    """What requests takes from the environment for ``url`` (proxies and ``no_proxy``,
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, ``~/.netrc``), read once per URL and settings."""
+    key = (url, verify, cert)
+    found = _ENVIRONMENT.get(key)
+    if found is None:
+        reader = requests.Session()  # trust_env: reads as a plain session would
+        found = dict(reader.merge_environment_settings(url, {}, None, verify, cert))
+        found.pop("stream", None)
+        found["auth"] = requests.utils.get_netrc_auth(url)
+        reader.close()
+        with _ENVIRONMENT_LOCK:
+            if len(_ENVIRONMENT) > 4096:  # many endpoints: start again rather than grow
+                _ENVIRONMENT.clear()
+            _ENVIRONMENT[key] = found
+    return found
+
+
 def _request(session: requests.Session, method: str, url: str, *, budget: float, max_body: int,
              should_stop: Callable[[], bool] | None = None, **kwargs: Any) -> _Answer:
     """``method url`` within ``budget`` seconds in all, its body read up to ``max_body`` bytes."""
     kwargs.setdefault("timeout", (min(10.0, budget), budget))
+    if not session.trust_env:  # a worker's own session: the environment is read once per endpoint
+        kwargs.update(_environment(url, kwargs.get("verify", True), kwargs.get("cert")))
     exchange = _Exchange(session, method, url, kwargs, max_body)
     return exchange.wait(budget, should_stop)
 
 
-def deliver(session: requests.Session, route: Route, payload: dict, *, message_id: int, recipient: str,
+def deliver(session: requests.Session, route: Route, payload: dict | bytes, *, message_id: int, recipient: str,
             now: dt.datetime, env: Mapping[str, str] | None = None,
             should_stop: Callable[[], bool] | None = None, max_body: int = MAX_RESPONSE_BYTES) -> Outcome:
     """Send one payload to one push route within the route's timeout; never raises for network or
     HTTP trouble. ``should_stop`` (the worker's stop flag) gives a request in hand up after
-    :data:`STOP_GRACE` seconds, as an ``aborted`` outcome."""
+    :data:`STOP_GRACE` seconds, as an ``aborted`` outcome. ``payload`` is the Bundle, or its JSON
+    text as stored (UTF-8), which a transaction route sends as it is."""
     env = os.environ if env is None else env
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal",
                "User-Agent": f"ggop-adapter/{__version__}"}
@@ -341,21 +419,28 @@ def deliver(session: requests.Session, route: Route, payload: dict, *, message_i
         headers["Authorization"] = f"Bearer {token}"
     base_url = route.base_url
     assert base_url is not None, "load_routing gives every push route a base_url"
+    if route.payload not in (MESSAGE, MEDCOM_MESSAGE):  # the transaction Bundle itself
+        # compact UTF-8 JSON, as json.dumps(…, ensure_ascii=False) wrote it
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        return _send(session, route, base_url, data, headers, now, should_stop, max_body)
+    bundle: dict = orjson.loads(payload) if isinstance(payload, bytes) else payload
     if route.payload == MESSAGE:
         url = f"{base_url}/$process-message"
-        body = message_bundle(payload, message_id=message_id, recipient=recipient, destination=base_url)
-    elif route.payload == MEDCOM_MESSAGE:  # a letter as a MedCom CareCommunication message
+        body = message_bundle(bundle, message_id=message_id, recipient=recipient, destination=base_url)
+    else:  # a letter as a MedCom CareCommunication message
         from adapter.medcom_fhir.delivery import medcom_message
 
         url = f"{base_url}/$process-message"
         try:
-            body = medcom_message(payload, message_id=message_id, recipient=recipient)
+            body = medcom_message(bundle, message_id=message_id, recipient=recipient)
         except ValueError as exc:  # not a letter, or a party without SOR code: codes only
             return Outcome(PERMANENT, None, f"no CareCommunication message: {exc}")
-    else:
-        url = base_url
-        body = payload
-    data = orjson.dumps(body)  # compact UTF-8 JSON, as json.dumps(…, ensure_ascii=False) wrote it
+    return _send(session, route, url, orjson.dumps(body), headers, now, should_stop, max_body)
+
+
+def _send(session: requests.Session, route: Route, url: str, data: bytes, headers: dict, now: dt.datetime,
+          should_stop: Callable[[], bool] | None, max_body: int) -> Outcome:
+    """POST ``data`` to ``url`` within the route's timeout, and what the answer means."""
     started = time.monotonic()
     try:
         answer = _request(session, "POST", url, budget=route.timeout, max_body=max_body, should_stop=should_stop,
