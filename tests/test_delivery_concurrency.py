@@ -69,16 +69,18 @@ def arrivals(stub: StubEndpoint) -> list[int]:
     return [int(p.body["id"].split("-")[1]) for p in stub.posts if p.body]
 
 
-def test_two_concurrent_workers_deliver_every_row_once_and_each_patient_in_order(pg_engine, tmp_path):
-    recipients = [f"municipality:0{n}" for n in (101, 147, 151)]
-    ids = fill(pg_engine, recipients, patients=6, per_patient=4)
-    stubs = {r: StubEndpoint(delay=0.002).start() for r in recipients}
+def two_workers_deliver_once_in_order(pg_engine, tmp_path, recipients: list[str], *, patients: int,
+                                      per_patient: int, delay: float, concurrency: int,
+                                      per_recipient: int) -> list[Worker]:
+    """Two workers (an engine each, as two processes would have) empty the outbox: every row
+    is delivered exactly once and each patient's rows reach a recipient in their order."""
+    ids = fill(pg_engine, recipients, patients=patients, per_patient=per_patient)
+    stubs = {r: StubEndpoint(delay=delay).start() for r in recipients}
     try:
         table = routes(tmp_path, stubs)
-        # two workers with an engine (connection pool) each, as two processes would have
         second = open_store(str(pg_engine.url.render_as_string(hide_password=False)))
-        workers = [Worker(pg_engine, table, concurrency=4, per_recipient=2, poll_interval=0.05),
-                   Worker(second, table, concurrency=4, per_recipient=2, poll_interval=0.05)]
+        workers = [Worker(engine, table, concurrency=concurrency, per_recipient=per_recipient, poll_interval=0.05)
+                   for engine in (pg_engine, second)]
         threads = [threading.Thread(target=w.run, kwargs={"once": True}) for w in workers]
         for t in threads:
             t.start()
@@ -92,7 +94,6 @@ def test_two_concurrent_workers_deliver_every_row_once_and_each_patient_in_order
         received = [rid for s in stubs.values() for rid in arrivals(s)]
         assert sorted(received) == sorted(ids)  # every row once, none twice
         assert sum(w.stats.delivered for w in workers) == len(ids)
-        assert all(w.stats.delivered > 0 for w in workers)  # both took part
         key = {r.id: (r.order_key, r.recipient) for r in got}
         for stub in stubs.values():
             seen: dict[tuple[str, str], list[int]] = {}
@@ -100,9 +101,17 @@ def test_two_concurrent_workers_deliver_every_row_once_and_each_patient_in_order
                 seen.setdefault(key[rid], []).append(rid)
             for order in seen.values():
                 assert order == sorted(order)  # a patient's rows reach the recipient in their order
+        return workers
     finally:
         for s in stubs.values():
             s.stop()
+
+
+def test_two_concurrent_workers_deliver_every_row_once_and_each_patient_in_order(pg_engine, tmp_path):
+    workers = two_workers_deliver_once_in_order(
+        pg_engine, tmp_path, [f"municipality:0{n}" for n in (101, 147, 151)], patients=6, per_patient=4,
+        delay=0.002, concurrency=4, per_recipient=2)
+    assert all(w.stats.delivered > 0 for w in workers)  # both took part
 
 
 def test_a_stalled_recipient_holds_only_its_own_lanes(pg_engine, tmp_path):
@@ -211,34 +220,7 @@ def test_one_claim_takes_at_most_per_recipient_rows_of_a_recipient(pg_engine, tm
 
 
 def test_two_workers_with_many_lanes_deliver_a_long_queue_once_in_order(pg_engine, tmp_path):
-    recipients = [f"municipality:0{n}" for n in (101, 147, 151, 153)]
-    ids = fill(pg_engine, recipients, patients=15, per_patient=5)  # 300 rows, chains of five
-    stubs = {r: StubEndpoint().start() for r in recipients}
-    try:
-        table = routes(tmp_path, stubs)
-        second = open_store(str(pg_engine.url.render_as_string(hide_password=False)))
-        workers = [Worker(pg_engine, table, concurrency=8, per_recipient=3, poll_interval=0.05),
-                   Worker(second, table, concurrency=8, per_recipient=3, poll_interval=0.05)]
-        threads = [threading.Thread(target=w.run, kwargs={"once": True}) for w in workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        second.dispose()
-        with pg_engine.connect() as conn:
-            got = conn.execute(select(outbox.c.id, outbox.c.state, outbox.c.recipient, outbox.c.order_key)
-                               .order_by(outbox.c.id)).all()
-        assert {r.state for r in got} == {"delivered"}
-        received = [rid for s in stubs.values() for rid in arrivals(s)]
-        assert sorted(received) == sorted(ids)  # every row once, none twice
-        assert sum(w.stats.delivered for w in workers) == len(ids)
-        key = {r.id: (r.order_key, r.recipient) for r in got}
-        for stub in stubs.values():
-            seen: dict[tuple[str, str], list[int]] = {}
-            for rid in arrivals(stub):
-                seen.setdefault(key[rid], []).append(rid)
-            for order in seen.values():
-                assert order == sorted(order)
-    finally:
-        for s in stubs.values():
-            s.stop()
+    # 300 rows in chains of five
+    two_workers_deliver_once_in_order(
+        pg_engine, tmp_path, [f"municipality:0{n}" for n in (101, 147, 151, 153)], patients=15, per_patient=5,
+        delay=0.0, concurrency=8, per_recipient=3)
