@@ -42,12 +42,17 @@ def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables
     payload = conversion.bundle
     recipients = recipients_of(conversion.message, conversion.trace, tables)
     if recipients:
-        # The payload is stored once, on the message's first row; the others share it.
-        conn.execute(insert(outbox), [dict(
+        # The payload is stored once, on the message's first row; the others share it. One
+        # statement: RETURNING makes SQLAlchemy send the rows as one ``INSERT … VALUES (…), (…)``
+        # (in list order, so the first row gets the lowest id) instead of a statement per row.
+        conn.execute(_INSERT_ROWS, [dict(
             message_id=message_id, created_at=at, recipient=r.key, role=r.role,
             addresses=list(r.addresses) or None, order_key=order_key, state=PENDING, attempts=0,
             next_attempt_at=at, payload=payload if i == 0 else None) for i, r in enumerate(recipients)])
     return recipients
+
+
+_INSERT_ROWS = insert(outbox).returning(outbox.c.id)
 
 
 def payload_of(conn: Connection, row) -> dict | None:

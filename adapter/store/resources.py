@@ -23,16 +23,47 @@ from adapter.store.schema import messages, resource_access, resource_history, re
 def rewrite_references(obj: Any, targets: dict[str, str]) -> Any:
     """``obj`` with every ``reference`` that ``targets`` names replaced (a new structure)."""
     if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if k == "reference" and isinstance(v, str) and v in targets:
-                out[k] = targets[v]
-            else:
-                out[k] = rewrite_references(v, targets)
-        return out
+        return _rewrite_dict(obj, targets)
     if isinstance(obj, list):
-        return [rewrite_references(x, targets) for x in obj]
+        return _rewrite_list(obj, targets)
     return obj
+
+
+# The walk runs over every node of every message's Bundle: the plain JSON types are told by
+# ``type() is`` inline (no call per leaf); anything else (a subclass) goes the general way.
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+
+
+def _rewrite_dict(obj: dict, targets: dict[str, str]) -> dict:
+    out: dict = {}
+    for k, v in obj.items():
+        t = type(v)
+        if t is dict:
+            out[k] = _rewrite_dict(v, targets)
+        elif t is list:
+            out[k] = _rewrite_list(v, targets)
+        elif k == "reference" and isinstance(v, str):
+            out[k] = targets.get(v, v)
+        elif t in _LEAVES:
+            out[k] = v
+        else:
+            out[k] = rewrite_references(v, targets)
+    return out
+
+
+def _rewrite_list(obj: list, targets: dict[str, str]) -> list:
+    out: list = []
+    for x in obj:
+        t = type(x)
+        if t is dict:
+            out.append(_rewrite_dict(x, targets))
+        elif t is list:
+            out.append(_rewrite_list(x, targets))
+        elif t in _LEAVES:
+            out.append(x)
+        else:
+            out.append(rewrite_references(x, targets))
+    return out
 
 
 def bundle_resources(bundle: dict) -> list[dict]:
