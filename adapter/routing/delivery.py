@@ -1,4 +1,5 @@
-"""One delivery attempt to one push endpoint, with requests, and what its answer means.
+"""One delivery attempt to one push endpoint, over HTTP (urllib3 directly from a worker's own session,
+requests otherwise), and what its answer means.
 
 - ``transaction``: the payload Bundle (type transaction, ``PUT Type/id`` entries with the
   adapter's deterministic ids) is POSTed to the base URL. A redelivery PUTs the same ids
@@ -42,10 +43,14 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.auth import _basic_auth_str
+from requests.cookies import extract_cookies_to_jar
 
 from adapter import __version__
 from adapter.fhir.bundle import entry_resource
@@ -361,6 +366,183 @@ def _helper() -> _Helper:
     return owner.helper
 
 
+def _requests_error(exc: BaseException) -> BaseException:
+    """The exception requests raises for a urllib3 error in sending a request and reading its
+    headers (as ``HTTPAdapter.send`` converts it), so the outcome reasons stay the same."""
+    from urllib3 import exceptions as u
+
+    rex = requests.exceptions
+    if isinstance(exc, (u.ProtocolError, OSError)):
+        return rex.ConnectionError(exc)
+    if isinstance(exc, u.MaxRetryError):
+        reason = exc.reason
+        if isinstance(reason, u.ConnectTimeoutError) and not isinstance(reason, u.NewConnectionError):
+            return rex.ConnectTimeout(exc)
+        if isinstance(reason, u.ResponseError):
+            return rex.RetryError(exc)
+        if isinstance(reason, u.ProxyError):
+            return rex.ProxyError(exc)
+        if isinstance(reason, u.SSLError):
+            return rex.SSLError(exc)
+        return rex.ConnectionError(exc)
+    if isinstance(exc, u.ClosedPoolError):
+        return rex.ConnectionError(exc)
+    if isinstance(exc, u.ProxyError):
+        return rex.ProxyError(exc)
+    if isinstance(exc, u.SSLError):
+        return rex.SSLError(exc)
+    if isinstance(exc, u.ReadTimeoutError):
+        return rex.ReadTimeout(exc)
+    if isinstance(exc, u.InvalidHeader):
+        return rex.InvalidHeader(exc)
+    return exc
+
+
+def _body_error(exc: BaseException) -> BaseException:
+    """The exception requests raises for a urllib3 error while reading a body (``iter_content``)."""
+    from urllib3 import exceptions as u
+
+    rex = requests.exceptions
+    if isinstance(exc, u.ProtocolError):
+        return rex.ChunkedEncodingError(exc)
+    if isinstance(exc, u.DecodeError):
+        return rex.ContentDecodingError(exc)
+    if isinstance(exc, u.ReadTimeoutError):
+        return rex.ConnectionError(exc)
+    if isinstance(exc, u.SSLError):
+        return rex.SSLError(exc)
+    return exc
+
+
+@dataclass
+class _Endpoint:
+    """What a worker's session sends to one URL with, worked out once (as requests would work it
+    out for every request): the prepared URL, the adapter whose urllib3 pools (keep-alive, TLS
+    verification and CA bundle, client certificate, proxies) carry it, and the headers."""
+
+    prepared: requests.PreparedRequest
+    adapter: HTTPAdapter
+    target: str  # the path, or the whole URL through an HTTP proxy
+    verify: bool | str
+    cert: Any
+    proxies: dict
+    headers: dict  # the session's own (User-Agent, Accept-Encoding, Accept, Connection)
+    auth: str | None  # Basic credentials from ~/.netrc, which replace any Authorization header
+
+
+def _plain(session: requests.Session) -> bool:
+    """A worker's own session with nothing of its own that requests would add to a request (no
+    cookies, auth, proxies, parameters, hooks, TLS settings): its requests can go to urllib3 directly."""
+    return (type(session) is requests.Session and not session.trust_env and not session.cookies
+            and session.auth is None and not session.proxies and not session.params
+            and session.verify is True and session.cert is None
+            and not any(session.hooks.values()))
+
+
+def _endpoint(session: requests.Session, url: str, verify: bool | str, cert: Any) -> _Endpoint:
+    endpoints: dict = session.__dict__.setdefault("_delivery_endpoints", {})
+    key = (url, verify, cert)
+    found = endpoints.get(key)
+    if found is None:
+        env = _environment(url, verify, cert)
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)  # MissingSchema, InvalidURL
+        prepared.prepare_headers(None)  # for the cookie jar, should the server set a cookie
+        adapter = session.get_adapter(prepared.url or url)  # InvalidSchema
+        if type(adapter) is not HTTPAdapter:
+            raise TypeError("not requests' own adapter")
+        proxies = env.get("proxies") or {}
+        auth = env.get("auth")
+        found = _Endpoint(prepared, adapter, adapter.request_url(prepared, proxies), env.get("verify", verify),
+                          env.get("cert", cert), proxies, dict(session.headers.items()),
+                          _basic_auth_str(*auth) if auth else None)
+        if len(endpoints) > 1024:
+            endpoints.clear()
+        endpoints[key] = found
+    return found
+
+
+@dataclass
+class _PoolExchange(_Exchange):
+    """One POST sent through urllib3 directly (the connection pool requests would use for it),
+    without requests' per-request work; the same headers, TLS and proxy settings, timeouts, size
+    cap and errors (converted to requests' own exceptions)."""
+
+    endpoint: _Endpoint | None = None
+    raw: urllib3.BaseHTTPResponse | None = None
+
+    def run(self) -> None:
+        try:
+            ep = self.endpoint
+            assert ep is not None
+            body: bytes = self.kwargs["data"]
+            headers = {**ep.headers, **self.kwargs["headers"], "Content-Length": str(len(body))}
+            if ep.auth is not None:
+                headers["Authorization"] = ep.auth
+            connect, read = self.kwargs["timeout"]
+            try:  # the pool for this URL and these settings (the session's pools are kept for reuse)
+                conn = cast(urllib3.HTTPConnectionPool, ep.adapter.get_connection_with_tls_context(
+                    ep.prepared, ep.verify, proxies=ep.proxies, cert=ep.cert))
+            except urllib3.exceptions.LocationValueError as exc:
+                raise requests.exceptions.InvalidURL(exc) from exc
+            ep.adapter.cert_verify(conn, self.url, ep.verify, ep.cert)  # the CA bundle and client cert files
+            try:
+                resp = conn.urlopen(self.method, ep.target, body=body, headers=headers, redirect=False,
+                                    assert_same_host=False, preload_content=False, decode_content=False,
+                                    retries=ep.adapter.max_retries,
+                                    timeout=urllib3.Timeout(connect=connect, read=read), chunked=False)
+            except Exception as exc:
+                converted = _requests_error(exc)
+                if converted is exc:
+                    raise
+                raise converted from exc
+            self.raw = resp
+            consumed = False
+            try:
+                if "Set-Cookie" in resp.headers:  # kept by the session, as requests keeps them
+                    extract_cookies_to_jar(self.session.cookies, ep.prepared, resp)
+                if not self.abandoned.is_set():
+                    content, consumed = self._read_raw(resp)
+                    self.answer = _Answer(resp.status, resp.headers, content)
+            finally:
+                if not consumed:
+                    resp.close()  # a body not read to its end closes the connection rather than reuse it
+                resp.release_conn()
+        except BaseException as exc:  # noqa: BLE001 - handed over to the waiting thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _read_raw(self, resp: urllib3.BaseHTTPResponse) -> tuple[bytes, bool]:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
+            raise _TooLarge(resp.status)
+        body = bytearray()
+        try:
+            for chunk in resp.stream(_CHUNK, decode_content=True):
+                if self.abandoned.is_set():
+                    return bytes(body), False
+                if len(body) + len(chunk) > self.max_body:
+                    raise _TooLarge(resp.status)
+                body += chunk
+        except _TooLarge:
+            raise
+        except Exception as exc:  # as requests' iter_content would raise it
+            converted = _body_error(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+        return bytes(body), True
+
+    def abandon(self) -> None:
+        """Give the request up: shut its socket down, so the helper's read ends now."""
+        self.abandoned.set()
+        resp = self.raw
+        if resp is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # closed already, or no socket
+                resp.shutdown()
+
+
 _ENVIRONMENT: dict[tuple, dict] = {}
 _ENVIRONMENT_LOCK = threading.Lock()
 
@@ -396,6 +578,11 @@ def _request(session: requests.Session, method: str, url: str, *, budget: float,
              should_stop: Callable[[], bool] | None = None, **kwargs: Any) -> _Answer:
     """``method url`` within ``budget`` seconds in all, its body read up to ``max_body`` bytes."""
     kwargs.setdefault("timeout", (min(10.0, budget), budget))
+    if method == "POST" and not kwargs.get("allow_redirects", True) and _plain(session):
+        # a delivery from a worker's own session: straight to urllib3, settings read once per endpoint
+        endpoint = _endpoint(session, url, kwargs.get("verify", True), kwargs.get("cert"))
+        exchange: _Exchange = _PoolExchange(session, method, url, kwargs, max_body, endpoint=endpoint)
+        return exchange.wait(budget, should_stop)
     if not session.trust_env:  # a worker's own session: the environment is read once per endpoint
         kwargs.update(_environment(url, kwargs.get("verify", True), kwargs.get("cert")))
     exchange = _Exchange(session, method, url, kwargs, max_body)
