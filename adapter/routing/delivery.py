@@ -366,36 +366,29 @@ def _helper() -> _Helper:
     return owner.helper
 
 
+def _first_match(exc: BaseException | None, table) -> type[BaseException] | None:
+    return next((target for source, target in table if isinstance(exc, source)), None)
+
+
 def _requests_error(exc: BaseException) -> BaseException:
     """The exception requests raises for a urllib3 error in sending a request and reading its
-    headers (as ``HTTPAdapter.send`` converts it), so the outcome reasons stay the same."""
+    headers (as ``HTTPAdapter.send`` converts it), so the outcome reasons stay the same. The
+    tables are in requests' order: the first match wins."""
     from urllib3 import exceptions as u
 
     rex = requests.exceptions
-    if isinstance(exc, (u.ProtocolError, OSError)):
-        return rex.ConnectionError(exc)
     if isinstance(exc, u.MaxRetryError):
         reason = exc.reason
         if isinstance(reason, u.ConnectTimeoutError) and not isinstance(reason, u.NewConnectionError):
             return rex.ConnectTimeout(exc)
-        if isinstance(reason, u.ResponseError):
-            return rex.RetryError(exc)
-        if isinstance(reason, u.ProxyError):
-            return rex.ProxyError(exc)
-        if isinstance(reason, u.SSLError):
-            return rex.SSLError(exc)
-        return rex.ConnectionError(exc)
-    if isinstance(exc, u.ClosedPoolError):
-        return rex.ConnectionError(exc)
-    if isinstance(exc, u.ProxyError):
-        return rex.ProxyError(exc)
-    if isinstance(exc, u.SSLError):
-        return rex.SSLError(exc)
-    if isinstance(exc, u.ReadTimeoutError):
-        return rex.ReadTimeout(exc)
-    if isinstance(exc, u.InvalidHeader):
-        return rex.InvalidHeader(exc)
-    return exc
+        target = _first_match(reason, ((u.ResponseError, rex.RetryError), (u.ProxyError, rex.ProxyError),
+                                       (u.SSLError, rex.SSLError)))
+        return (target or rex.ConnectionError)(exc)
+    target = _first_match(exc, ((u.ProtocolError, rex.ConnectionError), (OSError, rex.ConnectionError),
+                                (u.ClosedPoolError, rex.ConnectionError), (u.ProxyError, rex.ProxyError),
+                                (u.SSLError, rex.SSLError), (u.ReadTimeoutError, rex.ReadTimeout),
+                                (u.InvalidHeader, rex.InvalidHeader)))
+    return target(exc) if target is not None else exc
 
 
 def _body_error(exc: BaseException) -> BaseException:
@@ -403,15 +396,9 @@ def _body_error(exc: BaseException) -> BaseException:
     from urllib3 import exceptions as u
 
     rex = requests.exceptions
-    if isinstance(exc, u.ProtocolError):
-        return rex.ChunkedEncodingError(exc)
-    if isinstance(exc, u.DecodeError):
-        return rex.ContentDecodingError(exc)
-    if isinstance(exc, u.ReadTimeoutError):
-        return rex.ConnectionError(exc)
-    if isinstance(exc, u.SSLError):
-        return rex.SSLError(exc)
-    return exc
+    target = _first_match(exc, ((u.ProtocolError, rex.ChunkedEncodingError), (u.DecodeError, rex.ContentDecodingError),
+                                (u.ReadTimeoutError, rex.ConnectionError), (u.SSLError, rex.SSLError)))
+    return target(exc) if target is not None else exc
 
 
 @dataclass
