@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.support import TEST_ID_KEY
+from tests.support.private_postgres import drop_database
 
 # Every runtime the tests build, and every process they start, derives ids with this key.
 os.environ["ADAPTER_ID_KEY"] = TEST_ID_KEY
@@ -127,8 +128,7 @@ def postgres_url():
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(admin, name)
     admin.dispose()
 
 

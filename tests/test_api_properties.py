@@ -34,6 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from tests.support import TEST_ID_KEY
 from tests.support.fhir_world import load_store, write_clients
+from tests.support.private_postgres import drop_database
 
 from adapter.api.app import create_app
 from adapter.api.capability import TYPES, capability_statement
@@ -391,8 +392,8 @@ def api(request, tmp_path_factory):
             pytest.skip("no PostgreSQL: set ADAPTER_TEST_POSTGRES_URL (make test starts a local server)")
         name = f"api_properties_{os.getpid()}"
         admin = _admin(server)
+        drop_database(admin, name)
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
     engine = open_store(url, id_key=TEST_ID_KEY.encode())
@@ -415,8 +416,7 @@ def api(request, tmp_path_factory):
     finally:
         engine.dispose()
         if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(admin, name)
             admin.dispose()
 
 

@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url
 from tests.support import TEST_ID_KEY
 from tests.support.citizens import generated
 from tests.support.fhir_world import write_clients
+from tests.support.private_postgres import drop_database
 from tests.support.service_process import start_service, stop_service
 
 from adapter.service.ingest import ingest
@@ -134,15 +135,14 @@ def template_store(request, tmp_path_factory):
     name = f"sync_template_{os.getpid()}"
     admin = _admin(server)
     try:
+        drop_database(admin, name)
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         tasks = _fill(make_url(server).set(database=name).render_as_string(hide_password=False))
         assert 900 <= tasks <= 1200, tasks
         yield "postgresql", (server, name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 
@@ -165,8 +165,7 @@ def _copy_of(template, tmp_path: Path):
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from tests.support.service_process import free_port, stop_service
+from tests.support.service_process import LoggedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SEKMET_PACKAGE = "sekmet-fhir"
@@ -58,8 +58,10 @@ def install_sekmet(venv: Path = VENV) -> Path:
     return exe
 
 
-class FhirServer:
+class FhirServer(LoggedProcess):
     """``sekmet serve`` on 127.0.0.1:<port>, simulator off, bearer token required."""
+
+    stop_timeout = 20.0
 
     def __init__(self, data_dir: Path, *, port: int | None = None, token: str = "municipality-token"):
         self.data_dir = Path(data_dir)
@@ -95,7 +97,7 @@ class FhirServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise FhirServerUnavailable(f"sekmet exited with {self.proc.returncode}: {self._tail()}")
+                raise FhirServerUnavailable(f"sekmet exited with {self.proc.returncode}: {self.tail(800)}")
             try:
                 if requests.get(self.base_url + "/metadata", timeout=2).status_code == 200:
                     return self
@@ -103,20 +105,7 @@ class FhirServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise FhirServerUnavailable(f"sekmet did not answer on {self.base_url} within {timeout:g} s: {self._tail()}")
-
-    def _tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-800:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            stop_service(self.proc, timeout=20)
-        self.proc = None
+        raise FhirServerUnavailable(f"sekmet did not answer on {self.base_url} within {timeout:g} s: {self.tail(800)}")
 
     def get(self, path: str, **params) -> dict:
         resp = requests.get(f"{self.base_url}/{path}", params=params, headers=self.headers, timeout=30)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import requests
-from tests.support.service_process import free_port, stop_service
+from tests.support.service_process import LoggedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KEYCLOAK_VERSION = "26.7.3"
@@ -101,7 +101,7 @@ def install(home: Path = HOME) -> Path:
     return home
 
 
-class Keycloak:
+class Keycloak(LoggedProcess):
     """``kc.sh start-dev`` on 127.0.0.1:<free port>; the admin REST API for set-up."""
 
     def __init__(self, workdir: Path, *, port: int | None = None):
@@ -155,19 +155,6 @@ class Keycloak:
             time.sleep(0.5)
         self.stop()
         raise KeycloakDidNotStart(f"Keycloak did not answer on {self.base_url} within {timeout:g} s: {self.tail()}")
-
-    def tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            stop_service(self.proc, timeout=30)
-        self.proc = None
 
     def __enter__(self) -> Keycloak:
         return self.start()

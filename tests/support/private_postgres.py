@@ -66,3 +66,24 @@ class PrivatePostgres:
         with contextlib.suppress(NoPrivatePostgres):
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def drop_database(admin, name: str, attempts: int = 20) -> None:
+    """``DROP DATABASE … WITH (FORCE)`` on an AUTOCOMMIT engine. FORCE ends the sessions of our
+    own role, but not an autovacuum worker that has just started on a freshly filled database
+    (PostgreSQL refuses with InsufficientPrivilege); such a worker ends within moments, so the
+    drop is tried again."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as exc:
+            if "InsufficientPrivilege" not in type(exc.orig).__name__ or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)

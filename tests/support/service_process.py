@@ -69,3 +69,25 @@ def kill_service(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+class LoggedProcess:
+    """A server process the tests start, with its log file: the log's tail for an error
+    message, and a stop that is safe to call twice."""
+
+    proc: subprocess.Popen | None
+    log_path: Path
+    stop_timeout: float = 30.0
+
+    def tail(self, chars: int = 1500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            stop_service(self.proc, timeout=self.stop_timeout)
+        self.proc = None
