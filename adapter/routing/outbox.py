@@ -25,6 +25,7 @@ from adapter.routing.recipients import (
     Recipient,
     recipients_of,
 )
+from adapter.store import pg_arrays
 from adapter.store.schema import outbox
 
 PENDING, UNROUTABLE, DELIVERED, DEAD, CANCELLED = "pending", "unroutable", "delivered", "dead", "cancelled"
@@ -41,7 +42,11 @@ def enqueue(conn: Connection, *, message_id: int, conversion, tables: CodeTables
     at = at.astimezone(dt.UTC)  # SQLite keeps no offset: every outbox time is UTC
     payload = conversion.bundle
     recipients = recipients_of(conversion.message, conversion.trace, tables)
-    if recipients:
+    if recipients and conn.dialect.name == "postgresql":  # one statement of fixed text
+        pg_arrays.write_outbox(conn, message_id=message_id, at=at, order_key=order_key, state=PENDING,
+                               recipients=[(r.key, r.role, list(r.addresses) or None) for r in recipients],
+                               payload=payload)
+    elif recipients:
         # The payload is stored once, on the message's first row; the others share it. One
         # statement: RETURNING makes SQLAlchemy send the rows as one ``INSERT … VALUES (…), (…)``
         # (in list order, so the first row gets the lowest id) instead of a statement per row.

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_id, entry_resource
 from adapter.fhir.identity import SHARED_TYPES
+from adapter.store import pg_arrays
 from adapter.store.schema import messages, resource_access, resource_history, resources
 
 
@@ -264,7 +265,12 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
     keys = [(r["resourceType"], r["id"]) for r in items]
-    current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
+    postgres = conn.dialect.name == "postgresql"
+    current: dict[tuple[str, str], Any]
+    if postgres:
+        current = pg_arrays.current_versions(conn, keys)
+    else:
+        current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
     fresh, changed, out = [], [], []
     for r in items:
         rtype, rid = r["resourceType"], r["id"]
@@ -284,6 +290,10 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         else:
             changed.append({"type": rtype, "id": rid, **values})
         out.append(stored)
+    if postgres:  # one statement: resources, history and grants
+        pg_arrays.write_resources(conn, fresh + changed, now=now, message_id=message_id, changed_by=changed_by,
+                                  grants=sorted({k for k in keys if k[0] in SHARED_TYPES}), grant_to=municipality)
+        return out
     if fresh or changed:
         written = sorted(fresh + changed, key=lambda v: (v["type"], v["id"]))
         if changed:  # new versions of stored resources and new resources: one insert-or-update

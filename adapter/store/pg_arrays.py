@@ -1,0 +1,117 @@
+"""PostgreSQL: a message's multi-row reads and writes as statements of fixed text over arrays.
+
+A plan writes 12–16 resources, their history, the access grants of its shared resources and
+1–3 outbox rows. Written as ``INSERT … VALUES (…), (…)``, each row count is a new SQL text:
+psycopg converts it again, PostgreSQL parses and plans it again, and neither can keep it
+prepared. Here each is one text whatever the number of rows (the rows go as one array per
+column and ``unnest`` turns them back into rows), so psycopg prepares it once per connection
+and the server runs it from its plan. The resources, their history and the grants are one
+statement (data-modifying CTEs). SQLite keeps the statements of :mod:`adapter.store.resources`
+and :mod:`adapter.routing.outbox`, which do the same work row by row.
+
+JSON goes as text (orjson), cast to ``json`` by the server; JSON read back comes as text and is
+parsed with orjson, as the SQLAlchemy JSON columns do it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import orjson
+from sqlalchemy.engine import Connection
+
+
+class Current(NamedTuple):
+    """A stored resource's current version, as :func:`adapter.store.resources.next_version` needs it."""
+
+    type: str
+    id: str
+    version_id: int
+    content: dict
+    as_of: dt.datetime | None
+
+
+_CURRENT = """
+SELECT c.type, c.id, c.version_id, c.content, c.as_of
+FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS k(type, id)
+CROSS JOIN LATERAL (SELECT r.type, r.id, r.version_id, r.content::text AS content, r.as_of FROM resources AS r
+                    WHERE r.type = k.type AND r.id = k.id LIMIT 1) AS c
+"""
+
+
+def current_versions(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Current]:
+    """The current versions of the resources ``keys`` names (those stored), by key."""
+    rows = conn.exec_driver_sql(_CURRENT, {"types": [k[0] for k in keys], "ids": [k[1] for k in keys]})
+    return {(t, i): Current(t, i, v, orjson.loads(c), a) for t, i, v, c, a in rows}
+
+
+# New and changed resources (an insert-or-update, rows in key order so two messages naming the
+# same shared resources take their locks in the same order), their history rows from what was
+# written (a version a concurrent message wrote in between fails on the history's primary key),
+# and the municipality's access grants to the shared ones (skipping those that exist).
+_WRITE = """
+WITH written AS (
+  INSERT INTO resources AS r (type, id, version_id, last_updated, municipality, patient_id, message_id,
+                              content, status, deleted, as_of)
+  SELECT w.type, w.id, w.version_id, %(now)s::timestamptz, w.municipality, w.patient_id, %(message_id)s::bigint,
+         w.content, w.status, false, w.as_of
+  FROM unnest(%(type)b::varchar[], %(id)b::varchar[], %(version_id)b::int[], %(municipality)b::varchar[],
+              %(patient_id)b::varchar[], %(content)b::json[], %(status)b::varchar[], %(as_of)b::timestamptz[])
+       AS w(type, id, version_id, municipality, patient_id, content, status, as_of)
+  ORDER BY w.type, w.id
+  ON CONFLICT (type, id) DO UPDATE SET
+    version_id = excluded.version_id, last_updated = excluded.last_updated,
+    municipality = excluded.municipality, patient_id = excluded.patient_id, message_id = excluded.message_id,
+    content = excluded.content, status = excluded.status, deleted = excluded.deleted, as_of = excluded.as_of
+  RETURNING r.type, r.id, r.version_id, r.last_updated, r.municipality, r.message_id, r.content
+), history AS (
+  INSERT INTO resource_history (type, id, version_id, last_updated, municipality, message_id, content, changed_by)
+  SELECT type, id, version_id, last_updated, municipality, message_id, content, %(changed_by)s::varchar
+  FROM written
+)
+INSERT INTO resource_access (type, id, municipality)
+SELECT g.type, g.id, %(grant_to)s::varchar
+FROM unnest(%(grant_types)b::varchar[], %(grant_ids)b::varchar[]) AS g(type, id)
+WHERE %(grant_to)s::varchar IS NOT NULL
+ORDER BY g.type, g.id
+ON CONFLICT DO NOTHING
+"""
+
+
+def write_resources(conn: Connection, rows: list[dict], *, now: dt.datetime, message_id: int | None,
+                    changed_by: str | None, grants: Sequence[tuple[str, str]], grant_to: str | None) -> None:
+    """One statement: ``rows`` (each with type, id, version_id, municipality, patient_id,
+    content, status, as_of) stored as current versions with their history, and ``grant_to``
+    let see the shared resources ``grants`` names."""
+    conn.exec_driver_sql(_WRITE, {
+        "now": now, "message_id": message_id, "changed_by": changed_by,
+        "type": [r["type"] for r in rows], "id": [r["id"] for r in rows],
+        "version_id": [r["version_id"] for r in rows], "municipality": [r["municipality"] for r in rows],
+        "patient_id": [r["patient_id"] for r in rows],
+        "content": [orjson.dumps(r["content"]).decode() for r in rows],
+        "status": [r["status"] for r in rows], "as_of": [r["as_of"] for r in rows],
+        "grant_to": grant_to, "grant_types": [g[0] for g in grants], "grant_ids": [g[1] for g in grants]})
+
+
+# One row per recipient, in list order (the first gets the lowest id and the payload).
+_OUTBOX = """
+INSERT INTO outbox (message_id, created_at, recipient, role, addresses, order_key, state, attempts,
+                    next_attempt_at, payload)
+SELECT %(message_id)s::bigint, %(at)s::timestamptz, o.recipient, o.role, o.addresses, %(order_key)s::varchar,
+       %(state)s::varchar, 0, %(at)s::timestamptz, CASE WHEN o.n = 1 THEN %(payload)s::json END
+FROM unnest(%(recipient)b::varchar[], %(role)b::varchar[], %(addresses)b::json[]) WITH ORDINALITY
+     AS o(recipient, role, addresses, n)
+ORDER BY o.n
+"""
+
+
+def write_outbox(conn: Connection, *, message_id: int, at: dt.datetime, order_key: str, state: str,
+                 recipients: Sequence[tuple[str, str, list[str] | None]], payload: dict) -> None:
+    """The outbox rows of one message (recipient key, role, other addresses), the payload on the first."""
+    conn.exec_driver_sql(_OUTBOX, {
+        "message_id": message_id, "at": at, "order_key": order_key, "state": state,
+        "recipient": [r[0] for r in recipients], "role": [r[1] for r in recipients],
+        "addresses": [orjson.dumps(r[2]).decode() if r[2] else None for r in recipients],
+        "payload": orjson.dumps(payload).decode()})
