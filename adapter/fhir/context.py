@@ -23,10 +23,10 @@ _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 
 def uuid_text(digest: bytes, version: int) -> str:
     """``str(uuid.UUID(bytes=digest[:16], version=version))``, without making the UUID object."""
-    n = int.from_bytes(digest[:16], "big")
-    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    n = (n & ~(0xF000 << 64)) | (version << 76)
-    h = f"{n:032x}"
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | (version << 4)
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -65,7 +66,7 @@ class Identity:
     value: str | None = None
 
     def resource_id(self, secret: bytes) -> str:
-        return uuid_text(hmac.digest(secret, f"{self.rtype}|{self.key}".encode(), "sha256"), 4)
+        return _keyed_id(secret, self.rtype, self.key)
 
     @property
     def conditional_url(self) -> str | None:
@@ -73,6 +74,11 @@ class Identity:
         if self.system is None or self.value is None:
             return None
         return f"{self.rtype}?identifier={quote(self.system + '|' + self.value, safe=':/|')}"
+
+
+@lru_cache(maxsize=16_384)  # the organisations and professionals of a stream recur message after message
+def _keyed_id(secret: bytes, rtype: str, key: str) -> str:
+    return uuid_text(hmac.digest(secret, f"{rtype}|{key}".encode(), "sha256"), 4)
 
 
 def _first(identifiers: Iterable[dict], systems: tuple[str, ...]) -> tuple[str, str] | None:
@@ -209,9 +215,26 @@ def assign_identities(resources: list[dict], secret: bytes) -> tuple[dict[str, s
     start, and :func:`identify`, given those identities, has nothing left to compute."""
     found = identities(resources, _bundle_target)
     new_ids = {rid: ident.resource_id(secret) for rid, ident in found.items()}
-    if any(old != new for old, new in new_ids.items()):
-        resources[:] = _rewritten(resources, new_ids)
+    renamed = {f"urn:uuid:{old}": f"urn:uuid:{new}" for old, new in new_ids.items() if old != new}
+    if renamed:  # the resources the mapping has just made, changed where they are
+        for r in resources:
+            r["id"] = new_ids.get(r["id"], r["id"])
+            _rename_references(r, renamed)
     return new_ids, {new_ids[old]: ident for old, ident in found.items()}
+
+
+def _rename_references(resource: dict, renamed: dict[str, str]) -> None:
+    """The references of a shared resource (its own elements, or lists of them: a
+    PractitionerRole's practitioner and organization) to a renamed resource, in place."""
+    for value in resource.values():
+        if type(value) is dict:
+            ref = value.get("reference")
+            if ref in renamed:
+                value["reference"] = renamed[ref]
+        elif type(value) is list:
+            for item in value:
+                if type(item) is dict and item.get("reference") in renamed:
+                    item["reference"] = renamed[item["reference"]]
 
 
 def identify(resources: list[dict], secret: bytes,

@@ -163,6 +163,8 @@ def _text_of(el: etree._Element) -> str:
 
 
 def formatted_text(el: etree._Element) -> str:
+    if len(el) == 0:  # text alone (the usual case): no markup to walk
+        return _lines(el.text or "")
     parts: list[str] = []
 
     def walk(e: etree._Element) -> None:
@@ -181,6 +183,13 @@ def formatted_text(el: etree._Element) -> str:
                 parts.append(c.tail)
 
     walk(el)
-    lines = [_WS.sub(" ", line).strip() for line in "".join(parts).split("\n")]
+    return _lines("".join(parts))
+
+
+def _lines(text: str) -> str:
+    """Each line with its white space collapsed, without leading and trailing empty lines."""
+    if "\n" not in text:
+        return _WS.sub(" ", text).strip()
+    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
     kept = [i for i, line in enumerate(lines) if line]
     return "\n".join(lines[kept[0]:kept[-1] + 1]) if kept else ""  # without leading and trailing empty lines

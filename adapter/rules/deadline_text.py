@@ -322,6 +322,9 @@ _PERIOD_RE = re.compile(
     r")",
     _FLAGS,
 )
+# what every _PERIOD_RE match contains (casefolded, as IGNORECASE matches it): a week word or a
+# month name, each of which starts with one of these
+_PERIOD_WORDS = frozenset([*(w[:3] for w in WEEK_WORDS), *(m[:3] for m in MONTH_NAMES)])
 _ASAP_RE = re.compile(rf"\b(?:{_alt(ASAP_PHRASES)}){_WORD_END}", _FLAGS)
 _NONE_RE = re.compile(_alt_re(NONE_PHRASES_RE), _FLAGS)
 _NONE_EXACT = frozenset(" ".join(p.split()).casefold() for p in NONE_EXACT)
@@ -620,6 +623,9 @@ def _month_part(discharge: date, month: int, part: tuple[int, int], year: int | 
 def _period_clauses(scan: _Scan) -> list[_Clause]:
     discharge = scan.discharge
     out: list[_Clause] = []
+    folded = scan.text.casefold()
+    if not any(word in folded for word in _PERIOD_WORDS):
+        return out  # every period names a week or a month: nothing for the (costlier) pattern to find
     for m in _PERIOD_RE.finditer(scan.text):
         has_lead = any(m.group(g) for g in ("pafter", "pby", "pbefore", "pfrom")) or (
             m.group("pin") is not None and m.group("pin").lower() != "i")
