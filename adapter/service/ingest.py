@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import String, and_, bindparam, cast, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from adapter import metrics
 from adapter.danish_time import local_datetime
@@ -190,12 +190,22 @@ def stored_first(engine: Engine, work: Callable[[Connection], T],
                 return work(conn)
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
+        except OperationalError as exc:
+            if not _rolled_back_by_server(exc):
+                raise
+            continue  # a deadlock or serialization failure the server resolved by ending ours: again
         except MappingError as exc:
             with engine.begin() as conn:
                 keep_failed(conn, exc)
             raise
     with engine.begin() as conn:  # pragma: no cover - only under pathological contention
         return work(conn)
+
+
+def _rolled_back_by_server(exc: OperationalError) -> bool:
+    """PostgreSQL ended the transaction to resolve a conflict (SQLSTATE class 40: a deadlock, a
+    serialization failure); running it again is the prescribed answer."""
+    return str(getattr(exc.orig, "sqlstate", "") or "").startswith("40")
 
 
 def store_prepared(conn: Connection, runtime: Runtime, prepared: Prepared, client: str | None, *,

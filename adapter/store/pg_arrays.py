@@ -33,6 +33,29 @@ class Current(NamedTuple):
     as_of: dt.datetime | None
 
 
+# Advisory locks of shared resources: (LOCK_SPACE, hashtext of "Type/id"). The delivery worker's
+# locks are in a space of their own (adapter/routing/worker.py).
+LOCK_SPACE = 0x67670002
+_LOCK = """
+SELECT count(pg_advisory_xact_lock(%(space)s::int, s.k))
+FROM (SELECT DISTINCT hashtext(u.type || '/' || u.id) AS k
+      FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS u(type, id) ORDER BY 1) AS s
+"""
+
+
+def lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Take the transaction's locks of the shared resources ``keys`` names (Patient,
+    Organization, …: those that many messages write), all at once and in one global order.
+
+    Two transactions that store messages naming the same organisations then take their turns
+    instead of deadlocking (each waits for all it needs before it holds any row), and each reads
+    the current versions only once no other can write them: no two write the same next version.
+    Locks already held (an earlier message of the same batch) are taken again at no cost."""
+    if keys:
+        conn.exec_driver_sql(_LOCK, {"space": LOCK_SPACE, "types": [k[0] for k in keys],
+                                     "ids": [k[1] for k in keys]})
+
+
 _CURRENT = """
 SELECT c.type, c.id, c.version_id, c.content, c.as_of
 FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS k(type, id)

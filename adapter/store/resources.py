@@ -250,6 +250,17 @@ def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> boo
     return True
 
 
+def lock_shared_of(conn: Connection, bundles: list[dict]) -> None:
+    """Before a transaction stores several messages (a bulk batch): take the locks of all the
+    shared resources they name at once, in one order (PostgreSQL; SQLite has one writer at a
+    time), so that two such transactions never hold one each of what the other needs."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = {(e["resource"]["resourceType"], entry_id(e)) for b in bundles for e in b["entry"]
+            if e["resource"]["resourceType"] in SHARED_TYPES}
+    pg_arrays.lock_shared(conn, sorted(keys))
+
+
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
                 message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None) -> list[dict]:
     """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs,
@@ -267,7 +278,8 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     keys = [(r["resourceType"], r["id"]) for r in items]
     postgres = conn.dialect.name == "postgresql"
     current: dict[tuple[str, str], Any]
-    if postgres:
+    if postgres:  # read once no concurrent message can write the shared ones
+        pg_arrays.lock_shared(conn, [k for k in keys if k[0] in SHARED_TYPES])
         current = pg_arrays.current_versions(conn, keys)
     else:
         current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
