@@ -114,7 +114,7 @@ def install(app: Flask, engine_of, clock) -> None:
         cid = g.get("correlation_id") or new_correlation_id()
         resp.headers[HEADER] = cid
         message_id = resp.headers.get("X-Message-Id")
-        if message_id and message_id.isdigit():
+        if message_id and message_id.isdigit() and not g.get("correlation_recorded"):
             try:
                 with engine_of().begin() as conn:
                     record_correlation(conn, clock(), int(message_id), cid)
@@ -133,8 +133,11 @@ def install(app: Flask, engine_of, clock) -> None:
 
 
 def record_correlation(conn: Connection, at: dt.datetime, message_id: int, correlation_id: str) -> None:
-    conn.execute(insert(audit).values(at=at, action=CORRELATE, target=f"message/{message_id}", outcome="-",
-                                      detail=correlation_id))
+    conn.execute(_INSERT_AUDIT, dict(at=at, action=CORRELATE, target=f"message/{message_id}", outcome="-",
+                                     detail=correlation_id))
+
+
+_INSERT_AUDIT = insert(audit)  # built once: SQLAlchemy reuses its compiled form
 
 
 def correlation_of(conn: Connection, message_id: int) -> str | None:

@@ -155,6 +155,17 @@ def test_one_json_line_per_request_with_its_correlation_id(console):
     assert push["status"] == 200 and push["message_state"] == "accepted" and push["client"] == "hospital"
     assert search["route"].startswith("/fhir/<") and "0103450017" not in stream.getvalue()
     assert len(search["correlation_id"]) == 32
+    # stored with the message, in the message's own transaction, once
+    from sqlalchemy import func, select
+
+    from adapter.logs import CORRELATE, correlation_of
+    from adapter.store.schema import audit
+
+    message_id = int(r.headers["X-Message-Id"])
+    with console.runtime.engine.connect() as conn:
+        assert correlation_of(conn, message_id) == "test-123456"
+        assert conn.execute(select(func.count()).select_from(audit).where(
+            audit.c.action == CORRELATE, audit.c.target == f"message/{message_id}")).scalar_one() == 1
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy import insert
 
 from adapter.api.auth import Client
@@ -118,7 +118,8 @@ def push() -> Response:
                                                      f"limit {svc.settings.body_timeout} seconds"))], 408,
                                 {"Connection": "close"})
     result = ingest(svc.runtime, raw, received_at=svc.clock(), client=client.name if client else None,
-                    allowed_senders=client.sender_eans if client else ())
+                    allowed_senders=client.sender_eans if client else (), correlation_id=g.get("correlation_id"))
+    g.correlation_recorded = True  # with the message, in its transaction
     headers = {"X-Message-Id": str(result.message_id), "X-Message-State": result.state}
     if _wants_fhir() or result.receipt is None:
         return outcome_response(operation_outcome(result.issues)["issue"], result.http_status, headers)

@@ -29,6 +29,7 @@ from adapter import metrics
 from adapter.danish_time import local_datetime
 from adapter.errors import AdapterError, Issue, MappingError, issue
 from adapter.fhir.bundle import patient_id
+from adapter.logs import record_correlation
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import CorrespondenceMessage, GgopMessage, ReceiptMessage
 from adapter.medcom.receipt_writer import ReceiptAddress, build_receipt, salvage_address
@@ -122,17 +123,24 @@ def _http_status(issues: list[Issue], accepted: bool) -> int:
 
 @metrics.counted_ingest
 def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: str | None = None,
-           allowed_senders: tuple[str, ...] = ()) -> IngestResult:
+           allowed_senders: tuple[str, ...] = (), correlation_id: str | None = None) -> IngestResult:
     """Store, deduplicate, process and answer one message. Safe to call concurrently.
 
     ``allowed_senders``: when given, the GLNs the pushing client may send as; a message
-    from another sender is stored, refused with 403 and gets no receipt."""
+    from another sender is stored, refused with 403 and gets no receipt. ``correlation_id``:
+    the request's, recorded with the message in the same transaction."""
     prepared = prepare(runtime, raw, received_at=received_at, allowed_senders=allowed_senders)
+
+    def work(conn: Connection) -> IngestResult:
+        result = store_prepared(conn, runtime, prepared, client)
+        if correlation_id is not None:
+            record_correlation(conn, received_at, result.message_id, correlation_id)
+        return result
 
     def keep_failed(conn: Connection, exc: MappingError) -> None:
         keep_failed_message(conn, raw, received_at, client, exc)
 
-    return stored_first(runtime.engine, lambda conn: store_prepared(conn, runtime, prepared, client), keep_failed)
+    return stored_first(runtime.engine, work, keep_failed)
 
 
 def keep_failed_message(conn: Connection, raw: bytes, received_at: dt.datetime, client: str | None,
