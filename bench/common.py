@@ -40,6 +40,40 @@ class Figure:
     detail: dict = field(default_factory=dict)
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its descendants: those alive now, and
+    through the root's ``cutime``/``cstime`` those it has reaped (Linux ``/proc``; 0 elsewhere
+    or without a pid)."""
+    if pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: int) -> list[str] | None:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+
+    root = fields(pid)
+    if root is None:
+        return 0.0
+    total = sum(int(x) for x in root[11:15])  # utime, stime, cutime, cstime
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            f = fields(int(entry.name))
+            if f is not None:
+                children.setdefault(int(f[1]), []).append(int(entry.name))
+    stack = list(children.get(pid, []))
+    while stack:
+        p = stack.pop()
+        f = fields(p)
+        if f is not None:
+            total += int(f[11]) + int(f[12])
+        stack.extend(children.get(p, []))
+    return total / tick
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -95,6 +129,16 @@ class Postgres:
                    ("server_version", "fsync", "synchronous_commit", "shared_buffers")}
         engine.dispose()
         return out
+
+    @property
+    def pid(self) -> int | None:
+        """The private server's postmaster (None for a server given by URL)."""
+        if self.server is None:
+            return None
+        try:
+            return int((self.server.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     @property
     def url(self) -> str:

@@ -84,6 +84,8 @@ def main() -> None:
             figures += got
             details[name] = {**extra, "seconds": time.time() - t0}
             print(table(got), flush=True)
+            if name == "ingest":
+                print(ingest.cpu_split(extra), flush=True)
     path = write_results(figures, {"plan": "full" if args.full else "quick", "details": details, "errors": errors,
                                    "seconds": time.time() - started})
     print("\n" + table(figures))
