@@ -1005,6 +1005,16 @@ def test_content_negotiation_follows_the_fhir_rules(world, accept, fmt, status):
         assert r.headers["Content-Type"].startswith("application/fhir+json")
 
 
+@pytest.mark.parametrize("fmt, status", [("json", 200), ("xml", 406), ("%00", 406)])
+def test_a_post_search_with_format_in_its_body_is_answered_as_its_get_would_be(world, fmt, status):
+    """The body's parameters are the search's (its self link carries them): the same _format
+    in the query string or in the form-encoded body gets the same answer."""
+    form = {**ODENSE, "Content-Type": "application/x-www-form-urlencoded"}
+    posted = world.http.post("/fhir/Task/_search", data=f"_count=1&_format={fmt}", headers=form)
+    got = world.http.get(f"/fhir/Task?_count=1&_format={fmt}", headers=ODENSE)
+    assert posted.status_code == got.status_code == status, (posted.data[:200], got.data[:200])
+
+
 def test_absolute_urls_come_from_the_configured_root_never_from_a_clients_host(tmp_path):
     from tests.support.fhir_world import write_clients
 

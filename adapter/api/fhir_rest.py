@@ -226,8 +226,12 @@ def _media_types(header: str) -> list[tuple[str, float]]:
 
 def _check_format() -> None:
     """``_format`` decides when given (json or a JSON media type; ``+`` may arrive as a
-    space); otherwise the Accept header must admit FHIR JSON (any parameters, any quality above 0)."""
+    space), in the query string or, for ``POST [type]/_search``, in the form-encoded body (the
+    search's own parameters: its self link carries it); otherwise the Accept header must admit
+    FHIR JSON (any parameters, any quality above 0)."""
     fmt = request.args.get("_format")
+    if fmt is None and request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        fmt = request.form.get("_format")
     if fmt is not None:
         mime = fmt.split(";")[0].strip().lower().replace(" ", "+")
         if mime not in FORMAT_VALUES:
