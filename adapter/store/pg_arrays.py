@@ -47,10 +47,11 @@ def lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
     """Take the transaction's locks of the shared resources ``keys`` names (Patient,
     Organization, …: those that many messages write), all at once and in one global order.
 
-    Two transactions that store messages naming the same organisations then take their turns
-    instead of deadlocking (each waits for all it needs before it holds any row), and each reads
-    the current versions only once no other can write them: no two write the same next version.
-    Locks already held (an earlier message of the same batch) are taken again at no cost."""
+    Two transactions that write the same organisations then take their turns instead of
+    deadlocking (each waits for all it needs before it holds any of their rows), and each reads
+    their current versions again once no other can write them: no two write the same next
+    version. Locks already held (a bulk batch takes its messages' all at once) are taken again
+    at no cost."""
     if keys:
         conn.exec_driver_sql(_LOCK, {"space": LOCK_SPACE, "types": [k[0] for k in keys],
                                      "ids": [k[1] for k in keys]})

@@ -278,11 +278,40 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     keys = [(r["resourceType"], r["id"]) for r in items]
     postgres = conn.dialect.name == "postgresql"
     current: dict[tuple[str, str], Any]
-    if postgres:  # read once no concurrent message can write the shared ones
-        pg_arrays.lock_shared(conn, [k for k in keys if k[0] in SHARED_TYPES])
+    if postgres:
         current = pg_arrays.current_versions(conn, keys)
     else:
         current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
+    fresh, changed, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+    shared_writes = sorted({(v["type"], v["id"]) for v in fresh + changed if v["type"] in SHARED_TYPES})
+    if postgres and shared_writes:
+        # A shared resource this message writes (one that many messages name): its lock, taken
+        # with the others' in one global order, then its current version read again, as no
+        # concurrent message can write it now. One that stands as stored is not locked.
+        pg_arrays.lock_shared(conn, shared_writes)
+        current.update(pg_arrays.current_versions(conn, shared_writes))
+        fresh, changed, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+    if postgres:  # one statement: resources, history and grants
+        pg_arrays.write_resources(conn, fresh + changed, now=now, message_id=message_id, changed_by=changed_by,
+                                  grants=sorted({k for k in keys if k[0] in SHARED_TYPES}), grant_to=municipality)
+        return out
+    if fresh or changed:
+        written = sorted(fresh + changed, key=lambda v: (v["type"], v["id"]))
+        if changed:  # new versions of stored resources and new resources: one insert-or-update
+            conn.execute(_statement(conn.dialect.name, "upsert"), written)
+        else:
+            conn.execute(_statement(conn.dialect.name, "insert"), written)
+        conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
+    if municipality is not None:
+        grant_access(conn, [k for k in keys if k[0] in SHARED_TYPES], municipality)
+    return out
+
+
+def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.datetime, municipality: str | None,
+              patient: str | None, message_id: int | None, as_of: dt.datetime | None
+              ) -> tuple[list[dict], list[dict], list[dict]]:
+    """What storing ``items`` over the ``current`` versions writes: the new resources' rows, the
+    changed ones' rows, and every resource as it then stands (in ``items`` order)."""
     fresh, changed, out = [], [], []
     for r in items:
         rtype, rid = r["resourceType"], r["id"]
@@ -302,20 +331,7 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         else:
             changed.append({"type": rtype, "id": rid, **values})
         out.append(stored)
-    if postgres:  # one statement: resources, history and grants
-        pg_arrays.write_resources(conn, fresh + changed, now=now, message_id=message_id, changed_by=changed_by,
-                                  grants=sorted({k for k in keys if k[0] in SHARED_TYPES}), grant_to=municipality)
-        return out
-    if fresh or changed:
-        written = sorted(fresh + changed, key=lambda v: (v["type"], v["id"]))
-        if changed:  # new versions of stored resources and new resources: one insert-or-update
-            conn.execute(_statement(conn.dialect.name, "upsert"), written)
-        else:
-            conn.execute(_statement(conn.dialect.name, "insert"), written)
-        conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
-    if municipality is not None:
-        grant_access(conn, [k for k in keys if k[0] in SHARED_TYPES], municipality)
-    return out
+    return fresh, changed, out
 
 
 def get_resource(conn: Connection, rtype: str, rid: str):
