@@ -92,7 +92,7 @@ def test_four_processes_share_the_organisations_without_deadlocks_or_lost_versio
     message to message (another department writes). Four processes storing batches of them
     take their locks in one order: no deadlock, nothing failed, and every shared resource's
     history is one unbroken line of versions ending in the current one."""
-    from adapter.store.schema import resource_history, resources
+    from tests.support.versions import version_lines
 
     folder = tmp_path / "year"
     folder.mkdir()
@@ -106,13 +106,7 @@ def test_four_processes_share_the_organisations_without_deadlocks_or_lost_versio
     assert done.returncode == 0, done.stderr
     assert "failed" not in done.stderr and "accepted 320" in done.stderr, done.stderr
     assert _deadlocks(engine) == deadlocks_before
-    with engine.connect() as conn:
-        current = dict(conn.execute(select(resources.c.id, resources.c.version_id).where(
-            resources.c.type == "Organization")).all())
-        versions: dict[str, list[int]] = {}
-        for rid, version in conn.execute(select(resource_history.c.id, resource_history.c.version_id).where(
-                resource_history.c.type == "Organization").order_by(resource_history.c.version_id)):
-            versions.setdefault(rid, []).append(version)
+    current, versions = version_lines(engine)
     engine.dispose()
     assert max(current.values()) > 1  # the organisations were written again and again
     assert versions == {rid: list(range(1, n + 1)) for rid, n in current.items()}

@@ -128,19 +128,15 @@ def test_concurrent_plans_naming_the_same_organisations_keep_one_line_of_version
     1, 2, … up to its current version (no version written twice, none lost)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from tests.support.versions import version_lines
+
     from adapter.generate import generate_messages
 
     plans = [m.xml for m in generate_messages(160, seed=23) if m.kind == "ggop"]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda raw: push(engine, raw), plans))
     assert {r.state for r in results} == {"accepted"}
-    with engine.connect() as conn:
-        current = dict(conn.execute(select(resources.c.id, resources.c.version_id).where(
-            resources.c.type == "Organization")).all())
-        versions: dict[str, list[int]] = {}
-        for rid, version in conn.execute(select(resource_history.c.id, resource_history.c.version_id).where(
-                resource_history.c.type == "Organization").order_by(resource_history.c.version_id)):
-            versions.setdefault(rid, []).append(version)
+    current, versions = version_lines(engine)
     assert max(current.values()) > 1  # the organisations were written again and again
     assert versions == {rid: list(range(1, n + 1)) for rid, n in current.items()}
 
