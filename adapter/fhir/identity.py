@@ -66,6 +66,8 @@ class Identity:
     value: str | None = None
 
     def resource_id(self, secret: bytes) -> str:
+        if self.rtype == "Patient":  # a citizen's number is not kept beyond the message
+            return _hmac_id(secret, self.rtype, self.key)
         return _keyed_id(secret, self.rtype, self.key)
 
     @property
@@ -76,9 +78,12 @@ class Identity:
         return f"{self.rtype}?identifier={quote(self.system + '|' + self.value, safe=':/|')}"
 
 
-@lru_cache(maxsize=16_384)  # the organisations and professionals of a stream recur message after message
-def _keyed_id(secret: bytes, rtype: str, key: str) -> str:
+def _hmac_id(secret: bytes, rtype: str, key: str) -> str:
     return uuid_text(hmac.digest(secret, f"{rtype}|{key}".encode(), "sha256"), 4)
+
+
+# the organisations and professionals of a stream recur message after message
+_keyed_id = lru_cache(maxsize=16_384)(_hmac_id)
 
 
 def _first(identifiers: Iterable[dict], systems: tuple[str, ...]) -> tuple[str, str] | None:
