@@ -96,9 +96,9 @@ def correlation_id_from(value: str | None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def install(app: Flask, engine_of, clock) -> None:
-    """Register the correlation id and the request line on ``app`` (``engine_of()`` gives the
-    store, ``clock()`` now)."""
+def install(app: Flask) -> None:
+    """Register the correlation id and the request line on ``app`` (a message's routes store
+    the id with the message: :func:`adapter.service.ingest.stored_first`)."""
     from flask import g, request
 
     configure()
@@ -113,13 +113,7 @@ def install(app: Flask, engine_of, clock) -> None:
     def _line(resp: Response) -> Response:
         cid = g.get("correlation_id") or new_correlation_id()
         resp.headers[HEADER] = cid
-        message_id = resp.headers.get("X-Message-Id")
-        if message_id and message_id.isdigit() and not g.get("correlation_recorded"):
-            try:
-                with engine_of().begin() as conn:
-                    record_correlation(conn, clock(), int(message_id), cid)
-            except Exception as exc:  # noqa: BLE001 - the answer is given; a lost id is only logged
-                log.warning("correlation id not stored (%s)", type(exc).__name__)
+        message_id = resp.headers.get("X-Message-Id")  # its correlation id is stored with it
         client = g.get("client") or g.get("console_client")
         started = g.get("started")
         log.info("request", extra={

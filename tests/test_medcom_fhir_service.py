@@ -116,6 +116,20 @@ def test_a_medcom_example_is_stored_acknowledged_and_its_municipality_sees_it(se
     assert http.get("/fhir/Communication", headers=ODENSE).get_json()["total"] == 0
 
 
+def test_the_requests_correlation_id_is_stored_with_the_message(service):
+    from adapter.logs import CORRELATE, correlation_of
+    from adapter.store.schema import audit
+
+    _app, http, runtime = service
+    resp = post(http, flow3(), headers={"X-Correlation-Id": "fhir-push-0001"})
+    assert resp.status_code == 200 and resp.headers["X-Correlation-Id"] == "fhir-push-0001"
+    message_id = int(resp.headers["X-Message-Id"])
+    with runtime.engine.connect() as conn:
+        assert correlation_of(conn, message_id) == "fhir-push-0001"
+        assert conn.execute(select(func.count()).select_from(audit).where(
+            audit.c.action == CORRELATE, audit.c.target == f"message/{message_id}")).scalar_one() == 1
+
+
 def test_resends_follow_medcoms_reliable_messaging_rules(service):
     _app, http, runtime = service
     raw = flow3()

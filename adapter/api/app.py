@@ -107,7 +107,7 @@ def create_app(runtime: Runtime | None = None, clock: Callable[[], dt.datetime] 
     from adapter import logs, metrics
     from adapter.console import register as register_console
 
-    logs.install(app, lambda: services.engine, clock)
+    logs.install(app)
     metrics.register_endpoint(app, lambda: services.engine, clock, runtime.settings.metrics_public)
     register_console(app, runtime.settings, clients)
     return app

@@ -119,7 +119,6 @@ def push() -> Response:
                                 {"Connection": "close"})
     result = ingest(svc.runtime, raw, received_at=svc.clock(), client=client.name if client else None,
                     allowed_senders=client.sender_eans if client else (), correlation_id=g.get("correlation_id"))
-    g.correlation_recorded = True  # with the message, in its transaction
     headers = {"X-Message-Id": str(result.message_id), "X-Message-State": result.state}
     if _wants_fhir() or result.receipt is None:
         return outcome_response(operation_outcome(result.issues)["issue"], result.http_status, headers)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from adapter.api.context import current_client, services
@@ -90,7 +90,8 @@ def process_message() -> Response:
     now = svc.clock()
     try:
         result = receive(svc.runtime, raw, received_at=now, client=client.name if client else None,
-                         allowed_senders=client.sender_eans if client else (), media_type=mimetype)
+                         allowed_senders=client.sender_eans if client else (), media_type=mimetype,
+                         correlation_id=g.get("correlation_id"))
     except (DBAPIError, MappingError) as exc:
         unavailable = isinstance(exc, DBAPIError)
         if unavailable and not isinstance(exc, IntegrityError):

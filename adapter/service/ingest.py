@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import String, and_, bindparam, cast, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -38,7 +38,14 @@ from adapter.routing.outbox import enqueue
 from adapter.store.resources import current_shared, save_bundle, withdraw_access
 from adapter.store.schema import audit, message_keys, messages
 
-T = TypeVar("T")
+
+class _Stored(Protocol):
+    """What a message's transaction answers with: at least the message's row id."""
+
+    message_id: int
+
+
+M = TypeVar("M", bound=_Stored)
 
 if TYPE_CHECKING:
     from adapter.runtime import Runtime
@@ -131,16 +138,11 @@ def ingest(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: st
     the request's, recorded with the message in the same transaction."""
     prepared = prepare(runtime, raw, received_at=received_at, allowed_senders=allowed_senders)
 
-    def work(conn: Connection) -> IngestResult:
-        result = store_prepared(conn, runtime, prepared, client)
-        if correlation_id is not None:
-            record_correlation(conn, received_at, result.message_id, correlation_id)
-        return result
-
     def keep_failed(conn: Connection, exc: MappingError) -> None:
         keep_failed_message(conn, raw, received_at, client, exc)
 
-    return stored_first(runtime.engine, work, keep_failed)
+    return stored_first(runtime.engine, lambda conn: store_prepared(conn, runtime, prepared, client), keep_failed,
+                        (received_at, correlation_id))
 
 
 def keep_failed_message(conn: Connection, raw: bytes, received_at: dt.datetime, client: str | None,
@@ -186,16 +188,25 @@ def prepare(runtime: Runtime, raw: bytes, *, received_at: dt.datetime,
     return prepared
 
 
-def stored_first(engine: Engine, work: Callable[[Connection], T],
-                 keep_failed: Callable[[Connection, MappingError], None]) -> T:
-    """``work`` in one transaction, so nothing is answered before it is stored. A concurrent
-    copy that commits first makes ours fail on the deduplication keys: we run again and answer
-    as its duplicate. A defect of ours (MappingError) rolls back, then ``keep_failed`` keeps the
-    raw message as failed in a transaction of its own, and the error goes on."""
+def stored_first(engine: Engine, work: Callable[[Connection], M],
+                 keep_failed: Callable[[Connection, MappingError], None],
+                 correlation: tuple[dt.datetime, str | None] | None = None) -> M:
+    """``work`` in one transaction, so nothing is answered before it is stored; with
+    ``correlation`` (when, the request's correlation id), the id is recorded for the message in
+    the same transaction. A concurrent copy that commits first makes ours fail on the
+    deduplication keys: we run again and answer as its duplicate. A defect of ours
+    (MappingError) rolls back, then ``keep_failed`` keeps the raw message as failed in a
+    transaction of its own, and the error goes on."""
+    def attempt() -> M:
+        with engine.begin() as conn:
+            result = work(conn)
+            if correlation is not None and correlation[1] is not None:
+                record_correlation(conn, correlation[0], result.message_id, correlation[1])
+            return result
+
     for _attempt in range(3):
         try:
-            with engine.begin() as conn:
-                return work(conn)
+            return attempt()
         except IntegrityError:
             continue  # a concurrent copy committed first: answer as its duplicate
         except OperationalError as exc:
@@ -206,8 +217,7 @@ def stored_first(engine: Engine, work: Callable[[Connection], T],
             with engine.begin() as conn:
                 keep_failed(conn, exc)
             raise
-    with engine.begin() as conn:  # pragma: no cover - only under pathological contention
-        return work(conn)
+    return attempt()  # pragma: no cover - only under pathological contention
 
 
 def _rolled_back_by_server(exc: OperationalError) -> bool:

@@ -90,10 +90,12 @@ def transient_acknowledgement(runtime: Runtime, raw: bytes, at: dt.datetime, med
 
 
 def receive(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: str | None = None,
-            allowed_senders: tuple[str, ...] = (), media_type: str | None = None) -> FhirIngestResult:
+            allowed_senders: tuple[str, ...] = (), media_type: str | None = None,
+            correlation_id: str | None = None) -> FhirIngestResult:
     """Store, deduplicate, process and acknowledge one CareCommunication message. Safe to call
     concurrently. Raises MappingError (a defect of ours: the message is kept as failed) and the
-    store's errors (nothing kept)."""
+    store's errors (nothing kept). ``correlation_id``: the request's, recorded with the message
+    in the same transaction."""
     def keep_failed(conn: Connection, exc: MappingError) -> None:
         conn.execute(insert(messages).values(
             received_at=received_at, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), raw=raw,
@@ -102,7 +104,7 @@ def receive(runtime: Runtime, raw: bytes, *, received_at: dt.datetime, client: s
 
     return stored_first(runtime.engine,
                         lambda conn: _receive(conn, runtime, raw, received_at, client, allowed_senders, media_type),
-                        keep_failed)
+                        keep_failed, (received_at, correlation_id))
 
 
 def _codes(issues: list[Issue]) -> list[dict]:
