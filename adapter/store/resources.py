@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, delete, false, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from adapter.fhir.bundle import entry_id, entry_resource
@@ -189,49 +190,17 @@ def _owners(r: dict, municipality: str | None, patient: str | None) -> tuple[str
     return None, (r["id"] if r["resourceType"] == "Patient" else None)
 
 
-def grant_access(conn: Connection, keys: list[tuple[str, str]], municipality: str) -> None:
-    """Let ``municipality`` see these shared resources (``(type, id)``), once (one statement:
-    an insert that skips the grants that exist, also one a concurrent message just made)."""
-    if not keys:
-        return
-    conn.execute(_statement(conn.dialect.name, "grant"),
-                 [dict(type=t, id=i, municipality=municipality) for t, i in sorted(set(keys))])
-
-
-_STATEMENTS: dict[tuple[str, str], Any] = {}
+# SQLite's multi-row writes (PostgreSQL's are in :mod:`adapter.store.pg_arrays`), one statement
+# each: ``RETURNING`` makes SQLAlchemy send the rows as one ``INSERT … VALUES (…), (…)`` rather
+# than a statement per row. New and changed resources in one insert-or-update; access grants
+# skipping those that exist.
 _RESOURCE_COLUMNS = ("version_id", "last_updated", "municipality", "patient_id", "message_id", "content", "status",
                      "deleted", "as_of")
-
-
-def _statement(dialect: str, what: str):
-    """The multi-row writes, as one statement each (``RETURNING`` makes SQLAlchemy send the
-    rows as one ``INSERT … VALUES (…), (…)`` rather than a statement per row):
-    ``insert`` new resources; ``upsert`` new and changed ones (the history's primary key,
-    written next, catches a version a concurrent message wrote in between); ``grant`` access
-    rows, skipping those that exist."""
-    statement = _STATEMENTS.get((dialect, what))
-    if statement is not None:
-        return statement
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect_insert: Any
-    if dialect == "postgresql":
-        dialect_insert = postgresql.insert
-    elif dialect == "sqlite":
-        dialect_insert = sqlite.insert
-    else:  # pragma: no cover - the store is SQLite or PostgreSQL
-        raise ValueError(f"no multi-row statements for {dialect}")
-    if what == "grant":
-        statement = dialect_insert(resource_access).on_conflict_do_nothing().returning(resource_access.c.id)
-    elif what == "insert":
-        statement = insert(resources).returning(resources.c.id)
-    else:
-        upsert = dialect_insert(resources)
-        statement = upsert.on_conflict_do_update(
-            index_elements=[resources.c.type, resources.c.id],
-            set_={c: getattr(upsert.excluded, c) for c in _RESOURCE_COLUMNS}).returning(resources.c.id)
-    _STATEMENTS[(dialect, what)] = statement
-    return statement
+_sqlite_resources = sqlite_insert(resources)
+_SQLITE_UPSERT = _sqlite_resources.on_conflict_do_update(
+    index_elements=[resources.c.type, resources.c.id],
+    set_={c: getattr(_sqlite_resources.excluded, c) for c in _RESOURCE_COLUMNS}).returning(resources.c.id)
+_SQLITE_GRANT = sqlite_insert(resource_access).on_conflict_do_nothing().returning(resource_access.c.id)
 
 
 def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> bool:
@@ -268,51 +237,47 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
 
     ``as_of``: when the message was written; the shared resources keep a newer version.
     A fixed number of statements whatever the Bundle's size: one query reads the current
-    versions (through the primary key), new resources are inserted in one statement, changed
-    ones updated in one, their history rows copied in one, and the access grants in one.
-    Rows are written in key order, so two messages naming the same shared resources take
-    their locks in the same order."""
+    versions (through the primary key); new and changed resources, their history rows and the
+    access grants are written in one statement on PostgreSQL (:mod:`adapter.store.pg_arrays`),
+    in three on SQLite."""
     now = stored_time(now)
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
     keys = [(r["resourceType"], r["id"]) for r in items]
-    postgres = conn.dialect.name == "postgresql"
-    current: dict[tuple[str, str], Any]
-    if postgres:
-        current = pg_arrays.current_versions(conn, keys)
-    else:
-        current = {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
-    fresh, changed, out = _versions(items, current, now, municipality, patient, message_id, as_of)
-    shared_writes = sorted({(v["type"], v["id"]) for v in fresh + changed if v["type"] in SHARED_TYPES})
-    if postgres and shared_writes:
+    grants = sorted({k for k in keys if k[0] in SHARED_TYPES})
+    if conn.dialect.name != "postgresql":  # one writer at a time: nothing to lock
+        written, out = _versions(items, _current_rows(conn, keys), now, municipality, patient, message_id, as_of)
+        if written:
+            conn.execute(_SQLITE_UPSERT, sorted(written, key=lambda v: (v["type"], v["id"])))
+            conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
+        if municipality is not None and grants:
+            conn.execute(_SQLITE_GRANT, [dict(type=t, id=i, municipality=municipality) for t, i in grants])
+        return out
+    current = pg_arrays.current_versions(conn, keys)
+    written, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+    shared_writes = sorted({(v["type"], v["id"]) for v in written if v["type"] in SHARED_TYPES})
+    if shared_writes:
         # A shared resource this message writes (one that many messages name): its lock, taken
         # with the others' in one global order, then its current version read again, as no
         # concurrent message can write it now. One that stands as stored is not locked.
         pg_arrays.lock_shared(conn, shared_writes)
         current.update(pg_arrays.current_versions(conn, shared_writes))
-        fresh, changed, out = _versions(items, current, now, municipality, patient, message_id, as_of)
-    if postgres:  # one statement: resources, history and grants
-        pg_arrays.write_resources(conn, fresh + changed, now=now, message_id=message_id, changed_by=changed_by,
-                                  grants=sorted({k for k in keys if k[0] in SHARED_TYPES}), grant_to=municipality)
-        return out
-    if fresh or changed:
-        written = sorted(fresh + changed, key=lambda v: (v["type"], v["id"]))
-        if changed:  # new versions of stored resources and new resources: one insert-or-update
-            conn.execute(_statement(conn.dialect.name, "upsert"), written)
-        else:
-            conn.execute(_statement(conn.dialect.name, "insert"), written)
-        conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
-    if municipality is not None:
-        grant_access(conn, [k for k in keys if k[0] in SHARED_TYPES], municipality)
+        written, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+    pg_arrays.write_resources(conn, written, now=now, message_id=message_id, changed_by=changed_by,
+                              grants=grants, grant_to=municipality)
     return out
+
+
+def _current_rows(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    return {(row.type, row.id): row for row in conn.execute(_CURRENT_MANY, {"keys": keys})}
 
 
 def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.datetime, municipality: str | None,
               patient: str | None, message_id: int | None, as_of: dt.datetime | None
-              ) -> tuple[list[dict], list[dict], list[dict]]:
-    """What storing ``items`` over the ``current`` versions writes: the new resources' rows, the
-    changed ones' rows, and every resource as it then stands (in ``items`` order)."""
-    fresh, changed, out = [], [], []
+              ) -> tuple[list[dict], list[dict]]:
+    """What storing ``items`` over the ``current`` versions writes: the rows of the new and the
+    changed resources, and every resource as it then stands (in ``items`` order)."""
+    written, out = [], []
     for r in items:
         rtype, rid = r["resourceType"], r["id"]
         shared = rtype in SHARED_TYPES
@@ -326,12 +291,9 @@ def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.da
         values = dict(version_id=int(stored["meta"]["versionId"]), last_updated=now, municipality=owner,
                       patient_id=about, message_id=message_id, content=stored, status=status_of(stored),
                       deleted=False, as_of=as_of if shared else None)
-        if now_row is None:
-            fresh.append({"type": rtype, "id": rid, **values})
-        else:
-            changed.append({"type": rtype, "id": rid, **values})
+        written.append({"type": rtype, "id": rid, **values})
         out.append(stored)
-    return fresh, changed, out
+    return written, out
 
 
 def get_resource(conn: Connection, rtype: str, rid: str):
