@@ -103,9 +103,10 @@ class Postgres:
     Debian's binaries, a data folder in /tmp, a free loopback port, ``fsync=off``), with 512 MB
     of shared buffers."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, conf: dict[str, str] | None = None):
         self.given = url
         self.server = None
+        self.conf = {"shared_buffers": "'512MB'", **(conf or {})}  # server settings of a private server
 
     def __enter__(self) -> Postgres:
         if self.given is None:
@@ -113,7 +114,7 @@ class Postgres:
 
             self.server = PrivatePostgres()
             conf = self.server.data / "postgresql.auto.conf"
-            conf.write_text(conf.read_text() + "\nshared_buffers = '512MB'\n")
+            conf.write_text(conf.read_text() + "".join(f"\n{k} = {v}" for k, v in self.conf.items()) + "\n")
             self.server.start()
         return self
 
