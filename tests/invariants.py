@@ -40,6 +40,19 @@ def walk_strings(obj, key=None, path="Bundle"):
         yield path, key, obj
 
 
+def empty_values(obj, path="Bundle"):
+    """Paths of the values FHIR does not allow to be empty: None, "", [] and {} (JSON null, an
+    empty string, array or object), anywhere in ``obj``."""
+    if obj is None or (isinstance(obj, (str, list, dict)) and not obj):
+        yield path
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from empty_values(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from empty_values(v, f"{path}[{i}]")
+
+
 def input_tokens(raw: bytes) -> set[str]:
     from adapter.medcom.xmlsafe import read_xml
     root = read_xml(raw).root
@@ -108,6 +121,7 @@ def check_bundle(bundle: dict, raw: bytes, table_strings: set[str]) -> list[str]
     digits = {t for t in input_tokens(raw) if t.isdigit() and len(t) >= 6}
     if any(d in e["fullUrl"] or d in e["request"]["url"].partition("?")[0] for e in entries for d in digits):
         problems.append("a resource id carries a number from the message")
+    problems += [f"an empty value at {path}" for path in empty_values(bundle)]
     for path, key, value in walk_strings(bundle):
         if key == "reference" and value not in full:
             problems.append(f"unresolved reference at {path}")

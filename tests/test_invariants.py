@@ -61,5 +61,8 @@ def test_invariant_checker_catches_defects(tables):
     problems = check_bundle(bundle, raw, tables.all_strings())
     assert any("neither the input" in p for p in problems)
     assert any("unresolved reference" in p for p in problems)
+    bundle["entry"][1]["resource"]["alias"] = []
+    assert any(p == "an empty value at Bundle.entry[1].resource.alias"
+               for p in check_bundle(bundle, raw, tables.all_strings()))
     bundle["entry"][0]["resource"]["name"] = [{"family": ""}]
     assert independent_r4_check(bundle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapter.danish_time import fhir_datetime
 from adapter.fhir.context import ADAPTER_BASE, MapContext
-from adapter.fhir.datatypes import prune, v
+from adapter.fhir.datatypes import coding, compact, prune, v
 from adapter.medcom.model import GgopMessage
 from adapter.medcom.nodes import Val
 
@@ -27,9 +27,8 @@ TEXT_SECTIONS = (
 def _note(section: str, text: str, ctx: MapContext, author: str | None = None, time: str | None = None) -> dict:
     system = ctx.tables.system_url("ggop-sections")
     display = ctx.tables.text(section, "ggop-sections")
-    return prune({
-        "extension": [{"url": SECTION_EXTENSION,
-                       "valueCoding": {"system": system, "code": section, "display": display}}],
+    return compact({  # the text is there (an empty section or excerpt has no note)
+        "extension": [{"url": SECTION_EXTENSION, "valueCoding": coding(system, section, display)}],
         "authorString": author,
         "time": time,
         "text": text,
@@ -90,7 +89,7 @@ def care_plan_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list
 
     end = msg.contact_end
     discharge = fhir_datetime(v(end.date), v(end.time)) if end is not None else None
-    return prune({
+    return compact({  # every nested part is built without empty values
         "resourceType": "CarePlan",
         "id": ctx.id("careplan"),
         "status": status,

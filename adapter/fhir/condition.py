@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import prune, v
+from adapter.fhir.datatypes import coding, compact, v
 from adapter.medcom.model import Diagnosis
 from adapter.medcom.nodes import Val
 
@@ -18,23 +18,23 @@ def condition_role(index: int, d: Diagnosis) -> str:
 
 def condition_resource(d: Diagnosis, index: int, ctx: MapContext) -> dict:
     target = ctx.tables.translate("diagnosis-type-to-system", v(d.type_code) or "icd10kode", casefold=True)
-    coding = None
+    codings = None
     if d.code is not None and target is not None:
-        coding = [prune({"system": target.code, "code": d.code.value, "display": v(d.text)})]
-    return _condition(ctx.id(condition_role(index, d)), coding, v(d.text), ctx)
+        codings = [coding(target.code, d.code.value, v(d.text))]
+    return _condition(ctx.id(condition_role(index, d)), codings, v(d.text), ctx)
 
 
 def free_text_condition(text: Val, ctx: MapContext) -> dict:
     return _condition(ctx.id("condition:text"), None, text.value, ctx)
 
 
-def _condition(rid: str, coding, text, ctx: MapContext) -> dict:
-    return prune({
+def _condition(rid: str, codings, text, ctx: MapContext) -> dict:
+    return compact({
         "resourceType": "Condition",
         "id": rid,
         "meta": {"profile": [DK_CORE_CONDITION]},
         "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
         "category": [{"coding": [{"system": CATEGORY, "code": "encounter-diagnosis"}]}],
-        "code": {"coding": coding, "text": text},
+        "code": compact({"coding": codings, "text": text}),
         "subject": ctx.ref("patient"),
     })

@@ -104,6 +104,23 @@ def prune(obj):
     return obj
 
 
+def compact(obj: dict) -> dict:
+    """``obj`` without the empty values :func:`prune` drops (None, "", [], {}), at its top level
+    only: for a resource whose nested parts are built without empty values, where walking the
+    whole of it again would cost more than building it did."""
+    return {k: x for k, x in obj.items() if x or x is False or x == 0}
+
+
+def coding(system: str | None, code: str | None, display: str | None = None) -> dict:
+    """A Coding with only the parts that are there."""
+    out = {"system": system} if system else {}
+    if code:
+        out["code"] = code
+    if display:
+        out["display"] = display
+    return out
+
+
 def medcom_identifier(kind: str, value: str, ctx: MapContext) -> dict:
     """A MedCom letter (``letter-id``) or envelope (``envelope-id``) id, assigned by the sender."""
     system = LETTER_ID_SYSTEM if kind == "letter-id" else ENVELOPE_ID_SYSTEM
@@ -114,7 +131,7 @@ def medcom_identifier(kind: str, value: str, ctx: MapContext) -> dict:
 def human_name(given: Val | None, surname: Val | None, use: str | None = "official") -> dict | None:
     if given is None and surname is None:
         return None
-    return prune({"use": use, "family": v(surname), "given": given.value.split() if given else None})
+    return compact({"use": use, "family": v(surname), "given": given.value.split() if given else None})
 
 
 def address(a: Address | None, line_prefix: str | None = None) -> dict | None:
@@ -122,7 +139,7 @@ def address(a: Address | None, line_prefix: str | None = None) -> dict | None:
         return None
     lines = [line_prefix] if line_prefix else []
     lines += [x for x in (v(a.street_name), v(a.suburb_name)) if x]
-    return prune({"line": lines, "city": v(a.district_name), "postalCode": v(a.post_code), "country": None})
+    return compact({"line": lines, "city": v(a.district_name), "postalCode": v(a.post_code)})
 
 
 def party_address(p: Party) -> dict | None:
@@ -133,7 +150,7 @@ def telecom(phones: list[Telephone], ctx: MapContext) -> list[dict]:
     out = []
     for t in phones:
         use = ctx.tables.translate("telephone-use", v(t.use))
-        out.append(prune({"system": "phone", "value": t.number.value, "use": use.code if use else None}))
+        out.append(compact({"system": "phone", "value": t.number.value, "use": use.code if use else None}))
     return out
 
 

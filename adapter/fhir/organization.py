@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import party_address, party_identifiers, phone, prune, v
+from adapter.fhir.datatypes import compact, party_address, party_identifiers, phone, v
 from adapter.medcom.model import Party
 
 DK_CORE_ORGANIZATION = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-organization"
@@ -19,7 +19,8 @@ def organization_resource(p: Party, ctx: MapContext, role: str | None = None) ->
     name = next((n for n in names if n), None)
     alias = [n for n in names if n and n != name]
     identifiers = party_identifiers(p, ctx)
-    return prune({
+    address = party_address(p)
+    return compact({  # identifiers, telecom and address are built without empty values
         "resourceType": "Organization",
         "id": ctx.id(role or p.role),
         "meta": {"profile": [DK_CORE_ORGANIZATION]}
@@ -29,5 +30,5 @@ def organization_resource(p: Party, ctx: MapContext, role: str | None = None) ->
         "name": name,
         "alias": alias,
         "telecom": phone(p.telephone),
-        "address": [party_address(p)],
+        "address": [address] if address else None,
     })

@@ -11,6 +11,7 @@ from adapter.fhir.datatypes import (
     XECPR_SYSTEM,
     YDERNUMMER_SYSTEM,
     address,
+    compact,
     email,
     human_name,
     party_identifiers,
@@ -45,7 +46,7 @@ def contact_from_relative(r: Relative, ctx: MapContext) -> dict:
         "coding": [{"system": rel.system, "code": rel.code, "display": rel.display}] if rel else None,
         "text": v(r.relation_code),
     })
-    return prune({
+    return compact({
         "relationship": [relationship] if relationship else None,
         "name": human_name(r.given_name, r.surname, use=None),
         "telecom": telecom(r.telephones, ctx) + email(r.email),
@@ -71,6 +72,8 @@ def patient_resource(p: Patient, relatives: list[Relative], ctx: MapContext,
                      gp: Party | None = None, deceased: bool | None = None) -> dict:
     cpr = v(p.cpr)
     birth = cpr_birth_date(cpr) if cpr else None
+    name = human_name(p.given_name, p.surname)
+    gp_ref = gp_reference(gp, ctx)
     addresses = [address(p.address)]
     if p.co_address is not None:
         prefix = f"{ctx.text('co-address')} {p.co_address_name.value}" if p.co_address_name else None
@@ -78,17 +81,17 @@ def patient_resource(p: Patient, relatives: list[Relative], ctx: MapContext,
         if co is not None:
             co["use"] = "temp"
             addresses.append(co)
-    return prune({
+    return compact({  # the nested parts are built without empty values
         "resourceType": "Patient",
         "id": ctx.id("patient"),
         "meta": {"profile": [DK_CORE_PATIENT]},
         "identifier": [patient_identifier(p, ctx)],
-        "name": [human_name(p.given_name, p.surname)],
+        "name": [name] if name else None,
         "telecom": telecom(p.telephones, ctx) + email(p.email),
         "gender": cpr_sex(cpr) if cpr else None,
         "birthDate": birth.isoformat() if birth else None,
         "deceasedBoolean": deceased,
-        "address": addresses,
+        "address": [a for a in addresses if a],
         "contact": [contact_from_relative(r, ctx) for r in relatives],
-        "generalPractitioner": [gp_reference(gp, ctx)],
+        "generalPractitioner": [gp_ref] if gp_ref else None,
     })

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import human_name, phone, prune, v
+from adapter.fhir.datatypes import compact, human_name, phone, prune, v
 from adapter.medcom.model import Person
 
 DK_CORE_PRACTITIONER = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-practitioner"
@@ -14,15 +14,16 @@ def practitioner_resources(person: Person, ctx: MapContext, organization_role: s
     identifier = None
     if person.identifier is not None:
         identifier = [prune({"type": {"text": v(person.identifier_code)}, "value": person.identifier.value})]
-    practitioner = prune({
+    name = human_name(person.given_name, person.surname, use=None)
+    practitioner = compact({
         "resourceType": "Practitioner",
         "id": ctx.id(f"practitioner:{role}"),
         "meta": {"profile": [DK_CORE_PRACTITIONER]},
         "identifier": identifier,
-        "name": [human_name(person.given_name, person.surname, use=None)],
+        "name": [name] if name else None,
         "telecom": phone(person.telephone),
     })
-    practitioner_role = prune({
+    practitioner_role = compact({
         "resourceType": "PractitionerRole",
         "id": ctx.id(f"practitionerrole:{role}"),
         "practitioner": ctx.ref(f"practitioner:{role}"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import medcom_identifier, prune, required, v
+from adapter.fhir.datatypes import coding, compact, medcom_identifier, required, v
 from adapter.medcom.model import GgopMessage
 
 PRECONDITION_DATE = "http://fhir.kl.dk/rehab/StructureDefinition/PreconditionDate"
@@ -14,7 +14,7 @@ def _status_reason(ctx: MapContext, reason: str) -> dict:
     """KL Gateway's status reason (ServiceRequestStatusReasons140) for an adapter flag."""
     target = required(ctx.tables.translate("service-request-status-reason", reason), "status reason")
     return {"url": STATUS_REASON, "valueCodeableConcept": {
-        "coding": [{"system": target.system, "code": target.code, "display": target.display}]}}
+        "coding": [coding(target.system, target.code, target.display)]}}
 
 
 def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles: list[str],
@@ -26,7 +26,7 @@ def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles
     category = required(ctx.tables.translate("plan-type-to-kl-category", v(msg.plan_type)), "plan category")
     code = required(ctx.tables.translate("ggop-service-code", "GGOP"), "service code")
     discharge = msg.contact_end.date.value if msg.contact_end and msg.contact_end.date else None
-    return prune({
+    return compact({  # every nested part is built without empty values
         "resourceType": "ServiceRequest",
         "id": ctx.id("servicerequest"),
         "extension": ([{"url": PRECONDITION_DATE, "valueDate": discharge}] if discharge else [])
@@ -34,8 +34,8 @@ def service_request_from_plan(msg: GgopMessage, ctx: MapContext, condition_roles
         "identifier": [medcom_identifier("letter-id", required(msg.letter.identifier, "letter identifier").value, ctx)],
         "status": status,
         "intent": "plan",
-        "category": [{"coding": [{"system": category.system, "code": category.code, "display": category.display}]}],
-        "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
+        "category": [{"coding": [coding(category.system, category.code, category.display)]}],
+        "code": {"coding": [coding(code.system, code.code, code.display)]},
         "subject": ctx.ref("patient"),
         "authoredOn": ctx.received_iso,
         "requester": ctx.ref("sender"),

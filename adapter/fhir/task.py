@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapter.danish_time import iso_instant
 from adapter.fhir.context import MapContext
-from adapter.fhir.datatypes import REGION_SYSTEM, prune, required
+from adapter.fhir.datatypes import REGION_SYSTEM, coding, compact, prune, required
 from adapter.fhir.systems import REGION_KEY_SYSTEM
 from adapter.medcom.identifiers import normalise_municipality_code
 from adapter.medcom.model import GgopMessage
@@ -20,9 +20,10 @@ def task_role(d: Deadline) -> str:
 
 
 def _input(ctx: MapContext, code: str, **value) -> dict:
+    """A Task.input: its type from the table, its value (a non-empty string or a coded value)."""
     system = ctx.tables.system_url("task-input-types")
-    return {"type": {"coding": [{"system": system, "code": code,
-                                 "display": ctx.tables.text(code, "task-input-types")}]}, **value}
+    return {"type": {"coding": [coding(system, code, ctx.tables.text(code, "task-input-types"))]},
+            **{k: x for k, x in value.items() if x}}
 
 
 def legal_basis_text(d, ctx: MapContext | None = None) -> list[str]:
@@ -46,22 +47,24 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
     flag_system = ctx.tables.system_url("task-flags")
     for flag in d.flags:
         inputs.append(_input(ctx, "flag", valueCodeableConcept={
-            "coding": [{"system": flag_system, "code": flag, "display": ctx.tables.text(flag, "task-flags")}]}))
+            "coding": [coding(flag_system, flag, ctx.tables.text(flag, "task-flags"))]}))
     if d.task_code in ("visitate-level", "visitate-child") and proposal is not None and proposal.level:
         level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
         inputs.append(_input(ctx, "proposed-level", valueCodeableConcept={
-            "coding": [{"system": level.system, "code": level.code, "display": level.display}]}))
+            "coding": [coding(level.system, level.code, level.display)]}))
         for f in proposal.fired:
             inputs.append(_input(ctx, "stratification-rule", valueString=f"{f.rule_id}: {f.reason_da}"))
-    return prune({
+    period = {"start": d.not_before.isoformat()} if d.not_before else {}
+    period["end"] = iso_instant(d.due)
+    return compact({  # every nested part is built without empty values
         "resourceType": "Task",
         "id": ctx.id(task_role(d)),
         "status": "cancelled" if cancelled else "requested",
         "statusReason": {"text": ctx.text("plan-cancelled")} if cancelled else None,
-        "businessStatus": {"coding": [{"system": status_system, "code": d.business_status,
-                                       "display": ctx.tables.text(d.business_status, "task-business-status")}]},
+        "businessStatus": {"coding": [coding(status_system, d.business_status,
+                                             ctx.tables.text(d.business_status, "task-business-status"))]},
         "intent": "order",
-        "code": {"coding": [{"system": task_system, "code": d.task_code, "display": d.task_display}]},
+        "code": {"coding": [coding(task_system, d.task_code, d.task_display)]},
         "description": d.reason_da,
         "basedOn": [ctx.ref("careplan")],  # the plan the Task serves (reachable by _include=Task:based-on)
         "focus": ctx.ref("servicerequest"),
@@ -70,8 +73,7 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
         "requester": ctx.ref("sender"),
         "owner": ctx.ref(OWNER_ROLES[d.owner]),
         # a postponed start: the earliest day the start may be offered for (KL: "Udskudt")
-        "restriction": {"period": {"start": d.not_before.isoformat() if d.not_before else None,
-                                   "end": iso_instant(d.due)}},
+        "restriction": {"period": period},
         "input": inputs,
         "note": task_notes(d, ctx) or None,
     })
@@ -79,7 +81,8 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
 
 def task_notes(d: Deadline, ctx: MapContext) -> list[dict]:
     """Why the deadline is the way it is, in Danish (the English text is in the explanation)."""
-    return [{"authorString": ctx.text(NOTE_AUTHOR), "text": n.text_da} for n in d.notes]
+    return [{"authorString": ctx.text(NOTE_AUTHOR), "text": n.text_da} if n.text_da else
+            {"authorString": ctx.text(NOTE_AUTHOR)} for n in d.notes]
 
 
 def region_organization(msg: GgopMessage, ctx: MapContext, schedule: Schedule | None = None) -> dict | None:

@@ -7,6 +7,7 @@ later check or mapping can always say where a value came from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from adapter.medcom.nodes import Val
 
@@ -16,8 +17,7 @@ NS_2006 = "http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2006/07/01/"
 NS_2005 = "http://rep.oio.dk/sundcom.dk/medcom.dk/xml/schemas/2005/08/07/"
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     line: int | None
     xpath: str
 

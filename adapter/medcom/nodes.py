@@ -10,16 +10,15 @@ both and leave the exact namespace to the schema check).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lxml import etree  # type: ignore[import-untyped]  # no hints in lxml; lxml-stubs mistypes it
 
 _WS = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
-class Val:
-    """A text value and where it was read."""
+class Val(NamedTuple):
+    """A text value and where it was read (a tuple: made for every leaf, so made cheaply)."""
 
     value: str
     line: int | None
@@ -188,8 +187,8 @@ def formatted_text(el: etree._Element) -> str:
 
 def _lines(text: str) -> str:
     """Each line with its white space collapsed, without leading and trailing empty lines."""
-    if "\n" not in text:
-        return _WS.sub(" ", text).strip()
-    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
+    if "\n" not in text:  # str.split() and the pattern \s agree on what white space is
+        return " ".join(text.split())
+    lines = [" ".join(line.split()) for line in text.split("\n")]
     kept = [i for i, line in enumerate(lines) if line]
     return "\n".join(lines[kept[0]:kept[-1] + 1]) if kept else ""  # without leading and trailing empty lines
