@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 
 _DIGITS13 = re.compile(r"^[0-9]{13}$")
 _DIGITS10 = re.compile(r"^[0-9]{10}$")
@@ -20,6 +21,7 @@ def gln_is_wellformed(value: str) -> bool:
     return bool(_DIGITS13.match(value or ""))
 
 
+@lru_cache(maxsize=4096)  # a GLN names an organisation (never a citizen), and the same few recur
 def gln_is_valid(value: str) -> bool:
     return gln_is_wellformed(value) and gln_check_digit(value[:12]) == int(value[12])
 

@@ -330,7 +330,9 @@ _NONE_RE = re.compile(_alt_re(NONE_PHRASES_RE), _FLAGS)
 _NONE_EXACT = frozenset(" ".join(p.split()).casefold() for p in NONE_EXACT)
 _NEGATION_BEFORE_RE = re.compile(rf"\b(?:{_alt(NEGATION_WORDS)}){_WORD_END}", _FLAGS)
 _CLAUSE_BREAK_RE = re.compile(CLAUSE_BREAK_RE)
-_DIGIT_RE = re.compile(r"\d", _FLAGS)  # the digits _DATE_BODY's \d matches
+# What every _DATE_RE match contains: two numbers with a separator between them (each form but
+# the day-and-month-name one), or a number before a month name. Looked for first: it is cheap.
+_DATE_HINT_RE = re.compile(rf"\d\s*[./-]\s*\d|\d\s*\.?\s*{_MONTH}", _FLAGS)
 _STRIP_CHARS = " \t\r\n\u00a0.,;:!?()[]\"'"
 
 
@@ -515,8 +517,8 @@ def _next_date(month: int, day: int, discharge: date) -> date:
 def _date_clauses(scan: _Scan) -> list[_Clause]:
     discharge = scan.discharge
     out: list[_Clause] = []
-    if _DIGIT_RE.search(scan.text) is None:
-        return out  # every date has a digit: nothing for the (costlier) date pattern to find
+    if _DATE_HINT_RE.search(scan.text) is None:
+        return out  # nothing for the (costlier) date pattern to find
     for m in _DATE_RE.finditer(scan.text):
         start, end = m.span()
         scan.take(start, end)  # the first pass: never overlaps
@@ -554,6 +556,8 @@ def _date_clauses(scan: _Scan) -> list[_Clause]:
 def _relative_clauses(scan: _Scan) -> list[_Clause]:
     discharge = scan.discharge
     out: list[_Clause] = []
+    if _QTY_PART_RE.search(scan.text) is None:
+        return out  # every amount has a number and a unit ("14 dage", "dag 3"): nothing to find
     for m in _RELATIVE_RE.finditer(scan.text):
         start, end = m.span()
         if not scan.take(start, end):
