@@ -76,3 +76,18 @@ def test_parser_never_touches_the_network_or_files(tmp_path):
     with pytest.raises(XmlSyntaxError) as info:
         read_xml(raw)
     assert "do-not-read" not in str(info.value)
+
+
+def test_the_tag_caches_stay_bounded_whatever_tags_and_namespaces_senders_choose():
+    """Tags and namespaces come from the message: the caches that split them cannot grow with
+    the number of distinct ones a sender (or many senders) write."""
+    from adapter.medcom import nodes
+
+    for i in range(nodes._FAMILY_LIMIT + 10):  # tags: 100 times as many again
+        ns = f"urn:x:{i}"
+        body = "".join(f"<e{i}-{j}>v</e{i}-{j}>" for j in range(100))
+        root = nodes.Node.root(read_xml(f'<r xmlns="{ns}">{body}</r>'.encode()).root, frozenset({ns}))
+        assert root.text(f"e{i}-7").value == "v"
+        assert len(nodes._TAGS) <= nodes._CACHE_LIMIT
+        assert len(nodes._FAMILY_NAMES) <= nodes._FAMILY_LIMIT
+        assert all(len(names) <= nodes._CACHE_LIMIT for names in nodes._FAMILY_NAMES.values())

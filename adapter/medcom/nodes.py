@@ -28,7 +28,12 @@ class Val(NamedTuple):
         return self.value
 
 
+# Tags seen, split (and, per namespace family, their local name or None outside the family).
+# A sender chooses its tags: the caches are emptied when they reach this size.
+_CACHE_LIMIT = 4096
+_FAMILY_LIMIT = 64
 _TAGS: dict[str, tuple[str | None, str]] = {}
+_FAMILY_NAMES: dict[frozenset[str], dict[str, str | None]] = {}
 
 
 def _split(tag: str) -> tuple[str | None, str]:
@@ -39,8 +44,19 @@ def _split(tag: str) -> tuple[str | None, str]:
             parts = (ns_, name)
         else:
             parts = (None, tag)
+        if len(_TAGS) >= _CACHE_LIMIT:
+            _TAGS.clear()
         _TAGS[tag] = parts
     return parts
+
+
+def _family_names(namespaces: frozenset[str]) -> dict[str, str | None]:
+    names = _FAMILY_NAMES.get(namespaces)
+    if names is None or len(names) >= _CACHE_LIMIT:
+        if len(_FAMILY_NAMES) >= _FAMILY_LIMIT:  # a family can come from the message (detect.py)
+            _FAMILY_NAMES.clear()
+        names = _FAMILY_NAMES[namespaces] = {}
+    return names
 
 
 def local(el: etree._Element) -> str:
@@ -76,12 +92,17 @@ class Node:
         if self._index is None:
             index: dict[str, list[etree._Element]] = {}
             namespaces = self.namespaces
+            names = _family_names(namespaces)  # tag → local name, None outside the family
             for child in self.el.iterchildren(etree.Element):  # elements only, no comments or PIs
-                parts = _TAGS.get(child.tag) or _split(child.tag)
-                if parts[0] in namespaces:
-                    found = index.get(parts[1])
+                tag = child.tag
+                name = names.get(tag)
+                if name is None and tag not in names:
+                    parts = _split(tag)
+                    name = names[tag] = parts[1] if parts[0] in namespaces else None
+                if name is not None:
+                    found = index.get(name)
                     if found is None:
-                        index[parts[1]] = [child]
+                        index[name] = [child]
                     else:
                         found.append(child)
             self._index = index
