@@ -19,11 +19,14 @@ def task_role(d: Deadline) -> str:
     return f"task:{d.rule_id}"
 
 
-def _input(ctx: MapContext, code: str, **value) -> dict:
-    """A Task.input: its type from the table, its value (a non-empty string or a coded value)."""
+def _input(ctx: MapContext, code: str, kind: str, value: str | dict) -> dict:
+    """A Task.input: its type from the table, its value (``value<kind>``: a string or a coded
+    value), left out when empty."""
     system = ctx.tables.system_url("task-input-types")
-    return {"type": {"coding": [coding(system, code, ctx.tables.text(code, "task-input-types"))]},
-            **{k: x for k, x in value.items() if x}}
+    out: dict = {"type": {"coding": [coding(system, code, ctx.tables.text(code, "task-input-types"))]}}
+    if value:
+        out["value" + kind] = value
+    return out
 
 
 def legal_basis_text(d, ctx: MapContext | None = None) -> list[str]:
@@ -37,23 +40,23 @@ def task_from_deadline(d: Deadline, ctx: MapContext, proposal: StratificationPro
     """The Task for one deadline; ``cancelled`` when the letter cancels the plan (annulleretbrev)."""
     task_system = ctx.tables.system_url("task-codes")
     status_system = ctx.tables.system_url("task-business-status")
-    inputs = [_input(ctx, "rule-id", valueString=d.rule_id)]
-    inputs += [_input(ctx, "legal-basis", valueString=t) for t in legal_basis_text(d, ctx)]
-    inputs.append(_input(ctx, "day-0", valueDate=d.day0.isoformat()))
+    inputs = [_input(ctx, "rule-id", "String", d.rule_id)]
+    inputs += [_input(ctx, "legal-basis", "String", t) for t in legal_basis_text(d, ctx)]
+    inputs.append(_input(ctx, "day-0", "Date", d.day0.isoformat()))
     if d.plan_deadline is not None and d.plan_deadline.text.strip():
-        inputs.append(_input(ctx, "plan-deadline-text", valueString=d.plan_deadline.text))
+        inputs.append(_input(ctx, "plan-deadline-text", "String", d.plan_deadline.text))
     if d.not_before is not None:
-        inputs.append(_input(ctx, "earliest-start", valueDate=d.not_before.isoformat()))
+        inputs.append(_input(ctx, "earliest-start", "Date", d.not_before.isoformat()))
     flag_system = ctx.tables.system_url("task-flags")
     for flag in d.flags:
-        inputs.append(_input(ctx, "flag", valueCodeableConcept={
-            "coding": [coding(flag_system, flag, ctx.tables.text(flag, "task-flags"))]}))
+        inputs.append(_input(ctx, "flag", "CodeableConcept",
+                             {"coding": [coding(flag_system, flag, ctx.tables.text(flag, "task-flags"))]}))
     if d.task_code in ("visitate-level", "visitate-child") and proposal is not None and proposal.level:
         level = required(ctx.tables.translate("stratum-to-kl-category", proposal.level), "level category")
-        inputs.append(_input(ctx, "proposed-level", valueCodeableConcept={
-            "coding": [coding(level.system, level.code, level.display)]}))
+        inputs.append(_input(ctx, "proposed-level", "CodeableConcept",
+                             {"coding": [coding(level.system, level.code, level.display)]}))
         for f in proposal.fired:
-            inputs.append(_input(ctx, "stratification-rule", valueString=f"{f.rule_id}: {f.reason_da}"))
+            inputs.append(_input(ctx, "stratification-rule", "String", f"{f.rule_id}: {f.reason_da}"))
     period = {"start": d.not_before.isoformat()} if d.not_before else {}
     period["end"] = iso_instant(d.due)
     return compact({  # every nested part is built without empty values

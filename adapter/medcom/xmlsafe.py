@@ -191,12 +191,16 @@ def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int 
         raise XmlSyntaxError(issue("GGOP-E005", 1, "/"))
     root_at = _prolog_check(text)
     _count_check(text, root_at, max_elements, max_attributes)
-    match = _DECL.match(text)
-    if match:  # libxml2 gets UTF-8, so the declaration must say so
-        text = text[: match.start(3)] + "UTF-8" + text[match.end(3):]
+    if encoding == "UTF-8" and not warnings and not data.startswith(codecs.BOM_UTF8):
+        source = data  # UTF-8, and said to be (or not said otherwise): libxml2 reads the bytes as they came
+    else:
+        match = _DECL.match(text)
+        if match:  # libxml2 gets UTF-8, so the declaration must say so
+            text = text[: match.start(3)] + "UTF-8" + text[match.end(3):]
+        source = text.encode("utf-8", errors="surrogatepass")
 
     try:
-        root = etree.fromstring(text.encode("utf-8", errors="surrogatepass"), _parser())
+        root = etree.fromstring(source, _parser())
     except XmlSyntaxError:
         raise
     except etree.XMLSyntaxError as exc:

@@ -76,8 +76,9 @@ _COMPLETES_LEVEL = ("visitate-level", "visitate-child")
 
 def _utc(value: datetime) -> datetime:
     # Aware datetimes that share a tzinfo compare and subtract by wall-clock time in Python;
-    # going through UTC makes both exact across summer-time changes.
-    return as_danish(value).astimezone(UTC)
+    # going through UTC makes both exact across summer-time changes. An aware value goes there
+    # directly; a naive one is Danish time.
+    return (as_danish(value) if value.tzinfo is None else value).astimezone(UTC)
 
 
 def _due(day: date, at: time | None) -> datetime:
