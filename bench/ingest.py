@@ -94,18 +94,20 @@ def http_run(url: str, messages: list[bytes], clients: int, workers: int, pg_pid
             "p99_ms": percentile(latencies, 99) * 1000, "statuses": statuses, "clients": clients, "workers": workers}
 
 
-def _ingest_folder(url: str, folder: Path, batch: int) -> tuple[float, str]:
+def _ingest_folder(url: str, folder: Path, batch: int, jobs: int | None = None) -> tuple[float, str]:
     env = {**os.environ, "ADAPTER_DATABASE_URL": url, "ADAPTER_ID_KEY": BENCH_ID_KEY}
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "adapter", "ingest", str(folder), "--no-progress",
-                           "--batch", str(batch)], cwd=REPO, env=env, capture_output=True, text=True, timeout=7200)
+                           "--batch", str(batch), *(["--jobs", str(jobs)] if jobs else [])],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=7200)
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"ggop-adapter ingest failed: {done.stderr[-2000:]}")
     return elapsed, done.stderr.strip()
 
 
-def bulk_run(url: str, count: int, seed: int, batch: int = 20, pg_pid: int | None = None) -> dict:
+def bulk_run(url: str, count: int, seed: int, batch: int = 20, pg_pid: int | None = None,
+             jobs: int | None = None) -> dict:
     """``ggop-adapter ingest DIR`` over ``count`` generated files; and over one file first, for
     what a run costs whatever its size (starting the processes, loading rules and schemas), so
     that a national year is extrapolated from the rate per file, not from a start-up spread
@@ -118,15 +120,15 @@ def bulk_run(url: str, count: int, seed: int, batch: int = 20, pg_pid: int | Non
         (one / generated[0].filename).write_bytes(generated[0].xml)
         for m in generated[1:]:
             (folder / m.filename).write_bytes(m.xml)
-        fixed, _ = _ingest_folder(url, one, batch)
+        fixed, _ = _ingest_folder(url, one, batch, jobs)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         pg_before = tree_cpu_seconds(pg_pid)
-        elapsed, summary = _ingest_folder(url, folder, batch)
+        elapsed, summary = _ingest_folder(url, folder, batch, jobs)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         pg_cpu = tree_cpu_seconds(pg_pid) - pg_before
     ingest_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     per_file = max(elapsed - fixed, 1e-9) / count
-    return {"messages": count, "seconds": elapsed, "per_second": count / elapsed, "batch": batch,
+    return {"messages": count, "seconds": elapsed, "per_second": count / elapsed, "batch": batch, "jobs": jobs,
             "start_seconds": fixed, "per_second_after_start": 1 / per_file,
             "year_minutes": (fixed + NATIONAL_YEAR * per_file) / 60,
             "cpu": {"ingest_ms_per_message": ingest_cpu / count * 1000,
@@ -136,20 +138,15 @@ def bulk_run(url: str, count: int, seed: int, batch: int = 20, pg_pid: int | Non
 
 
 def run(pg: Postgres, messages: int = 3000, clients: int = 8, workers: int = 2, bulk: int = 10_000,
-        batch: int = 20) -> tuple[list[Figure], dict]:
-    raw = [m.xml for m in generate_messages(messages + 20, seed=4242)]
+        batch: int = 20, jobs: int | None = None) -> tuple[list[Figure], dict]:
+    raw = [m.xml for m in generate_messages(max(messages, 300) + 20, seed=4242)]
     floor_ms = conversion_floor(raw)
-    r = http_run(pg.database("adapter_bench_ingest"), raw, clients, workers, pg.pid)
-    figures = [
-        Figure(f"ingest POST /medcom, PostgreSQL, {workers} workers, {clients} clients", r["per_second"], "/s",
-               1000 / floor_ms, "/s convert", (1000 / floor_ms) / r["per_second"], ">= 400/s", r["per_second"] >= 400,
-               r),
-        Figure("ingest receipt latency p99", r["p99_ms"], "ms", floor_ms, "ms convert", r["p99_ms"] / floor_ms,
-               "p99 <= 50 ms", r["p99_ms"] <= 50, {"p50_ms": r["p50_ms"]}),
-    ]
-    detail: dict = {"http": r, "conversion_ms": floor_ms}
+    figures: list[Figure] = []
+    detail: dict = {"conversion_ms": floor_ms}
+    if messages:
+        figures += http_figures(pg, raw, clients, workers, floor_ms, detail)
     if bulk:
-        b = bulk_run(pg.database("adapter_bench_bulk"), bulk, seed=2026, batch=batch, pg_pid=pg.pid)
+        b = bulk_run(pg.database("adapter_bench_bulk"), bulk, seed=2026, batch=batch, pg_pid=pg.pid, jobs=jobs)
         year = b["year_minutes"]
         figures.append(Figure(f"bulk ingest DIR ({bulk:,} files), a national year at this rate", year, "min",
                               NATIONAL_YEAR / (1000 / floor_ms) / 60 / (os.cpu_count() or 1), "min convert",
@@ -158,17 +155,31 @@ def run(pg: Postgres, messages: int = 3000, clients: int = 8, workers: int = 2, 
     return figures, detail
 
 
+def http_figures(pg: Postgres, raw: list[bytes], clients: int, workers: int, floor_ms: float,
+                 detail: dict) -> list[Figure]:
+    r = http_run(pg.database("adapter_bench_ingest"), raw, clients, workers, pg.pid)
+    detail["http"] = r
+    return [
+        Figure(f"ingest POST /medcom, PostgreSQL, {workers} workers, {clients} clients", r["per_second"], "/s",
+               1000 / floor_ms, "/s convert", (1000 / floor_ms) / r["per_second"], ">= 400/s", r["per_second"] >= 400,
+               r),
+        Figure("ingest receipt latency p99", r["p99_ms"], "ms", floor_ms, "ms convert", r["p99_ms"] / floor_ms,
+               "p99 <= 50 ms", r["p99_ms"] <= 50, {"p50_ms": r["p50_ms"]}),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--messages", type=int, default=3000, help="messages POSTed (0: no HTTP run)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bulk", type=int, default=10_000, help="files for the bulk run (0: none)")
     ap.add_argument("--batch", type=int, default=20, help="messages per transaction in the bulk run")
+    ap.add_argument("--jobs", type=int, help="processes of the bulk run (default: ingest's own, one per core)")
     ap.add_argument("--postgres", help="a PostgreSQL URL (default: a private server of its own)")
     args = ap.parse_args()
     with Postgres(args.postgres) as pg:
-        figures, detail = run(pg, args.messages, args.clients, args.workers, args.bulk, args.batch)
+        figures, detail = run(pg, args.messages, args.clients, args.workers, args.bulk, args.batch, args.jobs)
     print(table(figures))
     print("\n" + cpu_split(detail))
 
@@ -178,10 +189,12 @@ def cpu_split(detail: dict) -> str:
     def ms(value):
         return f"{value:.2f}" if value is not None else "-"
 
-    http = detail["http"]["cpu"]
-    lines = [(f"POST /medcom CPU per message: service {ms(http['service_ms_per_message'])} ms, PostgreSQL "
-              f"{ms(http['postgres_ms_per_message'])} ms, load generator {ms(http['client_ms_per_message'])} ms; "
-              f"{http['cores_busy']:.2f} cores busy")]
+    lines = []
+    if "http" in detail:
+        http = detail["http"]["cpu"]
+        lines.append(f"POST /medcom CPU per message: service {ms(http['service_ms_per_message'])} ms, PostgreSQL "
+                     f"{ms(http['postgres_ms_per_message'])} ms, load generator "
+                     f"{ms(http['client_ms_per_message'])} ms; {http['cores_busy']:.2f} cores busy")
     if "bulk" in detail:
         b = detail["bulk"]
         lines.append(f"ingest DIR CPU per message: ingest processes {ms(b['cpu']['ingest_ms_per_message'])} ms, "

@@ -188,13 +188,15 @@ class _Writer:
     def store(self, paths: list[str], prepared: list[tuple]) -> None:
         from adapter import metrics
         from adapter.service.ingest import store_prepared
+        from adapter.service.ingest import written_at
         from adapter.store.resources import lock_shared_of
 
         ready = [(path, p) for path, (what, p) in zip(paths, prepared, strict=True) if what == "ready"]
         done: list[tuple[str, Prepared, IngestResult]] = []
         try:
             with self.runtime.engine.begin() as conn:
-                lock_shared_of(conn, [p.conversion.bundle for _path, p in ready if p.conversion is not None])
+                lock_shared_of(conn, [(p.conversion.bundle, written_at(p.conversion.message))
+                                      for _path, p in ready if p.conversion is not None])
                 done = [(path, p, store_prepared(conn, self.runtime, p, CLIENT, count=False)) for path, p in ready]
         except Exception:  # noqa: BLE001 - rolled back: each message again in its own transaction
             done = []

@@ -219,15 +219,35 @@ def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> boo
     return True
 
 
-def lock_shared_of(conn: Connection, bundles: list[dict]) -> None:
-    """Before a transaction stores several messages (a bulk batch): take the locks of all the
-    shared resources they name at once, in one order (PostgreSQL; SQLite has one writer at a
-    time), so that two such transactions never hold one each of what the other needs."""
+def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | None]]) -> None:
+    """Before a transaction stores several messages (a bulk batch; each Bundle with when its
+    message was written): take the locks of the shared resources they will write, all at once
+    and in one order (PostgreSQL; SQLite has one writer at a time), so that two such
+    transactions never hold one each of what the other needs. A shared resource that every
+    message of the batch names as it is stored (a hospital, a municipality whose details do not
+    change) is not written, so it is not locked: batches naming it do not wait for each other.
+
+    One written after this look (by a concurrent transaction, making a message of the batch
+    write it too) is locked when its message is stored (:func:`save_bundle`); should that
+    deadlock, PostgreSQL ends one transaction and the bulk writer stores its messages again."""
     if conn.dialect.name != "postgresql":
         return
-    keys = {(e["resource"]["resourceType"], entry_id(e)) for b in bundles for e in b["entry"]
-            if e["resource"]["resourceType"] in SHARED_TYPES}
-    pg_arrays.lock_shared(conn, sorted(keys))
+    named: dict[tuple[str, str], list[tuple[dict, dt.datetime | None]]] = {}
+    for bundle, as_of in bundles:
+        targets = None
+        for e in bundle["entry"]:
+            if e["resource"]["resourceType"] in SHARED_TYPES:
+                if targets is None:
+                    targets = {x["fullUrl"]: f"{x['resource']['resourceType']}/{entry_id(x)}" for x in bundle["entry"]}
+                resource = rewrite_references(entry_resource(e), targets)
+                named.setdefault((resource["resourceType"], resource["id"]), []).append((resource, as_of))
+    if not named:
+        return
+    current = pg_arrays.current_versions(conn, sorted(named))
+    now = stored_time(dt.datetime.now(dt.UTC))
+    writes = [key for key, versions in named.items()
+              if any(next_version(r, current.get(key), now, as_of) is not None for r, as_of in versions)]
+    pg_arrays.lock_shared(conn, sorted(writes))
 
 
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
