@@ -185,3 +185,23 @@ def test_a_processing_defect_keeps_the_message_as_failed(engine, monkeypatch):
         rows = conn.execute(select(messages.c.state, messages.c.raw)).all()
     assert [(r.state, r.raw) for r in rows] == [("failed", MINIMAL)]
     assert count(engine, resources) == 0 and count(engine, outbox) == 0
+
+
+def test_a_conflict_in_the_array_statements_is_raised_as_sqlalchemy_raises_it(engine):
+    """The array statements go to psycopg directly: a version written twice still fails as an
+    IntegrityError (which the message transaction answers by running again), and the
+    transaction is rolled back as SQLAlchemy rolls back any other."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the array statements are PostgreSQL's")
+    from sqlalchemy.exc import IntegrityError
+
+    from adapter.store import pg_arrays
+
+    row = {"type": "Organization", "id": "o-1", "version_id": 1, "municipality": None, "patient_id": None,
+           "content": {"resourceType": "Organization", "id": "o-1", "meta": {"versionId": "1"}},
+           "status": None, "as_of": None}
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        for _ in range(2):  # the second writes history version 1 again
+            pg_arrays.write_resources(conn, [row], now=T0, message_id=None, changed_by="test", grants=[],
+                                      grant_to=None)
+    assert count(engine, resources) == 0 and count(engine, resource_history) == 0

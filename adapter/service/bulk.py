@@ -187,8 +187,7 @@ class _Writer:
 
     def store(self, paths: list[str], prepared: list[tuple]) -> None:
         from adapter import metrics
-        from adapter.service.ingest import store_prepared
-        from adapter.service.ingest import written_at
+        from adapter.service.ingest import store_prepared, written_at
         from adapter.store.resources import lock_shared_of
 
         ready = [(path, p) for path, (what, p) in zip(paths, prepared, strict=True) if what == "ready"]

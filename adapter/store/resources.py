@@ -10,6 +10,7 @@ written earlier than the stored version's (``as_of``) leaves the content as it i
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, delete, false, insert, or_, select, tuple_, update
@@ -74,17 +75,31 @@ def bundle_resources(bundle: dict) -> list[dict]:
     return [rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
 
 
-def current_shared(bundle: dict, stored: list[dict]) -> dict:
+@dataclass(frozen=True)
+class Saved:
+    """What :func:`save_bundle` stored: every resource of the Bundle as it now stands (in
+    Bundle order), and the shared ones whose stored version stood because it was written after
+    the message (an older message arriving after a newer one)."""
+
+    resources: list[dict]
+    newer: frozenset[tuple[str, str]]
+
+
+def current_shared(bundle: dict, saved: Saved) -> dict:
     """``bundle`` with each shared resource as the store now holds it: when an older message
     arrives after a newer one, what is pushed on carries the newer Patient, as the store does,
-    so a receiver never goes back to older details."""
-    by_key = {(r["resourceType"], r["id"]): r for r in stored}
+    so a receiver never goes back to older details. (Every other shared resource stands as
+    the message gave it: the Bundle itself is returned when there is none.)"""
+    if not saved.newer:
+        return bundle
+    by_key = {(r["resourceType"], r["id"]): r for r in saved.resources}
     local = {f"{e['resource']['resourceType']}/{entry_id(e)}": e["fullUrl"] for e in bundle["entry"]}
     entries = []
     for e in bundle["entry"]:
         res = e["resource"]
-        now = by_key.get((res["resourceType"], entry_id(e)))
-        if res["resourceType"] in SHARED_TYPES and now is not None:
+        key = (res["resourceType"], entry_id(e))
+        now = by_key.get(key) if key in saved.newer else None
+        if now is not None:
             meta = {k: v for k, v in now.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
             body = rewrite_references({k: v for k, v in now.items() if k not in ("meta", "id")}, local)
             fresh = {"resourceType": res["resourceType"], **({"id": res["id"]} if "id" in res else {}),
@@ -139,13 +154,19 @@ def save_resource(conn: Connection, resource: dict, *, now: dt.datetime, municip
     return stored
 
 
+def _written_after(current, as_of: dt.datetime | None) -> bool:
+    """Is the ``current`` version (a row with ``as_of``, or None) of a message written after
+    ``as_of``?"""
+    return current is not None and as_of is not None and current.as_of is not None \
+        and _utc(current.as_of) > as_of
+
+
 def next_version(resource: dict, current, now: dt.datetime, as_of: dt.datetime | None) -> dict | None:
     """What to store for ``resource`` over ``current`` (a row with ``version_id``, ``content``,
     ``as_of``, or None): the next version, or None when the current version stands (the same
     content apart from meta, or a current version written after ``as_of``). ``now`` as the
     store keeps it (:func:`stored_time`)."""
-    if current is not None and as_of is not None and current.as_of is not None \
-            and _utc(current.as_of) > as_of:
+    if _written_after(current, as_of):
         return None
     body = {k: v for k, v in resource.items() if k != "meta"}
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
@@ -251,7 +272,7 @@ def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | Non
 
 
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
-                message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None) -> list[dict]:
+                message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None) -> Saved:
     """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs,
     conditional ones by the id the adapter derives from the identifier).
 
@@ -266,15 +287,16 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     keys = [(r["resourceType"], r["id"]) for r in items]
     grants = sorted({k for k in keys if k[0] in SHARED_TYPES})
     if conn.dialect.name != "postgresql":  # one writer at a time: nothing to lock
-        written, out = _versions(items, _current_rows(conn, keys), now, municipality, patient, message_id, as_of)
+        written, out, newer = _versions(items, _current_rows(conn, keys), now, municipality, patient, message_id,
+                                        as_of)
         if written:
             conn.execute(_SQLITE_UPSERT, sorted(written, key=lambda v: (v["type"], v["id"])))
             conn.execute(_COPY_HISTORY, {"keys": [(v["type"], v["id"]) for v in written], "changed_by": changed_by})
         if municipality is not None and grants:
             conn.execute(_SQLITE_GRANT, [dict(type=t, id=i, municipality=municipality) for t, i in grants])
-        return out
+        return Saved(out, newer)
     current = pg_arrays.current_versions(conn, keys)
-    written, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+    written, out, newer = _versions(items, current, now, municipality, patient, message_id, as_of)
     shared_writes = sorted({(v["type"], v["id"]) for v in written if v["type"] in SHARED_TYPES})
     if shared_writes:
         # A shared resource this message writes (one that many messages name): its lock, taken
@@ -282,10 +304,10 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         # concurrent message can write it now. One that stands as stored is not locked.
         pg_arrays.lock_shared(conn, shared_writes)
         current.update(pg_arrays.current_versions(conn, shared_writes))
-        written, out = _versions(items, current, now, municipality, patient, message_id, as_of)
+        written, out, newer = _versions(items, current, now, municipality, patient, message_id, as_of)
     pg_arrays.write_resources(conn, written, now=now, message_id=message_id, changed_by=changed_by,
                               grants=grants, grant_to=municipality)
-    return out
+    return Saved(out, newer)
 
 
 def _current_rows(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -294,10 +316,11 @@ def _current_rows(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
 
 def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.datetime, municipality: str | None,
               patient: str | None, message_id: int | None, as_of: dt.datetime | None
-              ) -> tuple[list[dict], list[dict]]:
+              ) -> tuple[list[dict], list[dict], frozenset[tuple[str, str]]]:
     """What storing ``items`` over the ``current`` versions writes: the rows of the new and the
-    changed resources, and every resource as it then stands (in ``items`` order)."""
-    written, out = [], []
+    changed resources, every resource as it then stands (in ``items`` order), and the shared
+    ones whose current version stands because it was written after the message."""
+    written, out, newer = [], [], []
     for r in items:
         rtype, rid = r["resourceType"], r["id"]
         shared = rtype in SHARED_TYPES
@@ -306,6 +329,8 @@ def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.da
         if stored is None:  # the current version stands
             assert now_row is not None, "a resource not stored yet always gets its first version"
             out.append(now_row.content)
+            if shared and _written_after(now_row, as_of):
+                newer.append((rtype, rid))
             continue
         owner, about = _owners(r, municipality, patient)
         values = dict(version_id=int(stored["meta"]["versionId"]), last_updated=now, municipality=owner,
@@ -313,7 +338,7 @@ def _versions(items: list[dict], current: dict[tuple[str, str], Any], now: dt.da
                       deleted=False, as_of=as_of if shared else None)
         written.append({"type": rtype, "id": rid, **values})
         out.append(stored)
-    return written, out
+    return written, out, frozenset(newer)
 
 
 def get_resource(conn: Connection, rtype: str, rid: str):
