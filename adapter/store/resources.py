@@ -92,13 +92,12 @@ def current_shared(bundle: dict, saved: Saved) -> dict:
     the message gave it: the Bundle itself is returned when there is none.)"""
     if not saved.newer:
         return bundle
-    by_key = {(r["resourceType"], r["id"]): r for r in saved.resources}
+    by_key = {key: r for r in saved.resources if (key := (r["resourceType"], r["id"])) in saved.newer}
     local = {f"{e['resource']['resourceType']}/{entry_id(e)}": e["fullUrl"] for e in bundle["entry"]}
     entries = []
     for e in bundle["entry"]:
         res = e["resource"]
-        key = (res["resourceType"], entry_id(e))
-        now = by_key.get(key) if key in saved.newer else None
+        now = by_key.get((res["resourceType"], entry_id(e)))
         if now is not None:
             meta = {k: v for k, v in now.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
             body = rewrite_references({k: v for k, v in now.items() if k not in ("meta", "id")}, local)
