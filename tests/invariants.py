@@ -40,17 +40,21 @@ def walk_strings(obj, key=None, path="Bundle"):
         yield path, key, obj
 
 
+def json_nodes(obj, path="Bundle"):
+    """Every value in ``obj`` (JSON), with its path: an object or array before what it holds."""
+    yield path, obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from json_nodes(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from json_nodes(v, f"{path}[{i}]")
+
+
 def empty_values(obj, path="Bundle"):
     """Paths of the values FHIR does not allow to be empty: None, "", [] and {} (JSON null, an
     empty string, array or object), anywhere in ``obj``."""
-    if obj is None or (isinstance(obj, (str, list, dict)) and not obj):
-        yield path
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from empty_values(v, f"{path}.{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from empty_values(v, f"{path}[{i}]")
+    return [p for p, v in json_nodes(obj, path) if v is None or (isinstance(v, (str, list, dict)) and not v)]
 
 
 def input_tokens(raw: bytes) -> set[str]:

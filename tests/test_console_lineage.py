@@ -16,6 +16,7 @@ from adapter.lineage import element_values, lineage, load_lineage, resource_labe
 from adapter.medcom.xmlsafe import read_xml
 from adapter.pipeline import convert_bytes
 from conftest import golden_inputs
+from invariants import json_nodes
 
 KEY = TEST_ID_KEY.encode()
 
@@ -37,14 +38,7 @@ def _texts(root) -> set[str]:
 
 
 def _leaves(obj, path):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, f"{path}.{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, f"{path}[{i}]")
-    elif isinstance(obj, str):
-        yield path, obj
+    return [(p, v) for p, v in json_nodes(obj, path) if isinstance(v, str)]
 
 
 @pytest.mark.parametrize("case", range(len(cases())), ids=lambda i: cases()[i][0])

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from sqlalchemy import func, select
+from tests.support import TEST_ID_KEY
 
 from adapter.service.ingest import ingest
 from adapter.store.engine import open_store
@@ -187,15 +188,17 @@ def test_a_processing_defect_keeps_the_message_as_failed(engine, monkeypatch):
     assert count(engine, resources) == 0 and count(engine, outbox) == 0
 
 
-def test_a_conflict_in_the_array_statements_is_raised_as_sqlalchemy_raises_it(engine):
-    """The array statements go to psycopg directly: a version written twice still fails as an
-    IntegrityError (which the message transaction answers by running again), and the
-    transaction is rolled back as SQLAlchemy rolls back any other."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the array statements are PostgreSQL's")
+def test_a_conflict_in_the_array_statements_is_raised_as_sqlalchemy_raises_it(postgres_url):
+    """The array statements (PostgreSQL's) go to psycopg directly: a version written twice still
+    fails as an IntegrityError (which the message transaction answers by running again), and
+    the transaction is rolled back as SQLAlchemy rolls back any other."""
     from sqlalchemy.exc import IntegrityError
 
     from adapter.store import pg_arrays
+    from adapter.store.engine import drop_schema
+
+    drop_schema(postgres_url)
+    engine = open_store(postgres_url, id_key=TEST_ID_KEY.encode())
 
     row = {"type": "Organization", "id": "o-1", "version_id": 1, "municipality": None, "patient_id": None,
            "content": {"resourceType": "Organization", "id": "o-1", "meta": {"versionId": "1"}},
@@ -205,3 +208,4 @@ def test_a_conflict_in_the_array_statements_is_raised_as_sqlalchemy_raises_it(en
             pg_arrays.write_resources(conn, [row], now=T0, message_id=None, changed_by="test", grants=[],
                                       grant_to=None)
     assert count(engine, resources) == 0 and count(engine, resource_history) == 0
+    engine.dispose()
