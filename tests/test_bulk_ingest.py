@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tests.support import TEST_ID_KEY
 
 from adapter.generate import generate_messages
-from adapter.service.bulk import letter_key
+from adapter.service.bulk import letter_key, share_out, sniff
 from adapter.store.engine import open_store
 from adapter.store.schema import messages
 from conftest import DATA, REPO
@@ -50,6 +50,35 @@ def test_the_versions_of_one_letter_go_to_the_same_process(tmp_path):
     (tmp_path / "c.xml").write_bytes(b"no letter here")
     assert letter_key(tmp_path / "a.xml") == letter_key(tmp_path / "b.xml")
     assert letter_key(tmp_path / "c.xml") == b"c.xml"
+
+
+def test_files_are_shared_out_by_letter_and_receiver_in_balanced_shares(tmp_path):
+    """Every version of a letter in one share (in name order), all the letters to one
+    receiver in one share, so no two processes write one municipality's Organization; the
+    shares' sizes differ by no more than one receiver's files."""
+    original = (DATA / "ggop" / "minimal-almen.xml").read_bytes()
+    for m in generate_messages(240, seed=5):
+        (tmp_path / m.filename).write_bytes(m.xml)
+    # a correction addressed elsewhere than its original still follows it
+    (tmp_path / "zz-original.xml").write_bytes(original)
+    (tmp_path / "zz-rettet.xml").write_bytes(original.replace(b"nytbrev", b"rettetbrev").replace(
+        b"5790007654324</mm100:EANIdentifier>", b"5790000123117</mm100:EANIdentifier>", 1))
+    paths = sorted(tmp_path.glob("*.xml"))
+    shares = share_out(paths, 3)
+    assert sorted(p for share in shares for p in share) == [str(p) for p in paths]
+    assert all(share == sorted(share) for share in shares)
+    where = {p: i for i, share in enumerate(shares) for p in share}
+    letters, receivers = {}, {}
+    for p in paths:
+        key, to = sniff(p)
+        letters.setdefault(key, set()).add(where[str(p)])
+        receivers.setdefault(to, set()).add(where[str(p)])
+    assert all(len(s) == 1 for s in letters.values())
+    assert letters[letter_key(tmp_path / "zz-original.xml")] == {where[str(tmp_path / "zz-rettet.xml")]}
+    assert sniff(tmp_path / "zz-rettet.xml")[1] == b"5790000123117"
+    assert len(receivers) > 3 and all(len(s) == 1 for s in receivers.values())
+    largest = max(sum(1 for p in paths if sniff(p)[1] == to) for to in receivers)
+    assert max(map(len, shares)) - min(map(len, shares)) <= largest
 
 
 def test_a_failing_message_in_a_batch_is_kept_as_failed_and_the_others_are_stored(tmp_path, monkeypatch):

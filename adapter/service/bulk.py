@@ -16,7 +16,11 @@ copy of the name.
 Order: the versions of one letter (an original and its ``rettetbrev``) must be taken in their
 order, so files are shared out by the letter's sender and id, read from the first bytes of
 the file (an encoding that hides them, UTF-16, shares by file name): one process takes all
-versions of a letter, in name order.
+versions of a letter, in name order. Letters are shared out by the party they are addressed
+to (its GLN, from the first version): one process takes all the letters to one municipality,
+so no other process waits to write that municipality's Organization, which changes with the
+department a plan names. The shares are balanced by their number of files (the largest
+receivers first, each to the share with the fewest files so far).
 
 Every input is bounded as over HTTP: a file over ``ADAPTER_MAX_BYTES`` is not read (counted as
 refused, ``GGOP-E003``); the reader's limits apply to the rest. Nothing of a message's content
@@ -28,7 +32,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 
 _SENDER = re.compile(rb"<(?:[A-Za-z0-9_]+:)?Sender>.*?<(?:[A-Za-z0-9_]+:)?EANIdentifier>\s*([0-9]{1,20})\s*<",
                      re.DOTALL)
+_RECEIVER = re.compile(rb"<(?:[A-Za-z0-9_]+:)?Receiver>.*?<(?:[A-Za-z0-9_]+:)?EANIdentifier>\s*([0-9]{1,20})\s*<",
+                       re.DOTALL)
 _LETTER = re.compile(rb"<(?:[A-Za-z0-9_]+:)?Letter>\s*<(?:[A-Za-z0-9_]+:)?Identifier>\s*([^<\s]{1,40})\s*<",
                      re.DOTALL)
 SNIFF_BYTES = 16_384
@@ -47,17 +52,47 @@ CLIENT = "bulk-ingest"
 
 
 def letter_key(path: Path) -> bytes:
-    """What shares files out: sender GLN and letter id when the first bytes show them."""
+    """Which letter a file is a version of: sender GLN and letter id when the first bytes show
+    them (else the file's name)."""
+    return sniff(path)[0]
+
+
+def sniff(path: Path) -> tuple[bytes, bytes]:
+    """(the file's letter key, the GLN it is addressed to or b""), from its first bytes."""
     try:
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except OSError:
-        return path.name.encode()
+        return path.name.encode(), b""
+    receiver = _RECEIVER.search(head)
+    to = receiver.group(1) if receiver else b""
     letter = _LETTER.search(head)
     if letter is None:
-        return path.name.encode()
+        return path.name.encode(), to
     sender = _SENDER.search(head)
-    return (sender.group(1) if sender else b"") + b"|" + letter.group(1)
+    return (sender.group(1) if sender else b"") + b"|" + letter.group(1), to
+
+
+def share_out(paths: list[Path], jobs: int) -> list[list[str]]:
+    """``paths`` (in name order) in ``jobs`` shares: every version of a letter in one share,
+    the letters to one receiver in one share (the receiver of a letter's first version),
+    receivers given out largest first to the share with the fewest files; name order within
+    each share."""
+    letters: dict[bytes, list[int]] = {}
+    receiver_of: dict[bytes, bytes] = {}
+    for i, path in enumerate(paths):
+        key, to = sniff(path)
+        if key not in letters:
+            letters[key] = []
+            receiver_of[key] = to or key  # no receiver to be read: the letter stands alone
+        letters[key].append(i)
+    by_receiver: dict[bytes, list[int]] = {}
+    for key, indexes in letters.items():
+        by_receiver.setdefault(receiver_of[key], []).extend(indexes)
+    shares: list[list[int]] = [[] for _ in range(jobs)]
+    for _to, indexes in sorted(by_receiver.items(), key=lambda item: (-len(item[1]), item[0])):
+        min(shares, key=len).extend(indexes)
+    return [[str(paths[i]) for i in sorted(share)] for share in shares]
 
 
 @dataclass
@@ -132,9 +167,7 @@ def ingest_folder(folder: Path, *, jobs: int | None = None, receipts: Path | Non
     transaction; ``progress(n)`` is called as files are committed."""
     paths = files_of(folder)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1))
-    shares: list[list[str]] = [[] for _ in range(jobs)]
-    for p in paths:
-        shares[zlib.crc32(letter_key(p)) % jobs].append(str(p))
+    shares = share_out(paths, jobs)
     if receipts is not None:
         receipts.mkdir(parents=True, exist_ok=True)
     summary = Summary()
