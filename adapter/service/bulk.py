@@ -124,12 +124,17 @@ def _work(paths: list[str], receipts: str | None, batch: int, results) -> None:
     limit = runtime.settings.max_bytes
     summary = Summary()
     writer = _Writer(runtime, summary, Path(receipts) if receipts else None, None)
-    writer.report = results.put
+    counted: list[tuple[str, list[str]]] = []
+    writer.report = counted.append
     try:
         for i in range(0, len(paths), batch):
             chunk = paths[i:i + batch]
             writer.store(chunk, _prepare_files(runtime, chunk, limit))
+            results.put(counted[:])  # a batch's files at once: one message to the parent, not one a file
+            counted.clear()
     finally:
+        if counted:
+            results.put(counted[:])
         results.put(None)
         runtime.engine.dispose()
 
@@ -184,10 +189,10 @@ def ingest_folder(folder: Path, *, jobs: int | None = None, receipts: Path | Non
         if item is None:
             running[0] -= 1
             continue
-        state, codes = item
-        summary.add(state, codes)
+        for state, codes in item:
+            summary.add(state, codes)
         if progress is not None:
-            progress(1)
+            progress(len(item))
     for proc in procs:
         proc.join()
     lost = len(paths) - summary.files
