@@ -209,3 +209,32 @@ def test_a_conflict_in_the_array_statements_is_raised_as_sqlalchemy_raises_it(po
                                       grant_to=None)
     assert count(engine, resources) == 0 and count(engine, resource_history) == 0
     engine.dispose()
+
+
+def test_a_batch_never_waits_for_a_shared_resource_it_did_not_lock_up_front(postgres_url):
+    """A bulk batch holds the locks it took up front; a shared resource that turns out to need
+    writing later is taken without waiting: held elsewhere, the batch gives up (LockBusy, and
+    the bulk writer stores its messages one per transaction) instead of waiting while holding
+    locks another transaction may wait for."""
+    from adapter.pipeline import convert_bytes
+    from adapter.store import pg_arrays
+    from adapter.store.engine import drop_schema
+    from adapter.store.resources import bundle_resources, save_bundle
+
+    drop_schema(postgres_url)
+    engine = open_store(postgres_url, id_key=TEST_ID_KEY.encode())
+    bundle = convert_bytes(MINIMAL, T0, id_key=TEST_ID_KEY.encode()).bundle
+    (patient,) = [("Patient", r["id"]) for r in bundle_resources(bundle) if r["resourceType"] == "Patient"]
+    with engine.connect() as other:
+        other.begin()
+        pg_arrays.lock_shared(other, [patient])
+        with pytest.raises(pg_arrays.LockBusy), engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")  # waiting would fail otherwise, not hang
+            save_bundle(conn, bundle, now=T0, municipality="0461", message_id=None, changed_by="test",
+                        locked=set())
+        other.rollback()
+    locked: set = set()
+    with engine.begin() as conn:  # free again: taken, and added to what the batch holds
+        save_bundle(conn, bundle, now=T0, municipality="0461", message_id=None, changed_by="test", locked=locked)
+    assert patient in locked and count(engine, resources) > 0
+    engine.dispose()

@@ -232,9 +232,10 @@ class _Writer:
         done: list[tuple[str, Prepared, IngestResult]] = []
         try:
             with self.runtime.engine.begin() as conn:
-                lock_shared_of(conn, [(p.conversion.bundle, written_at(p.conversion.message))
-                                      for _path, p in ready if p.conversion is not None])
-                done = [(path, p, store_prepared(conn, self.runtime, p, CLIENT, count=False)) for path, p in ready]
+                locked = lock_shared_of(conn, [(p.conversion.bundle, written_at(p.conversion.message))
+                                               for _path, p in ready if p.conversion is not None])
+                done = [(path, p, store_prepared(conn, self.runtime, p, CLIENT, count=False, locked=locked))
+                        for path, p in ready]
         except Exception:  # noqa: BLE001 - rolled back: each message again in its own transaction
             done = []
         for _path, p, result in done:  # counted once committed

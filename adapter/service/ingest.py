@@ -227,11 +227,12 @@ def _rolled_back_by_server(exc: OperationalError) -> bool:
 
 
 def store_prepared(conn: Connection, runtime: Runtime, prepared: Prepared, client: str | None, *,
-                   count: bool = True) -> IngestResult:
+                   count: bool = True, locked: set[tuple[str, str]] | None = None) -> IngestResult:
     """The transaction's work for one prepared message; counts it once it is decided (unless
-    ``count`` is false: the caller counts it after its commit)."""
+    ``count`` is false: the caller counts it after its commit). ``locked``: the shared resources
+    a transaction of several messages locked up front (:func:`adapter.store.resources.lock_shared_of`)."""
     try:
-        out = _store(conn, runtime, prepared, client)
+        out = _store(conn, runtime, prepared, client, locked)
     except MappingError:
         if count:
             metrics.observe_message(None, "failed", [])
@@ -241,7 +242,8 @@ def store_prepared(conn: Connection, runtime: Runtime, prepared: Prepared, clien
     return out
 
 
-def _store(conn: Connection, runtime: Runtime, p: Prepared, client: str | None) -> IngestResult:
+def _store(conn: Connection, runtime: Runtime, p: Prepared, client: str | None,
+           locked: set[tuple[str, str]] | None = None) -> IngestResult:
     # Every path writes the message row once, in its final state, with the identity read from
     # it; nothing of it is acknowledged before the commit.
     raw, sha, received_at, ident, validation = p.raw, p.sha256, p.received_at, p.ident, p.validation
@@ -312,7 +314,8 @@ def _store(conn: Connection, runtime: Runtime, p: Prepared, client: str | None) 
         conn.execute(_INSERT_KEY, dict(sender_ean=ident.sender_ean, envelope_id=ident.envelope_id,
                                        letter_id=ident.letter_id, message_id=message_id, sha256=sha))
     stored = save_bundle(conn, conversion.bundle, now=received_at, municipality=ident.municipality,
-                         message_id=message_id, changed_by=client, as_of=written_at(conversion.message))
+                         message_id=message_id, changed_by=client, as_of=written_at(conversion.message),
+                         locked=locked)
     if earlier_id is not None:
         conn.execute(_SUPERSEDE, {"earlier": earlier_id})
     # One outbox row per recipient (home municipality, consented GP copy, training hospital,

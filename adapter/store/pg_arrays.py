@@ -63,6 +63,30 @@ FROM (SELECT DISTINCT hashtext(u.type || '/' || u.id) AS k
 """
 
 
+class LockBusy(Exception):
+    """A shared resource a transaction of several messages (a bulk batch) did not lock up front
+    is held by another transaction: rather than wait for it while holding the batch's own locks
+    (two such waits could deadlock), the batch gives up and its messages are stored again one
+    per transaction."""
+
+
+_TRY_LOCK = """
+SELECT coalesce(bool_and(pg_try_advisory_xact_lock(%(space)s::int, s.k)), true)
+FROM (SELECT DISTINCT hashtext(u.type || '/' || u.id) AS k
+      FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS u(type, id) ORDER BY 1) AS s
+"""
+
+
+def try_lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Take the locks of ``keys`` as :func:`lock_shared` does, but without waiting: raise
+    :class:`LockBusy` when another transaction holds one."""
+    if keys:
+        row = _execute(conn, _TRY_LOCK, {"space": LOCK_SPACE, "types": [k[0] for k in keys],
+                                         "ids": [k[1] for k in keys]}).fetchone()
+        if not (row and row[0]):
+            raise LockBusy(f"{len(keys)} shared resource(s) held by another transaction")
+
+
 def lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
     """Take the transaction's locks of the shared resources ``keys`` names (Patient,
     Organization, …: those that many messages write), all at once and in one global order.

@@ -239,7 +239,7 @@ def withdraw_access(conn: Connection, municipality: str, patient_id: str) -> boo
     return True
 
 
-def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | None]]) -> None:
+def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | None]]) -> set[tuple[str, str]] | None:
     """Before a transaction stores several messages (a bulk batch; each Bundle with when its
     message was written): take the locks of the shared resources they will write, all at once
     and in one order (PostgreSQL; SQLite has one writer at a time), so that two such
@@ -247,11 +247,13 @@ def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | Non
     message of the batch names as it is stored (a hospital, a municipality whose details do not
     change) is not written, so it is not locked: batches naming it do not wait for each other.
 
-    One written after this look (by a concurrent transaction, making a message of the batch
-    write it too) is locked when its message is stored (:func:`save_bundle`); should that
-    deadlock, PostgreSQL ends one transaction and the bulk writer stores its messages again."""
+    Returns the keys locked, for :func:`save_bundle` (``locked``): one written after this look
+    by a concurrent transaction, which a message of the batch then writes too, is taken there
+    without waiting, or the batch gives up (:class:`~adapter.store.pg_arrays.LockBusy`) and its
+    messages are stored again one per transaction; a batch never waits while holding locks
+    another waits for. None on SQLite."""
     if conn.dialect.name != "postgresql":
-        return
+        return None
     named: dict[tuple[str, str], list[tuple[dict, dt.datetime | None]]] = {}
     for bundle, as_of in bundles:
         targets = None
@@ -262,16 +264,18 @@ def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | Non
                 resource = rewrite_references(entry_resource(e), targets)
                 named.setdefault((resource["resourceType"], resource["id"]), []).append((resource, as_of))
     if not named:
-        return
+        return set()
     current = pg_arrays.current_versions(conn, sorted(named))
     now = stored_time(dt.datetime.now(dt.UTC))
     writes = [key for key, versions in named.items()
               if any(next_version(r, current.get(key), now, as_of) is not None for r, as_of in versions)]
     pg_arrays.lock_shared(conn, sorted(writes))
+    return set(writes)
 
 
 def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipality: str | None,
-                message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None) -> Saved:
+                message_id: int | None, changed_by: str | None, as_of: dt.datetime | None = None,
+                locked: set[tuple[str, str]] | None = None) -> Saved:
     """Store every resource of a transaction Bundle (as a FHIR server would apply its PUTs,
     conditional ones by the id the adapter derives from the identifier).
 
@@ -279,7 +283,8 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
     A fixed number of statements whatever the Bundle's size: one query reads the current
     versions (through the primary key); new and changed resources, their history rows and the
     access grants are written in one statement on PostgreSQL (:mod:`adapter.store.pg_arrays`),
-    in three on SQLite."""
+    in three on SQLite. ``locked``: the shared resources the transaction locked up front
+    (:func:`lock_shared_of`), when it stores several messages."""
     now = stored_time(now)
     items = bundle_resources(bundle)
     patient = next((r["id"] for r in items if r["resourceType"] == "Patient"), None)
@@ -301,7 +306,12 @@ def save_bundle(conn: Connection, bundle: dict, *, now: dt.datetime, municipalit
         # A shared resource this message writes (one that many messages name): its lock, taken
         # with the others' in one global order, then its current version read again, as no
         # concurrent message can write it now. One that stands as stored is not locked.
-        pg_arrays.lock_shared(conn, shared_writes)
+        if locked is None:
+            pg_arrays.lock_shared(conn, shared_writes)
+        else:  # in a transaction that took its locks up front (lock_shared_of): no waiting now
+            missing = [k for k in shared_writes if k not in locked]
+            pg_arrays.try_lock_shared(conn, missing)
+            locked.update(missing)
         current.update(pg_arrays.current_versions(conn, shared_writes))
         written, out, newer = _versions(items, current, now, municipality, patient, message_id, as_of)
     pg_arrays.write_resources(conn, written, now=now, message_id=message_id, changed_by=changed_by,
