@@ -66,3 +66,17 @@ def test_invariant_checker_catches_defects(tables):
                for p in check_bundle(bundle, raw, tables.all_strings()))
     bundle["entry"][0]["resource"]["name"] = [{"family": ""}]
     assert independent_r4_check(bundle)
+
+
+def test_a_relative_with_nothing_to_map_leaves_no_empty_contact(tables):
+    """An empty <Relative> (the schema only warns) gives no contact at all, not an empty one."""
+    import re
+
+    from conftest import DATA
+
+    raw = (DATA / "ggop" / "full-specialiseret.xml").read_bytes()
+    raw = re.sub(rb"(<Relatives>\s*)", rb"\1<Relative></Relative>", raw, count=1)
+    bundle = convert_bytes(raw, id_key=KEY).bundle
+    (patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert [c["name"]["family"] for c in patient["contact"]] == ["Demodatter"]
+    assert check_bundle(bundle, raw, tables.all_strings()) == []

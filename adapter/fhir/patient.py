@@ -92,6 +92,7 @@ def patient_resource(p: Patient, relatives: list[Relative], ctx: MapContext,
         "birthDate": birth.isoformat() if birth else None,
         "deceasedBoolean": deceased,
         "address": [a for a in addresses if a],
-        "contact": [contact_from_relative(r, ctx) for r in relatives],
+        # a relative with nothing to map is left out
+        "contact": [c for c in (contact_from_relative(r, ctx) for r in relatives) if c],
         "generalPractitioner": [gp_ref] if gp_ref else None,
     })
