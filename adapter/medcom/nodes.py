@@ -158,8 +158,7 @@ class Node:
     def _leaf(self, name: str, found: list[etree._Element]) -> Val | None:
         """What :meth:`text` reads from the first of the children ``found`` under ``name``."""
         el = found[0]
-        # _text_of, inline: a leaf (no child nodes at all) is the usual case
-        value = (el.text or "").strip() if len(el) == 0 else "".join(el.itertext()).strip()
+        value = _text_of(el)
         if not value:
             return None
         return Val(_WS.sub(" ", value) if "\n" in value else value, el.sourceline,

@@ -51,14 +51,9 @@ SNIFF_BYTES = 16_384
 CLIENT = "bulk-ingest"
 
 
-def letter_key(path: Path) -> bytes:
-    """Which letter a file is a version of: sender GLN and letter id when the first bytes show
-    them (else the file's name)."""
-    return sniff(path)[0]
-
-
 def sniff(path: Path) -> tuple[bytes, bytes]:
-    """(the file's letter key, the GLN it is addressed to or b""), from its first bytes."""
+    """(which letter the file is a version of, the GLN it is addressed to or b""), from its
+    first bytes: the letter as sender GLN and letter id when they show (else the file's name)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)

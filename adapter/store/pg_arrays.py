@@ -56,11 +56,18 @@ class Current(NamedTuple):
 # Advisory locks of shared resources: (LOCK_SPACE, hashtext of "Type/id"). The delivery worker's
 # locks are in a space of their own (adapter/routing/worker.py).
 LOCK_SPACE = 0x67670002
-_LOCK = """
-SELECT count(pg_advisory_xact_lock(%(space)s::int, s.k))
+_LOCKS = """
+SELECT {take}
 FROM (SELECT DISTINCT hashtext(u.type || '/' || u.id) AS k
       FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS u(type, id) ORDER BY 1) AS s
 """
+_LOCK = _LOCKS.format(take="count(pg_advisory_xact_lock(%(space)s::int, s.k))")
+# true when every lock was free (those taken stay held until the transaction ends)
+_TRY_LOCK = _LOCKS.format(take="coalesce(bool_and(pg_try_advisory_xact_lock(%(space)s::int, s.k)), true)")
+
+
+def _lock_params(keys: Sequence[tuple[str, str]]) -> dict:
+    return {"space": LOCK_SPACE, "types": [k[0] for k in keys], "ids": [k[1] for k in keys]}
 
 
 class LockBusy(Exception):
@@ -70,19 +77,11 @@ class LockBusy(Exception):
     per transaction."""
 
 
-_TRY_LOCK = """
-SELECT coalesce(bool_and(pg_try_advisory_xact_lock(%(space)s::int, s.k)), true)
-FROM (SELECT DISTINCT hashtext(u.type || '/' || u.id) AS k
-      FROM unnest(%(types)b::varchar[], %(ids)b::varchar[]) AS u(type, id) ORDER BY 1) AS s
-"""
-
-
 def try_lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
     """Take the locks of ``keys`` as :func:`lock_shared` does, but without waiting: raise
     :class:`LockBusy` when another transaction holds one."""
     if keys:
-        row = _execute(conn, _TRY_LOCK, {"space": LOCK_SPACE, "types": [k[0] for k in keys],
-                                         "ids": [k[1] for k in keys]}).fetchone()
+        row = _execute(conn, _TRY_LOCK, _lock_params(keys)).fetchone()
         if not (row and row[0]):
             raise LockBusy(f"{len(keys)} shared resource(s) held by another transaction")
 
@@ -97,7 +96,7 @@ def lock_shared(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
     version. Locks already held (a bulk batch takes its messages' all at once) are taken again
     at no cost."""
     if keys:
-        _execute(conn, _LOCK, {"space": LOCK_SPACE, "types": [k[0] for k in keys], "ids": [k[1] for k in keys]})
+        _execute(conn, _LOCK, _lock_params(keys))
 
 
 _CURRENT = """

@@ -71,8 +71,13 @@ def _rewrite_list(obj: list, targets: dict[str, str]) -> list:
 
 def bundle_resources(bundle: dict) -> list[dict]:
     """The Bundle's resources with their in-Bundle references made relative (``Type/id``)."""
-    targets = {e["fullUrl"]: f"{e['resource']['resourceType']}/{entry_id(e)}" for e in bundle["entry"]}
+    targets = _relative_targets(bundle)
     return [rewrite_references(entry_resource(e), targets) for e in bundle["entry"]]
+
+
+def _relative_targets(bundle: dict) -> dict[str, str]:
+    """Each entry's ``fullUrl`` → its relative reference (``Type/id``)."""
+    return {e["fullUrl"]: f"{e['resource']['resourceType']}/{entry_id(e)}" for e in bundle["entry"]}
 
 
 @dataclass(frozen=True)
@@ -259,8 +264,7 @@ def lock_shared_of(conn: Connection, bundles: list[tuple[dict, dt.datetime | Non
         targets = None
         for e in bundle["entry"]:
             if e["resource"]["resourceType"] in SHARED_TYPES:
-                if targets is None:
-                    targets = {x["fullUrl"]: f"{x['resource']['resourceType']}/{entry_id(x)}" for x in bundle["entry"]}
+                targets = targets or _relative_targets(bundle)
                 resource = rewrite_references(entry_resource(e), targets)
                 named.setdefault((resource["resourceType"], resource["id"]), []).append((resource, as_of))
     if not named:
