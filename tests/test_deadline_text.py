@@ -404,3 +404,24 @@ def test_working_days_count_with_the_calendar(text, discharge, latest):
     parsed = parse_deadline_text(text, discharge, DanishCalendar())
     assert (parsed.kind, parsed.latest) == ("within", latest)
     assert parse_deadline_text(text, discharge).kind == "unparsed"  # no calendar: not used
+
+
+# Pieces of deadline texts the date and amount patterns look for, and what lies around them.
+_PIECES = ["14", "3", "2026", "12", "1.", "/", "-", ".", ",", " ", "dage", "dag", "uger", "uge", "mdr.",
+           "måned", "timer", "hverdage", "jan", "januar", "feb.", "okt", "marts", "to", "tre", "en", "½",
+           "inden for", "senest", "efter", "fra", "ikke før", "mellem", "og", "til", "udskrivelse", "d.",
+           "den", "mandag", "5/6", "5.6", "2026-03-04", "7 . marts"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PIECES), st.sampled_from(["", " ", "  "])), min_size=1, max_size=9))
+def test_the_cheap_looks_never_miss_a_date_or_an_amount_the_full_patterns_find(pieces):
+    """The date and amount patterns run only when a cheaper pattern finds what every match of
+    theirs contains: it must find something in every text they match."""
+    from adapter.rules import deadline_text as dt_
+
+    text = "".join(p + sep for p, sep in pieces)
+    if dt_._DATE_RE.search(text):
+        assert dt_._DATE_HINT_RE.search(text), text
+    if dt_._RELATIVE_RE.search(text):
+        assert dt_._QTY_PART_RE.search(text), text

@@ -91,3 +91,13 @@ def test_the_tag_caches_stay_bounded_whatever_tags_and_namespaces_senders_choose
         assert len(nodes._TAGS) <= nodes._CACHE_LIMIT
         assert len(nodes._FAMILY_NAMES) <= nodes._FAMILY_LIMIT
         assert all(len(names) <= nodes._CACHE_LIMIT for names in nodes._FAMILY_NAMES.values())
+
+
+def test_white_space_is_the_same_for_str_split_and_the_pattern_it_replaced():
+    """Text is collapsed with ``str.split`` where the pattern ``\\s+`` was used: the two agree on
+    every code point."""
+    import re
+    import sys
+
+    pattern = re.compile(r"\s")
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if bool(pattern.fullmatch(c)) != c.isspace()] == []
