@@ -8,6 +8,10 @@ settings saves.
     python bench/store.py --messages 900
     python bench/store.py --messages 900 --compression pglz   # the JSON compressed as before 0008
 
+It also times one of the array statements (the current versions of a plan's resources) sent
+through SQLAlchemy's ``exec_driver_sql`` and straight to psycopg, as :mod:`adapter.store.pg_arrays`
+sends them: what SQLAlchemy's execution layer adds to a statement.
+
 Only with the private server (the statistics extension must be preloaded).
 """
 
@@ -27,6 +31,8 @@ from adapter.config import Settings
 from adapter.generate import generate_messages
 from adapter.runtime import load_runtime
 from adapter.service.ingest import prepare, store_prepared, stored_first
+from adapter.store import pg_arrays
+from adapter.store.resources import bundle_resources
 
 COLUMNS = (("resources", "content"), ("resource_history", "content"), ("outbox", "payload"), ("messages", "raw"),
            ("messages", "receipt"))
@@ -53,6 +59,8 @@ def run(messages: int, compression: str | None) -> dict:
         for p in timed:
             stored_first(engine, lambda conn, p=p: store_prepared(conn, runtime, p, "bench"), lambda c, e: None)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        keys = [(r["resourceType"], r["id"]) for r in bundle_resources(timed[0].conversion.bundle)]
+        overhead = statement_times(engine, keys)
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60), sum(calls), sum(total_exec_time) "
@@ -63,7 +71,27 @@ def run(messages: int, compression: str | None) -> dict:
     return {"messages": n, "compression": compression or "as migrated", "cpu_ms": cpu / n * 1000,
             "wall_ms": wall / n * 1000,
             "server_ms": {q: ms / n for q, _calls, ms in rows if ms / n >= 0.005},
-            "server_total_ms": sum(ms for _q, _c, ms in rows) / n}
+            "server_total_ms": sum(ms for _q, _c, ms in rows) / n, "statement_us": overhead}
+
+
+def statement_times(engine, keys: list[tuple[str, str]], repeat: int = 2000) -> dict[str, float]:
+    """Microseconds per execution of the current-versions query for ``keys`` (round trip
+    included), through SQLAlchemy and through psycopg, on one connection in turn."""
+    params = {"types": [k[0] for k in keys], "ids": [k[1] for k in keys]}
+    out: dict[str, float] = {}
+    with engine.begin() as conn:
+        ways = {"sqlalchemy": lambda: conn.exec_driver_sql(pg_arrays._CURRENT, params).all(),
+                "psycopg": lambda: pg_arrays._execute(conn, pg_arrays._CURRENT, params).fetchall()}
+        for _ in range(3):  # alternately, the best of three rounds each
+            for name, run_once in ways.items():
+                for _ in range(50):
+                    run_once()
+                t = time.perf_counter()
+                for _ in range(repeat):
+                    run_once()
+                us = (time.perf_counter() - t) / repeat * 1e6
+                out[name] = min(us, out.get(name, us))
+    return out
 
 
 def main() -> None:
@@ -77,6 +105,9 @@ def main() -> None:
           f"PostgreSQL executing {r['server_total_ms']:.2f} ms per message")
     for query, ms in r["server_ms"].items():
         print(f"  {ms:7.3f} ms  {query}")
+    st = r["statement_us"]
+    print(f"one array statement (current versions of a plan's resources): {st['sqlalchemy']:.0f} µs through "
+          f"SQLAlchemy, {st['psycopg']:.0f} µs through psycopg")
 
 
 if __name__ == "__main__":
